@@ -1,0 +1,165 @@
+# keyfs: one non-recursive GNU Makefile.
+#   make            build build/keyfs
+#   make deps       apt-get install everything the build and tests need
+#   make run        build and mount keyfs (local provider) at ./mnt
+#   make check      unit tests, then integration tests
+#   make SAN=address,undefined check    sanitizer build in its own folder
+#   make lint | install | clean | fuzz | bench
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
+	libssl-dev libjansson-dev python3 python3-pytest attr curl util-linux \
+	ca-certificates
+PKGS := fuse3 libcurl openssl jansson
+
+SAN ?=
+ifeq ($(SAN),)
+B := build
+else
+B := build/san-$(subst $(comma),-,$(SAN))
+endif
+comma := ,
+
+CC ?= cc
+# Computed only when compiling, so `make deps` works without pkg-config.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wvla -Wpointer-arith \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
+	-DKF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(CFLAGS) \
+	$(PKG_CFLAGS) -Icloud -Ifs -MMD -MP
+LDFLAGS_ALL = -pie -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
+ifneq ($(DEVELOPER),)
+ALL_CFLAGS += -Werror
+endif
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_ALL += -fsanitize=$(SAN)
+# FORTIFY and the sanitizers disagree about some builtins.
+HARDEN := -fstack-protector-strong -fPIE
+endif
+
+CLOUD_SRC := $(wildcard cloud/*.c)
+FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
+UNIT_SRC := $(wildcard tests/unit/*.c)
+CLOUD_OBJ := $(CLOUD_SRC:%.c=$(B)/%.o)
+FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
+
+.PHONY: all deps ensure-deps run check check-build unit integration lint \
+	install clean fuzz bench stop
+.DEFAULT_GOAL := all
+
+all: $(B)/keyfs
+
+# Install the Debian packages when something is missing (as root), or say
+# exactly what to run.
+ensure-deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
+		else \
+			echo "missing Debian packages; run:" >&2; \
+			echo "  sudo apt-get install -y $(DEB_PKGS)" >&2; exit 1; \
+		fi; \
+	fi
+	@for p in $(PKGS); do pkg-config --exists $$p || { \
+		echo "pkg-config cannot find $$p; run:" >&2; \
+		echo "  sudo apt-get install -y $(DEB_PKGS)" >&2; exit 1; }; done
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libkfcloud.a: $(CLOUD_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libkffs.a: $(FS_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/keyfs: $(B)/fs/main.o $(B)/libkffs.a $(B)/libkfcloud.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/kt: $(UNIT_OBJ) $(B)/libkffs.a $(B)/libkfcloud.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+MNT ?= $(CURDIR)/mnt
+run: ensure-deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(MNT)
+	@if grep -qs " $(MNT) " /proc/mounts; then \
+		echo "keyfs is already mounted at $(MNT)"; \
+	else \
+		$(B)/keyfs -o providers=local,store=$(CURDIR)/.keyfs-store $(MNT) || exit 1; \
+		echo "keyfs is mounted at $(MNT) (local provider, store $(CURDIR)/.keyfs-store)"; \
+	fi
+	@echo "Try:"
+	@echo "  mkdir $(MNT)/local/ml-keys                 # a key ring"
+	@echo "  mkdir $(MNT)/local/ml-keys/api             # a key (AES-256-GCM)"
+	@echo "  echo -n sk-test > $(MNT)/local/ml-keys/api/openai"
+	@echo "  cat $(MNT)/local/ml-keys/api/openai"
+	@echo "  getfattr -d $(MNT)/local/ml-keys/api"
+	@echo "Unmount with: fusermount3 -u $(MNT)   (or: make stop)"
+
+stop:
+	-fusermount3 -u $(MNT)
+
+check: ensure-deps
+	@$(MAKE) --no-print-directory check-build
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+check-build: $(B)/keyfs $(B)/kt
+
+unit: $(B)/kt
+	$(B)/kt
+
+PYTEST ?= /usr/bin/python3 -m pytest
+integration: $(B)/keyfs
+	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KEYFS_SAN=$(SAN) \
+		$(PYTEST) -q -p no:cacheprovider tests/integration
+
+BANNED := strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|atol
+lint:
+	@if grep -nE '\b($(BANNED))\s*\(' cloud/*.c cloud/*.h fs/*.c fs/*.h \
+		tests/unit/*.c; then \
+		echo "lint: banned function (see STYLE.md)" >&2; exit 1; fi
+	@if grep -nE '\b(printf|fprintf)\s*\([^)]*(->data|secret)' cloud/*.c fs/*.c; then \
+		echo "lint: printing secret memory?" >&2; exit 1; fi
+	cppcheck --quiet --error-exitcode=1 --std=c11 \
+		--suppress=missingIncludeSystem --inline-suppr -Icloud -Ifs cloud fs
+	@echo "lint: ok"
+
+install: $(B)/keyfs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin \
+		$(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)/lib/systemd/system
+	install -m 0755 $(B)/keyfs $(DESTDIR)$(PREFIX)/bin/keyfs
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' mount-helpers/mount.keyfs \
+		> $(DESTDIR)/sbin/mount.keyfs
+	chmod 0755 $(DESTDIR)/sbin/mount.keyfs
+	install -m 0644 docs/keyfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/keyfs.1
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' mount-helpers/keyfs@.service \
+		> $(DESTDIR)/lib/systemd/system/keyfs@.service
+
+clean:
+	rm -rf build
+
+-include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d

@@ -1,0 +1,30 @@
+/*
+ * Logging to stderr (foreground) or syslog (daemon), with levels.  Callers
+ * never pass a value, key, token or credential; use kf_log_redacted() to
+ * mention that a value exists.
+ */
+#ifndef KF_LOG_H
+#define KF_LOG_H
+
+#include <stddef.h>
+
+enum kf_log_level {
+	KF_LOG_ERROR = 0,
+	KF_LOG_WARN,
+	KF_LOG_INFO,
+	KF_LOG_DEBUG,
+};
+
+/* Set the threshold (default KF_LOG_INFO) and the sink. */
+void kf_log_set_level(enum kf_log_level lvl);
+enum kf_log_level kf_log_get_level(void);
+/* Switch from stderr to syslog (ident "keyfs"); called after daemonizing. */
+void kf_log_use_syslog(void);
+
+void kf_log(enum kf_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Parse "error|warn|info|debug"; -1 when unknown. */
+int kf_log_level_parse(const char *s);
+
+#endif

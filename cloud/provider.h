@@ -1,0 +1,172 @@
+/*
+ * The provider interface: the only view fs/ has of a secret store.  A
+ * provider owns one top-level directory (local/, aws/, gcp/) and interprets
+ * paths below it; fs/ knows nothing provider-specific.  Every operation may
+ * be called from many FUSE threads at once, so providers are thread-safe.
+ * Values cross this interface only in struct kf_secret (locked memory) or
+ * as borrowed pointers into one.
+ */
+#ifndef KF_PROVIDER_H
+#define KF_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "secret.h"
+
+struct kf_provider;
+
+enum kf_kind {
+	KF_KIND_NONE = 0,
+	KF_KIND_DIR,		/* lists children (region, ring, key, ...) */
+	KF_KIND_FILE,		/* holds a value */
+};
+
+struct kf_attr {
+	enum kf_kind kind;
+	int size_known;		/* 1 when size is the exact value length */
+	uint64_t size;		/* value bytes (files, when size_known) */
+	int64_t mtime;		/* epoch seconds of last change; 0 unknown */
+};
+
+/*
+ * Called once per directory entry.  name is a single component (no '/').
+ * attr may be NULL when the kind is not known without another call.
+ * Return 0 to go on, non-zero to stop listing.
+ */
+typedef int (*kf_list_fn)(void *ctx, const char *name,
+			  const struct kf_attr *attr);
+
+/* Flags for commit. */
+#define KF_COMMIT_CREATE 1	/* the object may not exist yet: create it */
+
+/*
+ * All paths are relative to the provider's directory: "" is the provider
+ * root, components are separated by single '/', never "." or "..", no
+ * leading or trailing '/'.  Every function returns 0, or -1 with *err
+ * filled (err->code is what fs/errmap.c maps to errno).  None may block
+ * past the configured timeout.
+ */
+struct kf_provider_ops {
+	/* Kind, size and time of path.  KF_E_NOTFOUND when absent. */
+	int (*getattr)(struct kf_provider *p, const char *path,
+		       struct kf_attr *attr, struct kf_err *err);
+
+	/*
+	 * One page of the directory at path.  page is NULL for the first
+	 * page, else the token the previous call left in next; next is left
+	 * empty after the last page.
+	 */
+	int (*list)(struct kf_provider *p, const char *path, const char *page,
+		    kf_list_fn fn, void *ctx, struct kf_buf *next,
+		    struct kf_err *err);
+
+	int (*mkdir)(struct kf_provider *p, const char *path,
+		     struct kf_err *err);
+	int (*rmdir)(struct kf_provider *p, const char *path,
+		     struct kf_err *err);
+	int (*unlink)(struct kf_provider *p, const char *path,
+		      struct kf_err *err);
+
+	/*
+	 * Check, without changing anything, that a value file may be created
+	 * at path (valid name, parent exists, not a directory).  The object is
+	 * created by the first commit with KF_COMMIT_CREATE.
+	 */
+	int (*can_create)(struct kf_provider *p, const char *path,
+			  struct kf_err *err);
+
+	/* The current value, in a new kf_secret the caller frees. */
+	int (*read)(struct kf_provider *p, const char *path,
+		    struct kf_secret **value, struct kf_err *err);
+
+	/*
+	 * Make value (n bytes, borrowed) the new value of path, all or
+	 * nothing.  token identifies this one commit: every retry of it reuses
+	 * the token, so a retried commit makes exactly one version.  With
+	 * KF_COMMIT_CREATE the object is created if it does not exist.
+	 */
+	int (*commit)(struct kf_provider *p, const char *path,
+		      const unsigned char *value, size_t n, const char *token,
+		      int flags, struct kf_err *err);
+
+	/* Extended attributes; value/names are appended to out. listxattr
+	 * appends NUL-terminated names.  KF_E_NODATA for an unknown name. */
+	int (*getxattr)(struct kf_provider *p, const char *path,
+			const char *name, struct kf_buf *out,
+			struct kf_err *err);
+	int (*setxattr)(struct kf_provider *p, const char *path,
+			const char *name, const void *value, size_t n,
+			struct kf_err *err);
+	int (*listxattr)(struct kf_provider *p, const char *path,
+			 struct kf_buf *out, struct kf_err *err);
+
+	/* Optional: start background work; called after daemonizing. */
+	int (*start)(struct kf_provider *p, struct kf_err *err);
+
+	/* Stop background work and free everything.  Accepts NULL. */
+	void (*free)(struct kf_provider *p);
+};
+
+struct kf_provider {
+	const struct kf_provider_ops *ops;
+	const char *name;	/* top-level directory name */
+	size_t max_value;	/* larger values get KF_E_TOOBIG */
+	void *priv;		/* the provider's own state */
+};
+
+/* One provider-specific -o option, for parsing and --help. */
+struct kf_provider_opt {
+	const char *name;	/* "aws_region" */
+	const char *arg;	/* "R[:R...]", or NULL for a flag */
+	const char *help;	/* one line, including the default */
+};
+
+/* A -o key=value handed to providers (value NULL for a bare flag). */
+struct kf_kv {
+	char *key;
+	char *value;
+};
+
+/* Settings fs/ passes to every provider. */
+struct kf_config {
+	const char *store;	/* state directory (exists, 0700) */
+	unsigned timeout;	/* seconds allowed for one operation */
+	unsigned ttl;		/* cache lifetime in seconds */
+	int read_only;		/* mounted with -o ro */
+	const struct kf_kv *opts;	/* provider options, in order given */
+	size_t nopts;
+};
+
+/* The last value given for key, or NULL.  A bare flag yields "". */
+const char *kf_config_get(const struct kf_config *cfg, const char *key);
+
+struct kf_provider_desc {
+	const char *name;
+	const struct kf_provider_opt *opts;	/* ends with {NULL} */
+	/*
+	 * Whether the provider is on when -o providers= is not given:
+	 * configuration or credentials exist.  No network I/O.
+	 */
+	int (*detect)(const struct kf_config *cfg);
+	/*
+	 * Create the provider and check its configuration and credentials
+	 * (may use the network, within cfg->timeout), before the process
+	 * daemonizes; must not start threads (see ops->start).
+	 */
+	int (*create)(const struct kf_config *cfg, struct kf_provider **out,
+		      struct kf_err *err);
+};
+
+/* Every provider built in, NULL-terminated, in top-level listing order. */
+extern const struct kf_provider_desc *const kf_provider_table[];
+
+/* The descriptor named name, or NULL. */
+const struct kf_provider_desc *kf_provider_find(const char *name);
+
+/* The descriptor declaring option key, or NULL. */
+const struct kf_provider_desc *kf_provider_for_option(const char *key);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * The table of built-in providers and the lookups fs/ uses on it.  Adding
+ * a provider means adding its descriptor here; fs/ does not change.
+ */
+#include "provider.h"
+#include "local.h"
+
+#include <string.h>
+
+const struct kf_provider_desc *const kf_provider_table[] = {
+	/* &kf_local_desc, added with cloud/local.c */
+	NULL,
+};
+
+const char *kf_config_get(const struct kf_config *cfg, const char *key)
+{
+	const char *v = NULL;
+
+	for (size_t i = 0; i < cfg->nopts; i++)
+		if (strcmp(cfg->opts[i].key, key) == 0)
+			v = cfg->opts[i].value ? cfg->opts[i].value : "";
+	return v;
+}
+
+const struct kf_provider_desc *kf_provider_find(const char *name)
+{
+	for (size_t i = 0; kf_provider_table[i]; i++)
+		if (strcmp(kf_provider_table[i]->name, name) == 0)
+			return kf_provider_table[i];
+	return NULL;
+}
+
+const struct kf_provider_desc *kf_provider_for_option(const char *key)
+{
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const struct kf_provider_opt *o = kf_provider_table[i]->opts;
+
+		for (; o && o->name; o++)
+			if (strcmp(o->name, key) == 0)
+				return kf_provider_table[i];
+	}
+	return NULL;
+}

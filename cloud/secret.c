@@ -1,0 +1,159 @@
+/*
+ * Secret memory: mmap'ed, mlock'ed, MADV_DONTDUMP, wiped before munmap.
+ * Never logs contents; the only message here is the one-time mlock warning.
+ */
+#include "secret.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static atomic_size_t locked_bytes;
+static atomic_int warned;
+
+struct kf_secret *kf_secret_new(size_t cap)
+{
+	struct kf_secret *s;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t maplen;
+	void *m;
+
+	if (page <= 0)
+		page = 4096;
+	if (cap > SIZE_MAX - (size_t)page)
+		return NULL;
+	maplen = (cap + 1 + (size_t)page - 1) / (size_t)page * (size_t)page;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	m = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		free(s);
+		return NULL;
+	}
+	(void)madvise(m, maplen, MADV_DONTDUMP);
+	if (mlock(m, maplen) == 0) {
+		atomic_fetch_add(&locked_bytes, maplen);
+	} else if (atomic_exchange(&warned, 1) == 0) {
+		kf_log(KF_LOG_WARN,
+		       "could not lock secret memory (RLIMIT_MEMLOCK?); "
+		       "values may be swapped out");
+	}
+	s->data = m;
+	s->cap = cap;
+	s->maplen = maplen;
+	s->len = 0;
+	return s;
+}
+
+struct kf_secret *kf_secret_dup(const void *p, size_t n)
+{
+	struct kf_secret *s = kf_secret_new(n);
+
+	if (s && n) {
+		memcpy(s->data, p, n);
+		s->len = n;
+	}
+	return s;
+}
+
+void kf_secret_free(struct kf_secret *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s->data, s->maplen);
+	if (munlock(s->data, s->maplen) == 0)
+		atomic_fetch_sub(&locked_bytes, s->maplen);
+	munmap(s->data, s->maplen);
+	free(s);
+}
+
+int kf_secret_set(struct kf_secret *s, const void *p, size_t n)
+{
+	if (n > s->cap)
+		return -1;
+	if (n)
+		memmove(s->data, p, n);
+	if (s->len > n)
+		explicit_bzero(s->data + n, s->len - n);
+	s->len = n;
+	return 0;
+}
+
+int kf_secret_write(struct kf_secret *s, size_t off, const void *p, size_t n)
+{
+	if (off > s->cap || n > s->cap - off)
+		return -1;
+	if (off > s->len)
+		memset(s->data + s->len, 0, off - s->len);
+	if (n)
+		memcpy(s->data + off, p, n);
+	if (off + n > s->len)
+		s->len = off + n;
+	return 0;
+}
+
+int kf_secret_truncate(struct kf_secret *s, size_t n)
+{
+	if (n > s->cap)
+		return -1;
+	if (n > s->len)
+		memset(s->data + s->len, 0, n - s->len);
+	else
+		explicit_bzero(s->data + n, s->len - n);
+	s->len = n;
+	return 0;
+}
+
+int kf_secret_equal(const struct kf_secret *a, const struct kf_secret *b)
+{
+	if (a->len != b->len)
+		return 0;
+	return CRYPTO_memcmp(a->data, b->data, a->len) == 0;
+}
+
+size_t kf_secret_locked_bytes(void)
+{
+	return atomic_load(&locked_bytes);
+}
+
+/* Each block carries its size in front so free can wipe it. */
+#define HDR 16
+
+void *kf_wipe_malloc(size_t n)
+{
+	unsigned char *p;
+
+	if (n > SIZE_MAX - HDR)
+		return NULL;
+	p = malloc(n + HDR);
+	if (!p)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + HDR;
+}
+
+void kf_wipe_free(void *v)
+{
+	unsigned char *p;
+	size_t n;
+
+	if (!v)
+		return;
+	p = (unsigned char *)v - HDR;
+	memcpy(&n, p, sizeof(n));
+	explicit_bzero(p, n + HDR);
+	free(p);
+}
+
+void kf_secret_json_init(void)
+{
+	json_set_alloc_funcs(kf_wipe_malloc, kf_wipe_free);
+}

@@ -1,0 +1,63 @@
+/*
+ * Locked memory for secret values and keys: an anonymous mapping that is
+ * mlock'ed (a warning, once, if the limit refuses), excluded from core
+ * dumps, and wiped with explicit_bzero before it is unmapped.  Nothing in
+ * here ever logs a byte of the contents.
+ */
+#ifndef KF_SECRET_H
+#define KF_SECRET_H
+
+#include <stddef.h>
+
+struct kf_secret {
+	unsigned char *data;	/* cap bytes of locked memory, never NULL */
+	size_t len;		/* bytes in use */
+	size_t cap;		/* usable capacity */
+	size_t maplen;		/* length of the mapping (page multiple) */
+};
+
+/*
+ * Allocate a secret able to hold cap bytes (cap may be 0), len 0.
+ * Returns NULL when out of memory.  Safe from any thread.
+ */
+struct kf_secret *kf_secret_new(size_t cap);
+
+/* A new secret holding a copy of n bytes at p (NULL if out of memory). */
+struct kf_secret *kf_secret_dup(const void *p, size_t n);
+
+/* Wipe, unlock and unmap.  Accepts NULL. */
+void kf_secret_free(struct kf_secret *s);
+
+/*
+ * Replace the contents with n bytes from p.  Returns 0, or -1 when n is
+ * larger than the capacity (contents unchanged).
+ */
+int kf_secret_set(struct kf_secret *s, const void *p, size_t n);
+
+/*
+ * Write n bytes at offset off, growing len (gap filled with zeros).
+ * Returns 0, or -1 when off + n passes the capacity (unchanged).
+ */
+int kf_secret_write(struct kf_secret *s, size_t off, const void *p, size_t n);
+
+/* Set len to n (new bytes zero, dropped bytes wiped); -1 if n > cap. */
+int kf_secret_truncate(struct kf_secret *s, size_t n);
+
+/* Constant-time equality of contents (1 equal, 0 not). */
+int kf_secret_equal(const struct kf_secret *a, const struct kf_secret *b);
+
+/* Bytes currently locked by kf_secret allocations (for tests/stats). */
+size_t kf_secret_locked_bytes(void);
+
+/*
+ * Make jansson allocate through a wrapper that wipes every block on free,
+ * so parsed JSON bodies holding secrets leave nothing behind.  Call once
+ * from main() before any JSON is parsed.
+ */
+void kf_secret_json_init(void);
+
+/* malloc/free pair that wipes on free; used by the jansson hook. */
+void *kf_wipe_malloc(size_t n);
+void kf_wipe_free(void *p);
+
+#endif
