@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #define XATTR_MAX 65536
 
@@ -35,6 +37,8 @@ struct kf_fh {
 	pthread_mutex_t lock;
 	struct kf_secret *val;	/* protected by lock */
 	int dirty;		/* protected by lock */
+	int failed;		/* protected by lock: errno of a failed write;
+				 * the value is then never committed */
 };
 
 static struct kf_fs *fsctx(void)
@@ -454,24 +458,85 @@ static int kf_write(const char *path, const char *buf, size_t size,
 	pthread_mutex_lock(&h->lock);
 	if (h->append)
 		off = (off_t)h->val->len;
-	if (kf_secret_write(h->val, (size_t)off, buf, size) < 0)
+	if (kf_secret_write(h->val, (size_t)off, buf, size) < 0) {
 		rc = -EFBIG;
-	else
+		h->failed = EFBIG;	/* a partial value never becomes one */
+	} else {
 		h->dirty = 1;
+	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
 
+/*
+ * Whether the process that is closing the file is being killed by a
+ * signal: then its data is an interrupted write and must not be committed.
+ * In /proc/PID/stat, field 9 holds the task flags (PF_EXITING = 0x4) and
+ * field 52 the exit code, both set before the kernel closes its files.
+ */
+static int writer_killed(pid_t pid, int *sig)
+{
+	char path[64], buf[1024], *p;
+	unsigned long flags = 0;
+	long code = 0;
+	ssize_t n;
+	int fd, field;
+
+	if (pid <= 0 || snprintf(path, sizeof(path), "/proc/%d/stat",
+				 (int)pid) >= (int)sizeof(path))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* p + 2 is field 3 (state). */
+	p += 2;
+	for (field = 3; *p && field <= 52; field++) {
+		if (field == 9)
+			flags = strtoul(p, NULL, 10);
+		if (field == 52)
+			code = strtol(p, NULL, 10);
+		p = strchr(p, ' ');
+		if (!p)
+			break;
+		p++;
+	}
+	if (!(flags & 0x4) || (code & 0x7f) == 0)
+		return 0;
+	*sig = (int)(code & 0x7f);
+	return 1;
+}
+
 /* Commit the handle's value if it changed.  Caller holds h->lock. */
-static int commit_locked(struct kf_fh *h)
+static int commit_locked(struct kf_fh *h, pid_t closer)
 {
 	struct kf_err err = KF_ERR_INIT;
 	char token[37];
-	int rc;
+	int rc, sig;
 
+	if (h->failed) {
+		rc = -h->failed;
+		if (h->dirty)
+			kf_log(KF_LOG_WARN, "%s: a write failed (%s); the value "
+			       "was not changed", h->path, strerror(h->failed));
+		h->dirty = 0;
+		return rc;
+	}
 	if (!h->dirty)
 		return 0;
 	h->dirty = 0;	/* reported once, whatever the outcome */
+	if (writer_killed(closer, &sig)) {
+		kf_log(KF_LOG_WARN, "%s: the writer was killed by signal %d; "
+		       "the value was not changed", h->path, sig);
+		return -EINTR;
+	}
 	if (kf_uuid4(token, &err) < 0)
 		return kf_errmap_report("commit", h->path, &err);
 	rc = h->p->ops->commit(h->p, h->rel, h->val->data, h->val->len, token,
@@ -491,7 +556,7 @@ static int kf_flush(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	pthread_mutex_lock(&h->lock);
-	rc = commit_locked(h);
+	rc = commit_locked(h, fuse_get_context()->pid);
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
@@ -508,7 +573,7 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	pthread_mutex_lock(&h->lock);
-	(void)commit_locked(h);	/* normally a no-op: flush committed */
+	(void)commit_locked(h, 0);	/* normally a no-op after flush */
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
 		pending_del(fsctx(), h->path);
