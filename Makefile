@@ -15,13 +15,13 @@ DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	ca-certificates
 PKGS := fuse3 libcurl openssl jansson
 
+comma := ,
 SAN ?=
 ifeq ($(SAN),)
 B := build
 else
 B := build/san-$(subst $(comma),-,$(SAN))
 endif
-comma := ,
 
 CC ?= cc
 # Computed only when compiling, so `make deps` works without pkg-config.
