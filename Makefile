@@ -12,7 +12,7 @@ VERSION := 0.1.0
 
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
-	ca-certificates
+	ca-certificates valgrind
 PKGS := fuse3 libcurl openssl jansson
 
 comma := ,
@@ -56,7 +56,7 @@ FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps ensure-deps run check check-build unit integration lint \
-	install clean fuzz bench stop
+	install clean fuzz bench stop valgrind
 .DEFAULT_GOAL := all
 
 all: $(B)/keyfs
@@ -137,6 +137,11 @@ check-build: $(B)/keyfs $(B)/kt $(TOOLS)
 
 unit: $(B)/kt
 	$(B)/kt
+
+# The unit tests under valgrind: memory errors and definite leaks fail.
+valgrind: $(B)/kt
+	valgrind -q --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite $(B)/kt
 
 PYTEST ?= /usr/bin/python3 -m pytest
 integration: $(B)/keyfs
