@@ -107,6 +107,16 @@ $(B)/tools/%: $(B)/tests/tools/%.o $(B)/libkfcloud.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+$(B)/kfbench: $(B)/tests/bench/kfbench.o $(B)/libkfcloud.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# Benchmarks (docs/performance.md): emulators on loopback, medians of
+# repeated runs, ratios against baselines measured in the same run.
+bench: ensure-deps
+	@$(MAKE) --no-print-directory $(B)/keyfs $(B)/kfbench
+	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KFBENCH=$(CURDIR)/$(B)/kfbench \
+		/usr/bin/python3 tests/bench/run_bench.py $(BENCH_ARGS)
+
 MNT ?= $(CURDIR)/mnt
 run: ensure-deps
 	@$(MAKE) --no-print-directory all
@@ -133,7 +143,7 @@ check: ensure-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-check-build: $(B)/keyfs $(B)/kt $(TOOLS)
+check-build: $(B)/keyfs $(B)/kt $(TOOLS) $(B)/kfbench
 
 unit: $(B)/kt
 	$(B)/kt
@@ -174,5 +184,6 @@ install: $(B)/keyfs
 clean:
 	rm -rf build
 
+-include $(B)/tests/bench/kfbench.d
 -include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
 	$(TOOL_SRC:%.c=$(B)/%.d)
