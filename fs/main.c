@@ -17,6 +17,7 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,7 +309,10 @@ int main(int argc, char **argv)
 		goto out;
 	fuse_loop_cfg_set_max_threads(loop, o.threads);
 	fuse_loop_cfg_set_clone_fd(loop, 0);
-	rc = fuse_loop_mt(fuse, loop) == 0 ? 0 : 1;
+	/* The loop returns the number of the signal that ended it: SIGTERM,
+	 * SIGINT and SIGHUP are the normal ways to stop (systemctl stop). */
+	rc = fuse_loop_mt(fuse, loop);
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	kf_log(KF_LOG_INFO, "unmounted %s", o.mountpoint);
 out:
 	kf_fs_stop_refresher(&fs);

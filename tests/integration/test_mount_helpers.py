@@ -558,10 +558,6 @@ def test_unit_exec_lines_mount_restart_and_stop(tmp_path, instance):
     assert "unit value" not in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "keyfs bug: fuse_loop_mt returns the signal number after SIGTERM "
-    "(libfuse sets se->error = sig), main() turns it into exit status 1, "
-    "so every `systemctl stop` leaves keyfs@.service 'failed'"))
 def test_sigterm_is_a_clean_exit(keyfs):
     """systemd stops the unit with SIGTERM; by default only exit status 0
     (or death by SIGTERM) counts as a clean stop."""
