@@ -15,13 +15,13 @@ DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	ca-certificates
 PKGS := fuse3 libcurl openssl jansson
 
+comma := ,
 SAN ?=
 ifeq ($(SAN),)
 B := build
 else
 B := build/san-$(subst $(comma),-,$(SAN))
 endif
-comma := ,
 
 CC ?= cc
 # Computed only when compiling, so `make deps` works without pkg-config.
@@ -49,6 +49,8 @@ endif
 CLOUD_SRC := $(wildcard cloud/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOLS := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 CLOUD_OBJ := $(CLOUD_SRC:%.c=$(B)/%.o)
 FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
@@ -100,6 +102,11 @@ $(B)/keyfs: $(B)/fs/main.o $(B)/libkffs.a $(B)/libkfcloud.a
 $(B)/kt: $(UNIT_OBJ) $(B)/libkffs.a $(B)/libkfcloud.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+# Test drivers: every tests/tools/X.c becomes $(B)/tools/X.
+$(B)/tools/%: $(B)/tests/tools/%.o $(B)/libkfcloud.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
 MNT ?= $(CURDIR)/mnt
 run: ensure-deps
 	@$(MAKE) --no-print-directory all
@@ -126,7 +133,7 @@ check: ensure-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-check-build: $(B)/keyfs $(B)/kt
+check-build: $(B)/keyfs $(B)/kt $(TOOLS)
 
 unit: $(B)/kt
 	$(B)/kt
@@ -162,4 +169,5 @@ install: $(B)/keyfs
 clean:
 	rm -rf build
 
--include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d
+-include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
+	$(TOOL_SRC:%.c=$(B)/%.d)
