@@ -119,6 +119,17 @@ out:
 	return rc;
 }
 
+/* Strings from json_dumps come from jansson's (wiping) allocator. */
+static void json_str_free(char *s)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (s)
+		f(s);
+}
+
 static const char *jstr(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -308,8 +319,8 @@ out:
 		out->len = start;
 		out->data[start] = '\0';
 	}
-	free(hs);
-	free(cs);
+	json_str_free(hs);
+	json_str_free(cs);
 	json_decref(hdr);
 	json_decref(claims);
 	kf_buf_release(&input);

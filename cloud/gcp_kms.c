@@ -181,6 +181,17 @@ static int query_add(struct kf_buf *b, const char *s)
 	return 0;
 }
 
+/* Strings from json_dumps come from jansson's (wiping) allocator. */
+static void json_str_free(char *s)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (s)
+		f(s);
+}
+
 static const char *jstr(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -501,7 +512,7 @@ static int json_body(json_t *o, struct kf_buf *b)
 
 	if (s && kf_buf_adds(b, s) == 0)
 		rc = 0;
-	free(s);
+	json_str_free(s);
 	return rc;
 }
 
