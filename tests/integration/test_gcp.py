@@ -383,3 +383,39 @@ def test_canary_never_logged_or_stored(gcpfs, emu, sakey):
         assert needle not in log
     assert grep_tree(m.store, canary) == []
     assert grep_tree(m.store, b64.encode()) == []
+
+
+def test_help_lists_gcp_options():
+    from conftest import KEYFS_BIN
+    r = run([KEYFS_BIN, "--help"])
+    text = r.stdout + r.stderr
+    for opt in ("gcp_project", "gcp_credentials", "gcp_endpoint",
+                "gcp_rotation_period"):
+        assert opt in text
+    assert "7776000s" in text
+
+
+def test_no_credentials_fails_before_mount(keyfs, tmp_path):
+    with pytest.raises(RuntimeError) as e:
+        keyfs(env=clean_env(tmp_path), providers="gcp", gcp_project=PROJECT,
+              gcp_endpoint="http://127.0.0.1:9/")
+    assert "no Google credentials found" in str(e.value)
+
+
+def test_unreachable_endpoint_fails_before_mount(keyfs, emu, sakey, tmp_path):
+    from conftest import free_port
+    with pytest.raises(RuntimeError) as e:
+        keyfs(env=clean_env(tmp_path), providers="gcp", gcp_project=PROJECT,
+              gcp_credentials=sakey, timeout="5",
+              gcp_endpoint="http://127.0.0.1:%d/" % free_port())
+    assert "Cloud KMS endpoint" in str(e.value)
+
+
+def test_detected_from_environment(keyfs, emu, sakey, tmp_path):
+    env = clean_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=sakey,
+                    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS=emu.url)
+    m = keyfs(env=env)          # no providers=: gcp found by detect
+    assert "gcp" in os.listdir(m.mnt)
+    # Project from the key file, endpoint from the gcloud variable (no /).
+    assert os.listdir(m.path("gcp")) == [PROJECT]
+    round_trip(m)
