@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #define TOKEN_URI "https://oauth2.test.example/token"
 #define KEY "projects/p1/locations/global/keyRings/r/cryptoKeys/k"
@@ -178,6 +180,8 @@ static void push(long status, const char *body)
 	nscript++;
 }
 
+static unsigned token_delay_ms;
+
 static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 		struct kf_err *err)
 {
@@ -186,6 +190,8 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	if (strstr(req->url, "/token")) {
 		char b[128];
 
+		if (token_delay_ms)
+			usleep(token_delay_ms * 1000u);
 		token_calls++;
 		snprintf(token_url, sizeof(token_url), "%s", req->url);
 		snprintf(token_body, sizeof(token_body), "%.*s",
@@ -387,6 +393,65 @@ KT_TEST(gcp_auth_refresh_before_expiry)
 	KT_EQ_INT(kf_gcp_auth_header(a, &h, NULL, &err), -1);
 	KT_EQ_INT(err.code, KF_E_DENIED);
 	KT_CHECK(h == NULL);
+	done(a);
+}
+
+struct hdr_thread {
+	struct kf_gcp_auth *a;
+	int rc;
+	uint64_t ms;
+	char tok[64];
+};
+
+static void *hdr_worker(void *v)
+{
+	struct hdr_thread *t = v;
+	struct kf_secret *h = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	uint64_t t0 = kf_now_ms();
+
+	t->rc = kf_gcp_auth_header(t->a, &h, NULL, &err);
+	t->ms = kf_now_ms() - t0;
+	if (h)
+		snprintf(t->tok, sizeof(t->tok), "%s",
+			 (const char *)h->data + strlen("Authorization: Bearer "));
+	kf_secret_free(h);
+	return NULL;
+}
+
+KT_TEST(gcp_auth_one_refresher_others_use_valid_token)
+{
+	struct kf_gcp_auth *a;
+	struct hdr_thread t[4];
+	pthread_t th[4];
+	int fresh = 0;
+
+	reset_transport();
+	fake_now = 1700000000;
+	a = make_auth();
+	/* Inside the refresh margin but still valid; the refresh is slow. */
+	fake_now += 3600 - 100;
+	token_delay_ms = 400;
+	for (int i = 0; i < 4; i++) {
+		t[i].a = a;
+		t[i].tok[0] = '\0';
+		pthread_create(&th[i], NULL, hdr_worker, &t[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	token_delay_ms = 0;
+	KT_EQ_INT(token_calls, 2);	/* one refresh for four callers */
+	for (int i = 0; i < 4; i++) {
+		KT_EQ_INT(t[i].rc, 0);
+		if (strcmp(t[i].tok, "tok2") == 0) {
+			fresh++;
+		} else {
+			/* The others did not wait for the network. */
+			KT_EQ_STR(t[i].tok, "tok1");
+			KT_CHECK(t[i].ms < 200);
+		}
+	}
+	KT_EQ_INT(fresh, 1);
 	done(a);
 }
 
