@@ -11,7 +11,7 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
-	libssl-dev libjansson-dev python3 python3-pytest attr curl util-linux \
+	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
 	ca-certificates
 PKGS := fuse3 libcurl openssl jansson
 

@@ -1218,11 +1218,9 @@ class Handler(BaseHTTPRequestHandler):
 	# ---------- KMS
 
 	def _kms(self, path, query, raw):
-		name, _, verb = path.partition(":")
 		route = None
 		for m, rx, h, mname, qs in ROUTES:
-			target = path
-			mt = rx.fullmatch(target)
+			mt = rx.fullmatch(path)
 			if mt and m == self.command:
 				route = (mt, h, mname, qs)
 				break
@@ -1234,7 +1232,7 @@ class Handler(BaseHTTPRequestHandler):
 			err = self._fault(method)
 			if err:
 				raise err
-			tok = self._auth()
+			self._auth()
 			mt, h, mname, qs = route
 			q = {}
 			for k, v in urllib.parse.parse_qsl(query,
@@ -1719,6 +1717,10 @@ def _python_with_cryptography():
 class EmulatorProcess:
 	"""Run the emulator as a subprocess (no cryptography needed here).
 
+	The interpreter is `python`, else $KEYFS_KMS_EMU_PYTHON, else the first
+	of sys.executable, /usr/bin/python3, /root/.pyenv/shims/python3 that can
+	import cryptography.
+
 	    with EmulatorProcess(["--static-token-file", f]) as emu:
 	        emu.url          # "http://127.0.0.1:PORT"
 	        emu.admin("POST", "/_emu/reset", {})
@@ -1726,7 +1728,8 @@ class EmulatorProcess:
 
 	def __init__(self, args=(), python=None, timeout=20):
 		import subprocess
-		self.python = python or _python_with_cryptography()
+		self.python = python or os.environ.get("KEYFS_KMS_EMU_PYTHON") \
+			or _python_with_cryptography()
 		self.proc = subprocess.Popen(
 			[self.python, os.path.abspath(__file__), "--port", "0"]
 			+ list(args), stdout=subprocess.PIPE,
