@@ -194,7 +194,7 @@ def ct_version(path):
 
 
 def test_rotation_via_xattr(gcpfs, emu):
-    m = gcpfs()
+    m = gcpfs(ttl="0", max_stale="0")   # reads really decrypt via KMS
     k = make_key(m)
     write(os.path.join(k, "old"), b"old value")
     assert ct_version(store_file(m, "ring", "key", "old")) == 1
@@ -206,8 +206,10 @@ def test_rotation_via_xattr(gcpfs, emu):
     assert counters(emu).get("cryptoKeyVersions.create") == 1
     write(os.path.join(k, "new"), b"new value")
     assert ct_version(store_file(m, "ring", "key", "new")) == 2
+    before = counters(emu).get("cryptoKeys.decrypt", 0)
     assert read(os.path.join(k, "old")) == b"old value"
     assert read(os.path.join(k, "new")) == b"new value"
+    assert counters(emu).get("cryptoKeys.decrypt", 0) >= before + 2
     # Settable rotation period, and back to version 1 as primary.
     assert run(["setfattr", "-n", "user.keyfs.rotation_period", "-v",
                 "200000s", k]).returncode == 0
@@ -303,12 +305,15 @@ def test_wrong_credentials(keyfs, emu, tmp_path):
 
 
 def test_corrupted_crc_is_eio(gcpfs, emu):
-    m = gcpfs()
+    # No value cache: every read goes to KMS.
+    m = gcpfs(ttl="0", max_stale="0")
     k = make_key(m)
     p = os.path.join(k, "v")
     write(p, b"the real value")
     emu.admin("POST", "/_emu/faults", {"corrupt_crc": True})
+    before = counters(emu).get("cryptoKeys.decrypt", 0)
     assert oserr(read, p) == errno.EIO
+    assert counters(emu).get("cryptoKeys.decrypt", 0) > before
     # A write whose encrypt answer is corrupt fails and keeps the old value.
     assert oserr(write, p, b"replacement") == errno.EIO
     emu.admin("DELETE", "/_emu/faults")
