@@ -4,11 +4,13 @@
  */
 #include "provider.h"
 #include "local.h"
+#include "gcp.h"
 
 #include <string.h>
 
 const struct kf_provider_desc *const kf_provider_table[] = {
 	&kf_local_desc,
+	&kf_gcp_desc,
 	NULL,
 };
 
