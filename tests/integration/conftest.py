@@ -26,6 +26,9 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 
 def sanitizer_env(env):
     env = dict(env)
+    # Tests never reach a real cloud metadata address (169.254.169.254):
+    # unless a test points them somewhere, they point at a closed port.
+    env.setdefault("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
     # LeakSanitizer cannot follow a process that is not dumpable; the
     # ASan/UBSan reports themselves still work.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
