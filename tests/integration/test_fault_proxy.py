@@ -460,3 +460,103 @@ def test_upstream_down_is_502(upstream):
 		assert p.stats()["ops"]["GetSecretValue"]["upstream_errors"] == 1
 	finally:
 		p.stop()
+
+
+BOTO_SCRIPT = r"""
+import json, sys
+import boto3
+from botocore.config import Config
+url = sys.argv[1]
+c = boto3.client("secretsmanager", endpoint_url=url, region_name="us-east-1",
+		 aws_access_key_id="AKIDPROXYTEST",
+		 aws_secret_access_key="proxy-test-not-a-secret",
+		 config=Config(retries={"mode": "standard", "max_attempts": 5},
+			       connect_timeout=5, read_timeout=10))
+step = sys.argv[2]
+if step == "create":
+	c.create_secret(Name="fp-test", SecretString="v0")
+elif step == "get":
+	print(json.dumps({"len": len(c.get_secret_value(
+		SecretId="fp-test")["SecretString"])}))
+elif step == "put":
+	c.put_secret_value(SecretId="fp-test", SecretString="v1",
+			   ClientRequestToken="fault-proxy-token-000000000000001")
+	v = c.list_secret_version_ids(SecretId="fp-test")["Versions"]
+	print(json.dumps({"versions": len(v)}))
+"""
+
+
+def _pyenv_python():
+	import shutil
+	p = shutil.which("python3", path="/root/.pyenv/shims")
+	return p if p and os.path.exists(p) else None
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+	import shutil
+	import urllib.request
+	exe = shutil.which("moto_server") or "/root/.pyenv/shims/moto_server"
+	if not os.path.exists(exe) or not _pyenv_python():
+		pytest.fail("moto_server / pyenv python with boto3 not found")
+	s = socket.socket()
+	s.bind(("127.0.0.1", 0))
+	port = s.getsockname()[1]
+	s.close()
+	proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+				stdout=subprocess.DEVNULL,
+				stderr=subprocess.DEVNULL)
+	url = "http://127.0.0.1:%d" % port
+	try:
+		deadline = time.time() + 30
+		while True:
+			try:
+				urllib.request.urlopen(url + "/moto-api/data.json",
+						       timeout=1).read()
+				break
+			except OSError:
+				if time.time() > deadline or \
+				   proc.poll() is not None:
+					pytest.fail("moto_server did not start")
+				time.sleep(0.2)
+		yield port
+	finally:
+		proc.terminate()
+		try:
+			proc.wait(timeout=10)
+		except subprocess.TimeoutExpired:
+			proc.kill()
+			proc.wait()
+
+
+def _boto(proxy, step):
+	p = subprocess.run([_pyenv_python(), "-c", BOTO_SCRIPT,
+			    "http://127.0.0.1:%d" % proxy.port, step],
+			   capture_output=True, timeout=45)
+	assert p.returncode == 0, p.stderr.decode()[-1500:]
+	out = p.stdout.decode().strip()
+	return json.loads(out) if out else None
+
+
+def test_boto3_through_proxy_to_moto(moto_url):
+	"""A real SDK and a real upstream: throttles are retried, and a
+	PutSecretValue whose response was lost is retried with the same
+	ClientRequestToken, reaching moto twice but making one version."""
+	p = Proxy(moto_url)
+	try:
+		_boto(p, "create")
+		p.configure([{"op": "GetSecretValue", "fault": "throttle",
+			      "count": 2}])
+		assert _boto(p, "get") == {"len": 2}
+		g = p.stats()["ops"]["GetSecretValue"]
+		assert (g["seen"], g["forwarded"]) == (3, 1)
+		assert g["faults"] == {"throttle": 2}
+		p.configure([{"op": "PutSecretValue", "fault": "reset_after",
+			      "count": 1}])
+		assert _boto(p, "put") == {"versions": 2}
+		s = p.stats()["ops"]["PutSecretValue"]
+		assert s["faults"] == {"reset_after": 1}
+		assert (s["seen"], s["forwarded"], s["responded"]) == (2, 2, 1)
+	finally:
+		err = p.stop()
+	assert "Traceback" not in err, err
