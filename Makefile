@@ -12,7 +12,7 @@ VERSION := 0.1.0
 
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
-	ca-certificates valgrind strace
+	ca-certificates valgrind strace clang
 PKGS := fuse3 libcurl openssl jansson
 
 comma := ,
@@ -56,7 +56,7 @@ FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps ensure-deps run check check-build unit integration lint \
-	install clean fuzz bench stop valgrind
+	install clean fuzz fuzz-build bench stop valgrind
 .DEFAULT_GOAL := all
 
 all: $(B)/keyfs
@@ -185,5 +185,40 @@ clean:
 	rm -rf build
 
 -include $(B)/tests/bench/kfbench.d
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built by clang with their own
+# objects in build/fuzz/obj, each run for FUZZ_SECONDS on a copy of its
+# seed corpus (tests/fuzz/run.sh); fails if any target crashes.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B := build/fuzz
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
+	-DKF_VERSION=\"$(VERSION)\" $(WARN) -g -O1 -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all $(PKG_CFLAGS) -Icloud -Ifs -MMD -MP
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
+FUZZ_LIB_OBJ := $(CLOUD_SRC:%.c=$(FUZZ_B)/obj/%.o) $(FS_SRC:%.c=$(FUZZ_B)/obj/%.o)
+
+$(FUZZ_B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+		-c $< -o $@
+
+$(FUZZ_B)/libkffuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_B)/libkffuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -lpthread
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: ensure-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_B=$(FUZZ_B) sh tests/fuzz/run.sh \
+		$(FUZZ_TARGETS:$(FUZZ_B)/%=%)
+
 -include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
-	$(TOOL_SRC:%.c=$(B)/%.d)
+	$(TOOL_SRC:%.c=$(B)/%.d) $(FUZZ_LIB_OBJ:.o=.d) \
+	$(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/obj/tests/fuzz/%.d)

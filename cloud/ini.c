@@ -121,13 +121,14 @@ fail:
  */
 int kf_ini_parse(struct kf_ini *ini, struct kf_err *err)
 {
-	char *p = ini->text.data, *end = p + ini->text.len;
+	char *p = ini->text.data, *end;
 	const char *sect = NULL;
 	const char *nest = NULL;	/* key whose value opened a block */
 	int lineno = 0;
 
 	if (!p)
-		return 0;
+		return 0;	/* empty file; NULL + 0 would be undefined */
+	end = p + ini->text.len;
 	while (p < end) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		char *le = nl ? nl : end;
