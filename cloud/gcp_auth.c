@@ -465,6 +465,7 @@ static int fetch_token(struct kf_gcp_auth *a, struct kf_secret **hdr,
 		}
 		req.method = "GET";
 		req.headers = md_hdrs;
+		req.allow_metadata_ip = 1;	/* 169.254.169.254 is plain http */
 		snprintf(what, sizeof(what), "metadata server %s", a->md_host);
 	} else {
 		if (kf_buf_adds(&url, a->token_uri) < 0) {
@@ -864,6 +865,7 @@ static int md_project(struct kf_gcp_auth *a, char *out, size_t outlen)
 	req.headers = hdrs;
 	req.timeout_ms = 2000;
 	req.max_response = 4096;
+	req.allow_metadata_ip = 1;
 	if (kf_http_do(&req, &resp, &e) == 0 && resp.status == 200 &&
 	    kf_http_resp_header(&resp, "Metadata-Flavor", flavor,
 				sizeof(flavor)) &&

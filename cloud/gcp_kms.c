@@ -4,6 +4,7 @@
  * error messages quote only the server's error text and resource names.
  */
 #include "gcp_kms.h"
+#include "stats.h"
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
@@ -261,6 +262,43 @@ static int answer_error(const struct kf_http_resp *r, const char *method,
 	return cls;
 }
 
+/* The API method a request path names, for the operators' counters. */
+static const char *op_name(const char *method, const char *path)
+{
+	static const struct {
+		const char *needle;
+		const char *list, *get, *post, *patch;
+	} t[] = {
+		{ ":encrypt", NULL, NULL, "cryptoKeys.encrypt", NULL },
+		{ ":decrypt", NULL, NULL, "cryptoKeys.decrypt", NULL },
+		{ ":updatePrimaryVersion", NULL, NULL,
+		  "cryptoKeys.updatePrimaryVersion", NULL },
+		{ "/cryptoKeyVersions", "cryptoKeyVersions.list",
+		  "cryptoKeyVersions.get", "cryptoKeyVersions.create", NULL },
+		{ "/cryptoKeys", "cryptoKeys.list", "cryptoKeys.get",
+		  "cryptoKeys.create", "cryptoKeys.patch" },
+		{ "/keyRings", "keyRings.list", "keyRings.get",
+		  "keyRings.create", NULL },
+		{ "/locations", "locations.list", "locations.get", NULL, NULL },
+	};
+	size_t plen = strcspn(path, "?");
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t nl = strlen(t[i].needle);
+		const char *at = strstr(path, t[i].needle), *o;
+
+		if (!at || (size_t)(at - path) >= plen)
+			continue;
+		if (!strcmp(method, "GET"))
+			o = (size_t)(at - path) + nl == plen ? t[i].list
+							       : t[i].get;
+		else
+			o = !strcmp(method, "POST") ? t[i].post : t[i].patch;
+		return o ? o : "other";
+	}
+	return "other";
+}
+
 int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 		    const char *path, const struct kf_buf *body, int flags,
 		    json_t **out, struct kf_err *err)
@@ -270,7 +308,8 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 	struct kf_secret *auth = NULL;
 	struct kf_buf url, qp;
 	const char *hdrs[6];
-	uint64_t deadline = kf_now_ms() + k->timeout_ms, now, gen = 0;
+	uint64_t deadline = kf_now_ms() + k->timeout_ms, now, gen = 0, t0;
+	int hrc;
 	unsigned attempt = 0, delay;
 	int refreshed = 0, ambiguous = 0, rc = -1, cls, h;
 	json_t *j = NULL;
@@ -322,7 +361,13 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 		req.timeout_ms = (unsigned)(deadline - now);
 		kf_http_resp_release(&resp);
 		kf_http_resp_init(&resp);
-		if (kf_http_do(&req, &resp, err) < 0) {
+		t0 = kf_now_ms();
+		hrc = kf_http_do(&req, &resp, err);
+		kf_stats_api("gcp", op_name(method, path),
+			     (unsigned)(kf_now_ms() - t0),
+			     hrc == 0 && resp.status >= 200 && resp.status < 300,
+			     attempt > 0 || refreshed);
+		if (hrc < 0) {
 			if (err->code != KF_E_UNAVAILABLE &&
 			    err->code != KF_E_TIMEOUT)
 				goto out;

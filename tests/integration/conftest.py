@@ -26,6 +26,9 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 
 def sanitizer_env(env):
     env = dict(env)
+    # Tests never reach a real cloud metadata address (169.254.169.254):
+    # unless a test points them somewhere, they point at a closed port.
+    env.setdefault("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
     # LeakSanitizer cannot follow a process that is not dumpable; the
     # ASan/UBSan reports themselves still work.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
@@ -52,9 +55,9 @@ def is_mounted(path):
 class Mount:
     """One running keyfs: .mnt (mountpoint), .store, .log_path, .proc."""
 
-    def __init__(self, base, name, opts, env, args, foreground):
+    def __init__(self, base, name, opts, env, args, foreground, mnt_dir=None):
         self.base = base
-        self.mnt = os.path.join(base, name + "-mnt")
+        self.mnt = os.path.join(mnt_dir or base, name + "-mnt")
         self.store = opts.pop("store", None) or os.path.join(base, "store")
         self.log_path = os.path.join(base, name + ".log")
         self.opts = opts
@@ -134,13 +137,15 @@ class Mount:
 @pytest.fixture
 def keyfs(tmp_path):
     """Factory: keyfs(name="k", store=..., foreground=True, env=None,
-    args=(), **opts) -> started Mount.  Unmounts everything afterwards and
+    args=(), mnt_dir=None, **opts) -> started Mount (mountpoint under
+    mnt_dir, default the test's private tmp_path).  Unmounts everything afterwards and
     fails the test on any sanitizer report."""
     mounts = []
 
-    def start(name="k", foreground=True, env=None, args=(), **opts):
+    def start(name="k", foreground=True, env=None, args=(), mnt_dir=None,
+              **opts):
         m = Mount(str(tmp_path), name, dict(opts), env or dict(os.environ),
-                  args, foreground)
+                  args, foreground, mnt_dir)
         mounts.append(m)
         return m.start()
 

@@ -34,6 +34,9 @@ def clean_env(tmp_path, **extra):
     cfg = tmp_path / "gcloud-empty"
     cfg.mkdir(exist_ok=True)
     env["CLOUDSDK_CONFIG"] = str(cfg)
+    # Never let a test reach a real metadata server (169.254.169.254):
+    # a closed loopback port stands in for "not on GCE".
+    env["GCE_METADATA_HOST"] = "127.0.0.1:9"
     env.update(extra)
     return env
 
@@ -419,6 +422,7 @@ def test_unreachable_endpoint_fails_before_mount(keyfs, emu, sakey, tmp_path):
 def test_detected_from_environment(keyfs, emu, sakey, tmp_path):
     env = clean_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=sakey,
                     CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS=emu.url)
+    del env["GCE_METADATA_HOST"]   # detected from the key file alone
     m = keyfs(env=env)          # no providers=: gcp found by detect
     assert "gcp" in os.listdir(m.mnt)
     # Project from the key file, endpoint from the gcloud variable (no /).
