@@ -50,6 +50,9 @@ struct kf_fh {
 	int changes;		/* protected by lock: writes/ftruncates since
 				 * the last commit (O_TRUNC alone is none) */
 	int committed_once;	/* a commit happened (for the audit line) */
+	uid_t uid;		/* who opened it, for audit lines written */
+	gid_t gid;		/* at release, which has no caller */
+	pid_t pid;
 	int failed;		/* protected by lock: errno of a failed write;
 				 * the value is then never committed */
 };
@@ -363,6 +366,9 @@ static struct kf_fh *fh_new(struct kf_provider *p, const char *path,
 		return NULL;
 	pthread_mutex_init(&h->lock, NULL);
 	h->p = p;
+	h->uid = fuse_get_context()->uid;
+	h->gid = fuse_get_context()->gid;
+	h->pid = fuse_get_context()->pid;
 	h->path = strdup(path);
 	h->val = kf_secret_new(p->max_value);
 	if (!h->path || !h->val) {
@@ -687,14 +693,19 @@ static int kf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int kf_release(const char *path, struct fuse_file_info *fi)
 {
 	struct kf_fh *h = (struct kf_fh *)(uintptr_t)fi->fh;
+	int rc;
 
 	(void)path;
 	if (!h)
 		return 0;
 	pthread_mutex_lock(&h->lock);
 	/* Normally a no-op; commits a bare O_TRUNC (`: > file`). */
-	if (commit_locked(h, 0, 1) < 0)
+	rc = commit_locked(h, 0, 1);
+	if (rc < 0)
 		kf_log(KF_LOG_WARN, "%s: the change was not saved", h->path);
+	if ((rc < 0 || h->committed_once) && fsctx()->audit)
+		kf_audit_log(fsctx()->audit, h->uid, h->gid, h->pid, "commit",
+			     h->path, rc);
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
 		pending_del(fsctx(), h->path);
@@ -702,7 +713,21 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+static int truncate_path(const char *path, off_t size,
+			 struct fuse_file_info *fi);
+
 static int kf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	int rc = truncate_path(path, size, fi);
+
+	/* ftruncate on an open handle is a write, committed later. */
+	if (!(fi && fi->fh) || rc < 0)
+		audited("truncate", path, rc);
+	return rc;
+}
+
+static int truncate_path(const char *path, off_t size,
+			 struct fuse_file_info *fi)
 {
 	struct kf_fs *fs = fsctx();
 	struct kf_err err = KF_ERR_INIT;
@@ -770,7 +795,8 @@ static int stats_json(struct kf_fs *fs, struct kf_buf *out)
 	rc |= kf_buf_addf(out, "{\"uptime_s\":%lld,\"mode\":\"%s\",",
 			  (long long)(time(NULL) - fs->mount_time),
 			  fs->no_open ? "read-only, page cache" :
-			  fs->direct_io ? "direct_io" : "read-write");
+			  fs->direct_io ? "direct_io" :
+			  fs->read_only ? "read-only" : "read-write");
 	rc |= kf_buf_addf(out,
 			  "\"fuse\":{\"opens\":%llu,\"reads\":%llu,"
 			  "\"writes\":%llu,\"commits\":%llu,"

@@ -183,3 +183,21 @@ def test_audit_trail(keyfs, tmp_path):
 
 def stat_mode(p):
     return os.stat(p).st_mode & 0o777
+
+
+def test_audit_covers_truncate_and_release_commits(keyfs, tmp_path):
+    audit = tmp_path / "audit2.log"
+    m = keyfs(audit=str(audit))
+    os.makedirs(m.path("local", "r", "k"))
+    p = m.path("local", "r", "k", "v")
+    write(p, b"abcdef")
+    os.truncate(p, 2)
+    assert run(["sh", "-c", ": > " + p]).returncode == 0
+    time.sleep(0.3)                       # release is asynchronous
+    assert read(p) == b""
+    lines = audit.read_text().splitlines()
+    assert any(" op=truncate " in l and "result=ok" in l for l in lines)
+    commits = [l for l in lines if " op=commit " in l]
+    assert len(commits) == 2              # the new file, the bare O_TRUNC
+    # The release-time commit names the process that opened the file.
+    assert 'comm="sh"' in commits[1] or "pid=0 " not in commits[1]
