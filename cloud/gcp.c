@@ -9,6 +9,7 @@
 #include "gcp_kms.h"
 #include "http.h"
 #include "log.h"
+#include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +26,7 @@
 #define MIN_ROTATION 86400LL
 #define MAX_PROJECTS 32
 #define DIR_CACHE 512
-#define TMP_PREFIX ".kf-tmp."
+#define TMP_PREFIX KF_STORE_TMP_PREFIX
 
 /* A path split into its components (project, location, ring, key, name). */
 struct gpath {
@@ -569,68 +570,6 @@ static int make_dirs(struct gcp *s, const struct gpath *g, int depth,
 	return 0;
 }
 
-/* Replace dir/name with data atomically: temp file, fsync, rename, fsync. */
-static int atomic_write(const char *dir, const char *name, const void *data,
-			size_t n, struct kf_err *err)
-{
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	const unsigned char *p = data;
-	int fd = -1, dfd = -1, rc = -1, w;
-
-	w = snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "XXXXXX", dir);
-	if (w < 0 || (size_t)w >= sizeof(tmp) ||
-	    snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst))
-		return kf_fail(err, KF_E_INVALID, "path too long");
-	fd = mkostemp(tmp, O_CLOEXEC);	/* mode 0600 */
-	if (fd < 0) {
-		tmp[0] = '\0';
-		kf_fail(err, KF_E_IO, "cannot create temporary file: %s",
-			strerror(errno));
-		goto out;
-	}
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			kf_fail(err, errno == ENOSPC ? KF_E_IO : KF_E_IO,
-				"cannot write ciphertext: %s", strerror(errno));
-			goto out;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		kf_fail(err, KF_E_IO, "cannot write ciphertext: %s",
-			strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, dst) < 0) {
-		kf_fail(err, KF_E_IO, "cannot replace ciphertext: %s",
-			strerror(errno));
-		goto out;
-	}
-	tmp[0] = '\0';
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
-		kf_fail(err, KF_E_IO, "cannot sync store directory: %s",
-			strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
-	if (tmp[0])
-		unlink(tmp);
-	return rc;
-}
-
 static int gcp_commit(struct kf_provider *p, const char *path,
 		      const unsigned char *value, size_t n, const char *token,
 		      int flags, struct kf_err *err)
@@ -673,7 +612,7 @@ static int gcp_commit(struct kf_provider *p, const char *path,
 		goto out;
 	}
 	if (make_dirs(s, &g, 4, err) < 0 ||
-	    atomic_write(dir, g.c[4], ct.data, ct.len, err) < 0)
+	    kf_store_replace(dir, g.c[4], ct.data, ct.len, err) < 0)
 		goto out;
 	kf_log(KF_LOG_DEBUG, "gcp: stored %s (%s)", path,
 	       used[0] ? used : "empty value");

@@ -13,6 +13,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -186,119 +187,6 @@ static int errno_fail(struct kf_err *err, int e, const char *what,
 	return kf_fail(err, c, "%s local/%s: %s", what, rel, strerror(e));
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/*
- * Write n bytes to dir/leaf atomically: a temp file in dir, fsync,
- * rename, fsync dir.  The bytes are ciphertext or wrapped keys only.
- */
-static int atomic_write(const char *dir, const char *leaf, const void *p,
-			size_t n, struct kf_err *err)
-{
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	const unsigned char *b = p;
-	int fd = -1, rc = -1, e;
-	size_t done = 0;
-
-	if (snprintf(dst, sizeof(dst), "%s/%s", dir, leaf) >= (int)sizeof(dst) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.tmp.%s.XXXXXX", dir, leaf) >=
-		    (int)sizeof(tmp))
-		return kf_fail(err, KF_E_INVALID, "path too long");
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		return kf_fail(err, e == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
-			       "cannot create a file in the store: %s",
-			       strerror(e));
-	}
-	while (done < n) {
-		ssize_t w = write(fd, b + done, n - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			kf_fail(err, KF_E_IO, "store write failed: %s",
-				strerror(errno));
-			goto out;
-		}
-		done += (size_t)w;
-	}
-	if (fsync(fd) < 0) {
-		kf_fail(err, KF_E_IO, "store fsync failed: %s", strerror(errno));
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		kf_fail(err, KF_E_IO, "store close failed: %s", strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, dst) < 0) {
-		kf_fail(err, KF_E_IO, "store rename failed: %s", strerror(errno));
-		goto out;
-	}
-	tmp[0] = '\0';
-	if (fsync_dir(dir) < 0) {
-		kf_fail(err, KF_E_IO, "store directory fsync failed: %s",
-			strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp[0])
-		unlink(tmp);
-	return rc;
-}
-
-/* Read a whole small file (at most max bytes) into a sensitive buffer. */
-static int read_file(const char *path, size_t max, struct kf_buf *out,
-		     struct kf_err *err)
-{
-	char chunk[4096];
-	int fd, rc = -1;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
-			       "cannot open store file: %s", strerror(errno));
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			kf_fail(err, KF_E_IO, "store read failed: %s",
-				strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		if ((size_t)r > max - out->len ||
-		    kf_buf_add(out, chunk, (size_t)r) < 0) {
-			kf_fail(err, KF_E_INTEGRITY,
-				"store file is larger than any valid one");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	close(fd);
-	return rc;
-}
-
 /* The master key: loaded, or created 0600 on first use when create. */
 static int master_get(struct local *l, int create, unsigned char key[32],
 		      struct kf_err *err)
@@ -363,7 +251,7 @@ static int master_get(struct local *l, int create, unsigned char key[32],
 	}
 	close(fd);
 	fd = -1;
-	if (read_file(l->master_path, 64, &b, err) < 0)
+	if (kf_store_read(l->master_path, 64, &b, err) < 0)
 		goto out;
 	if (b.len != 32) {
 		kf_fail(err, KF_E_INVALID,
@@ -412,7 +300,7 @@ static int data_key(struct local *l, const char *ringkey, long version,
 	kf_buf_init(&wrapped, 128);
 	if (fspath(l, ringkey, KEYFILE, path, sizeof(path), err) < 0)
 		goto out;
-	if (read_file(path, 8 << 20, &raw, err) < 0) {
+	if (kf_store_read(path, 8 << 20, &raw, err) < 0) {
 		if (err->code == KF_E_NOTFOUND)
 			kf_fail(err, KF_E_NOTFOUND, "no key local/%s", ringkey);
 		goto out;
@@ -489,7 +377,7 @@ static int add_version_locked(struct local *l, const char *ringkey,
 	if (create) {
 		root = json_pack("{s:i, s:[]}", "primary", 0, "versions");
 	} else {
-		if (read_file(path, 8 << 20, &raw, err) < 0)
+		if (kf_store_read(path, 8 << 20, &raw, err) < 0)
 			goto out;
 		root = json_loadb(raw.data, raw.len, 0, &jerr);
 	}
@@ -531,7 +419,7 @@ static int add_version_locked(struct local *l, const char *ringkey,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (atomic_write(dir, KEYFILE, text, strlen(text), err) < 0)
+	if (kf_store_replace(dir, KEYFILE, text, strlen(text), err) < 0)
 		goto out;
 	*newver = next;
 	rc = 0;
@@ -718,7 +606,8 @@ static int local_rmdir(struct kf_provider *p, const char *path,
 		while ((de = readdir(d))) {
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
 			    strcmp(de->d_name, KEYFILE) &&
-			    strncmp(de->d_name, ".tmp.", 5)) {
+			    strncmp(de->d_name, KF_STORE_TMP_PREFIX,
+				    sizeof(KF_STORE_TMP_PREFIX) - 1)) {
 				kf_fail(err, KF_E_NOTEMPTY,
 					"key local/%s still holds values", path);
 				goto out;
@@ -735,7 +624,8 @@ static int local_rmdir(struct kf_provider *p, const char *path,
 		while ((de = readdir(d))) {
 			char t[PATH_MAX];
 
-			if (!strncmp(de->d_name, ".tmp.", 5) &&
+			if (!strncmp(de->d_name, KF_STORE_TMP_PREFIX,
+				    sizeof(KF_STORE_TMP_PREFIX) - 1) &&
 			    fspath(l, path, de->d_name, t, sizeof(t), NULL) == 0)
 				unlink(t);
 		}
@@ -773,7 +663,7 @@ static int local_unlink(struct kf_provider *p, const char *path,
 		errno_fail(err, errno, "cannot remove", path);
 		goto out;
 	}
-	fsync_dir(dir);
+	kf_store_sync_dir(dir);
 	rc = 0;
 out:
 	pthread_rwlock_unlock(&l->tree_lock);
@@ -834,7 +724,7 @@ static int local_read(struct kf_provider *p, const char *path,
 		return -1;
 	ringkey_of(&pp, rk, sizeof(rk));
 	pthread_rwlock_rdlock(&l->tree_lock);
-	if (read_file(fp, LOCAL_MAX_VALUE + OVERHEAD, &raw, err) < 0)
+	if (kf_store_read(fp, LOCAL_MAX_VALUE + OVERHEAD, &raw, err) < 0)
 		goto out;
 	h = (const unsigned char *)raw.data;
 	if (raw.len < OVERHEAD || memcmp(h, "KFL1", 4) != 0) {
@@ -928,7 +818,7 @@ static int local_commit(struct kf_provider *p, const char *path,
 	if (kf_gcm_encrypt(key, blob + 8, aad, aadlen, value, n,
 			   blob + HDR_LEN, blob + HDR_LEN + n, err) < 0)
 		goto out;
-	if (atomic_write(dir, strrchr(fp, '/') + 1, blob, n + OVERHEAD,
+	if (kf_store_replace(dir, strrchr(fp, '/') + 1, blob, n + OVERHEAD,
 			 err) < 0)
 		goto out;
 	rc = 0;
