@@ -150,8 +150,12 @@ int kf_gcp_kms_retry_class(const char *status, long http,
 {
 	if (!status || !*status)
 		status = status_of_http(http);
+	/* INTERNAL too (protocols.md C.6: "yes (limited)"): a 500 from a
+	 * front end is transient; the attempt budget bounds it, and calls
+	 * that must never repeat (version creation) are not retried. */
 	if (strcmp(status, "UNAVAILABLE") == 0 ||
-	    strcmp(status, "DEADLINE_EXCEEDED") == 0)
+	    strcmp(status, "DEADLINE_EXCEEDED") == 0 ||
+	    strcmp(status, "INTERNAL") == 0)
 		return 1;
 	if (strcmp(status, "RESOURCE_EXHAUSTED") == 0 || http == 429)
 		return 2;

@@ -29,6 +29,7 @@ struct kf_centry {
 	uint64_t last_read;		/* last time a reader used val */
 	int64_t changed_at;		/* epoch s when val last changed */
 	int loading;			/* a fetch is in flight */
+	int stale_logged;		/* said once per outage */
 	uint64_t gen;			/* bumped by writes and forgets */
 };
 
@@ -162,6 +163,41 @@ static int outage(enum kf_code code)
 	       code == KF_E_IO;
 }
 
+/*
+ * After an outage error the provider is treated as down for a few seconds:
+ * what can be served stale is served at once instead of after a full
+ * round of retries per path component.  Uncached data still asks.
+ */
+#define DOWN_MS 5000
+
+static int is_down_locked(struct kf_cache *c, const struct kf_provider *p,
+			  uint64_t t)
+{
+	for (size_t i = 0; i < sizeof(c->down) / sizeof(c->down[0]); i++)
+		if (c->down[i].p == p)
+			return t < c->down[i].until;
+	return 0;
+}
+
+static void set_down_locked(struct kf_cache *c, const struct kf_provider *p,
+			    uint64_t until)
+{
+	size_t free_slot = sizeof(c->down) / sizeof(c->down[0]);
+
+	for (size_t i = 0; i < sizeof(c->down) / sizeof(c->down[0]); i++) {
+		if (c->down[i].p == p) {
+			c->down[i].until = until;
+			return;
+		}
+		if (!c->down[i].p && free_slot == sizeof(c->down) / sizeof(c->down[0]))
+			free_slot = i;
+	}
+	if (free_slot < sizeof(c->down) / sizeof(c->down[0]) && until) {
+		c->down[free_slot].p = p;
+		c->down[free_slot].until = until;
+	}
+}
+
 static int copy_out(struct kf_secret *v, struct kf_secret **out,
 		    struct kf_err *err)
 {
@@ -214,6 +250,19 @@ int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
 			rc = copy_out(e->val, out, err);
 			goto out;
 		}
+		if (e->val && is_down_locked(c, p, t) &&
+		    t - e->val_at < c->ttl_ms + c->max_stale_ms) {
+			c->st.stale++;
+			e->last_read = t;
+			if (!e->stale_logged)
+				kf_log(KF_LOG_WARN, "%s: provider unavailable; "
+				       "serving the value fetched %llu s ago",
+				       path, (unsigned long long)((t - e->val_at) /
+								  1000));
+			e->stale_logged = 1;
+			rc = copy_out(e->val, out, err);
+			goto out;
+		}
 		if (!e->loading)
 			break;
 		if (wait_locked(c, e) < 0) {
@@ -233,12 +282,17 @@ int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
 	e->loading = 0;
 	pthread_cond_broadcast(&c->cond);
 	t = now();
+	if (rc < 0 && outage(err->code))
+		set_down_locked(c, p, t + DOWN_MS);
+	else if (rc == 0)
+		set_down_locked(c, p, 0);
 	if (rc < 0) {
 		c->st.errors++;
 		if (outage(err->code) && e->val &&
 		    t - e->val_at < c->ttl_ms + c->max_stale_ms) {
 			c->st.stale++;
 			e->last_read = t;
+			e->stale_logged = 1;
 			kf_log(KF_LOG_WARN, "%s: provider unavailable (%s); "
 			       "serving the value fetched %llu s ago", path,
 			       err->msg, (unsigned long long)((t - e->val_at) / 1000));
@@ -261,6 +315,7 @@ int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
 		v = NULL;
 		e->val_at = t;
 		e->last_read = t;
+		e->stale_logged = 0;
 		c->st.bytes += e->val->len;
 		if (e->attr_state == 2)
 			e->attr_state = 0;
@@ -292,7 +347,10 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 		pthread_mutex_unlock(&c->lock);
 		return kf_fail(err, KF_E_NOTFOUND, "no such entry");
 	}
-	if (e->attr_state == 1 && t - e->attr_at < c->attr_ttl_ms) {
+	if (e->attr_state == 1 && (t - e->attr_at < c->attr_ttl_ms ||
+				   (is_down_locked(c, p, t) &&
+				    t - e->attr_at < c->attr_ttl_ms +
+							c->max_stale_ms))) {
 		c->st.attr_hits++;
 		*a = e->attr;
 		rc = 0;
@@ -311,10 +369,21 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 		return rc < 0 ? -1 : 0;
 	}
 	t = now();
+	if (rc < 0 && outage(err->code))
+		set_down_locked(c, p, t + DOWN_MS);
 	if (rc < 0) {
 		if (err->code == KF_E_NOTFOUND && e->gen == gen) {
 			e->attr_state = 2;
 			e->attr_at = t;
+		}
+		/* Provider down: what was known stays usable as long as a
+		 * value would (the names above a cached value must resolve). */
+		if (outage(err->code) && e->attr_state == 1 &&
+		    t - e->attr_at < c->attr_ttl_ms + c->max_stale_ms) {
+			c->st.stale++;
+			*a = e->attr;
+			kf_err_clear(err);
+			goto size;
 		}
 		pthread_mutex_unlock(&c->lock);
 		return -1;
@@ -438,9 +507,12 @@ void kf_cache_refresh_once(struct kf_cache *c,
 					 tn - e->last_read < c->ttl_ms &&
 					 e->last_read >= e->val_at)
 					ahead = 1;
-			} else if (tn - e->attr_at >= c->attr_ttl_ms &&
+			} else if (tn - e->attr_at >= c->attr_ttl_ms +
+							    c->max_stale_ms &&
 				   tn - e->attr_at >= c->neg_ttl_ms) {
-				unlink_locked(c, e);	/* nothing left */
+				/* Attributes are kept as long as a stale value
+				 * would be: they are what leads to it. */
+				unlink_locked(c, e);
 				continue;
 			}
 			if (!drop && !ahead)
@@ -482,6 +554,8 @@ void kf_cache_refresh_once(struct kf_cache *c,
 			pthread_mutex_lock(&c->lock);
 			e->loading = 0;
 			pthread_cond_broadcast(&c->cond);
+			if (rc < 0 && outage(err.code))
+				set_down_locked(c, e->p, now() + DOWN_MS);
 			if (rc < 0) {
 				c->st.errors++;
 				if (err.code == KF_E_NOTFOUND && e->gen == gen) {

@@ -43,6 +43,10 @@ struct kf_cache {
 	uint64_t neg_ttl_ms;
 	uint64_t attr_ttl_ms;
 	unsigned timeout_ms;		/* a waiter gives up after this */
+	struct {
+		const struct kf_provider *p;
+		uint64_t until;		/* ms: serve stale without asking */
+	} down[16];			/* protected by lock */
 };
 
 int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,

@@ -707,7 +707,7 @@ KT_TEST(gcp_kms_retry_classification)
 		{ "RESOURCE_EXHAUSTED", 429, "", 2, KF_E_UNAVAILABLE },
 		{ "", 429, "", 2, KF_E_UNAVAILABLE },
 		{ "", 503, "", 1, KF_E_UNAVAILABLE },
-		{ "INTERNAL", 500, "", 0, KF_E_IO },
+		{ "INTERNAL", 500, "", 1, KF_E_IO },
 		{ "NOT_FOUND", 404, "", 0, KF_E_NOTFOUND },
 		{ "ALREADY_EXISTS", 409, "", 0, KF_E_EXISTS },
 		{ "PERMISSION_DENIED", 403, "", 0, KF_E_DENIED },
@@ -755,10 +755,12 @@ KT_TEST(gcp_kms_retries_transient_only)
 	KT_EQ_INT(err.http_status, 403);
 	KT_EQ_INT(nreq, 1);
 
+	/* A 500 INTERNAL is transient: retried, then the answer counts. */
 	reset_transport();
 	push(500, "{\"error\":{\"code\":500,\"status\":\"INTERNAL\"}}");
-	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, NULL, &err), -1);
-	KT_EQ_INT(nreq, 1);
+	push(200, "{}");
+	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, NULL, &err), 0);
+	KT_EQ_INT(nreq, 2);
 
 	/* Bounded: persistent UNAVAILABLE gives up after max_attempts. */
 	reset_transport();
