@@ -806,7 +806,13 @@ static int check_decrypt(json_t *j, struct kf_secret **pt, struct kf_err *err)
 			"Cloud KMS decrypt: malformed plaintext");
 		goto out;
 	}
-	if (b64 && kf_base64_decode(b64, strlen(b64), &raw) < 0) {
+	/*
+	 * KMS only encrypts 1..65536 bytes (an empty value never reaches it),
+	 * so an answer without plaintext or checksum ("{}", an empty 200
+	 * body) is damaged, not an empty secret.  Found by fuzz_kms_json.
+	 */
+	if (!b64 || !*b64 || !json_object_get(j, "plaintextCrc32c") ||
+	    kf_base64_decode(b64, strlen(b64), &raw) < 0 || raw.len == 0) {
 		kf_fail(err, KF_E_INTEGRITY,
 			"Cloud KMS decrypt: malformed plaintext");
 		goto out;

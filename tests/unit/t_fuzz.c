@@ -6,7 +6,12 @@
  */
 #include "kt.h"
 
+#include "gcp_auth.h"
+#include "gcp_kms.h"
+#include "http.h"
 #include "ini.h"
+
+#include <stdio.h>
 
 /* fuzz_ini: an empty file left text.data NULL and kf_ini_parse computed
  * NULL + 0 (undefined behaviour, UBSan abort).  corpus/ini/empty */
@@ -21,4 +26,77 @@ KT_TEST(fuzz_ini_empty_file)
 	KT_CHECK(kf_ini_get(&ini, "default", "region") == NULL);
 	KT_EQ_INT(kf_ini_has_section(&ini, "default"), 0);
 	kf_ini_release(&ini);
+}
+
+/* ---- fuzz_kms_json: Cloud KMS answers through the transport seam */
+
+static const char *kms_answer;	/* body of every KMS call (status 200) */
+static int kms_calls;
+
+static int kms_fake(const struct kf_http_req *req, struct kf_http_resp *resp,
+		    struct kf_err *err)
+{
+	(void)err;
+	resp->status = 200;
+	if (strstr(req->url, "/token"))
+		return kf_buf_adds(&resp->body,
+				   "{\"access_token\":\"t\",\"expires_in\":"
+				   "3600,\"token_type\":\"Bearer\"}");
+	kms_calls++;
+	return kf_buf_adds(&resp->body, kms_answer);
+}
+
+/*
+ * A 200 decrypt answer with an empty body, "{}", or no checksum was
+ * accepted as an empty plaintext (0 == CRC32C of nothing), so a damaged
+ * answer read back as an empty secret.  KMS never encrypts an empty value,
+ * so each is KF_E_INTEGRITY now.  corpus/kms_json/regress_decrypt_*
+ */
+KT_TEST(fuzz_kms_decrypt_empty_answer)
+{
+	static const char *const bad[] = {
+		"", "{}", "{\"plaintext\":\"\"}",
+		"{\"plaintext\":\"\",\"plaintextCrc32c\":\"0\"}",
+		"{\"plaintextCrc32c\":\"0\"}",
+	};
+	struct kf_gcp_auth_cfg cfg = { NULL, 1000 };
+	struct kf_gcp_auth *a = NULL;
+	struct kf_gcp_kms k;
+	struct kf_secret *pt = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/adc.json", kt_tmpdir());
+	f = fopen(path, "w");
+	KT_CHECK(f != NULL);
+	if (!f)
+		return;
+	fputs("{\"type\":\"authorized_user\",\"client_id\":\"c\","
+	      "\"client_secret\":\"s\",\"refresh_token\":\"r\"}", f);
+	fclose(f);
+	cfg.credentials = path;
+	kf_http_set_transport(kms_fake);
+	KT_EQ_INT(kf_gcp_auth_new(&cfg, &a, &err), 0);
+	KT_EQ_INT(kf_gcp_kms_init(&k, "http://127.0.0.1:9", a, 5000, &err), 0);
+	k.backoff_ms = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		kms_answer = bad[i];
+		kms_calls = 0;
+		KT_EQ_INT(kf_gcp_kms_decrypt(&k, "projects/p/locations/l/"
+					     "keyRings/r/cryptoKeys/k", "ct", 2,
+					     &pt, &err), -1);
+		KT_EQ_INT(err.code, KF_E_INTEGRITY);
+		KT_CHECK(pt == NULL);
+		KT_CHECK(kms_calls >= 1);
+	}
+	/* The well-formed answer still works ("hello", CRC32C 2591144780). */
+	kms_answer = "{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":"
+		     "\"2591144780\"}";
+	KT_EQ_INT(kf_gcp_kms_decrypt(&k, "projects/p/locations/l/keyRings/r/"
+				     "cryptoKeys/k", "ct", 2, &pt, &err), 0);
+	KT_CHECK(pt && pt->len == 5 && memcmp(pt->data, "hello", 5) == 0);
+	kf_secret_free(pt);
+	kf_gcp_auth_free(a);
+	kf_http_set_transport(NULL);
 }
