@@ -49,12 +49,14 @@ endif
 CLOUD_SRC := $(wildcard cloud/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
+TOOLS_SRC := $(wildcard tests/tools/*.c)
+TOOLS := $(TOOLS_SRC:tests/tools/%.c=$(B)/tools/%)
 CLOUD_OBJ := $(CLOUD_SRC:%.c=$(B)/%.o)
 FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps ensure-deps run check check-build unit integration lint \
-	install clean fuzz bench stop
+	install clean fuzz bench stop tools
 .DEFAULT_GOAL := all
 
 all: $(B)/keyfs
@@ -100,6 +102,14 @@ $(B)/keyfs: $(B)/fs/main.o $(B)/libkffs.a $(B)/libkfcloud.a
 $(B)/kt: $(UNIT_OBJ) $(B)/libkffs.a $(B)/libkfcloud.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
+# Test drivers: every tests/tools/NAME.c becomes $(B)/tools/NAME.
+tools: $(TOOLS)
+.PRECIOUS: $(B)/tests/tools/%.o
+
+$(B)/tools/%: $(B)/tests/tools/%.o $(B)/libkfcloud.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
 MNT ?= $(CURDIR)/mnt
 run: ensure-deps
 	@$(MAKE) --no-print-directory all
@@ -126,14 +136,15 @@ check: ensure-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-check-build: $(B)/keyfs $(B)/kt
+check-build: $(B)/keyfs $(B)/kt $(TOOLS)
 
 unit: $(B)/kt
 	$(B)/kt
 
 PYTEST ?= /usr/bin/python3 -m pytest
-integration: $(B)/keyfs
+integration: $(B)/keyfs $(TOOLS)
 	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KEYFS_SAN=$(SAN) \
+		KEYFS_TOOLS=$(CURDIR)/$(B)/tools \
 		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 BANNED := strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|atol
@@ -162,4 +173,5 @@ install: $(B)/keyfs
 clean:
 	rm -rf build
 
--include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d
+-include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
+	$(TOOLS_SRC:%.c=$(B)/%.d)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 const struct kf_provider_desc *const kf_provider_table[] = {
-	/* &kf_local_desc, added with cloud/local.c */
+	&kf_local_desc,
 	NULL,
 };
 

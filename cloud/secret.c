@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +17,51 @@
 
 static atomic_size_t locked_bytes;
 static atomic_int warned;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kf_secret *reg_head;	/* protected by reg_lock */
+
+static void reg_add(struct kf_secret *s)
+{
+	pthread_mutex_lock(&reg_lock);
+	s->prev = NULL;
+	s->next = reg_head;
+	if (reg_head)
+		reg_head->prev = s;
+	reg_head = s;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void reg_del(struct kf_secret *s)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		reg_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void lock_pages(struct kf_secret *s)
+{
+	if (mlock(s->data, s->maplen) == 0) {
+		atomic_fetch_add(&locked_bytes, s->maplen);
+	} else if (atomic_exchange(&warned, 1) == 0) {
+		kf_log(KF_LOG_WARN,
+		       "could not lock secret memory (RLIMIT_MEMLOCK?); "
+		       "values may be swapped out");
+	}
+}
+
+void kf_secret_relock_all(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	atomic_store(&locked_bytes, 0);
+	for (struct kf_secret *s = reg_head; s; s = s->next)
+		lock_pages(s);
+	pthread_mutex_unlock(&reg_lock);
+}
 
 struct kf_secret *kf_secret_new(size_t cap)
 {
@@ -39,17 +85,12 @@ struct kf_secret *kf_secret_new(size_t cap)
 		return NULL;
 	}
 	(void)madvise(m, maplen, MADV_DONTDUMP);
-	if (mlock(m, maplen) == 0) {
-		atomic_fetch_add(&locked_bytes, maplen);
-	} else if (atomic_exchange(&warned, 1) == 0) {
-		kf_log(KF_LOG_WARN,
-		       "could not lock secret memory (RLIMIT_MEMLOCK?); "
-		       "values may be swapped out");
-	}
 	s->data = m;
 	s->cap = cap;
 	s->maplen = maplen;
 	s->len = 0;
+	lock_pages(s);
+	reg_add(s);
 	return s;
 }
 
@@ -68,6 +109,7 @@ void kf_secret_free(struct kf_secret *s)
 {
 	if (!s)
 		return;
+	reg_del(s);
 	explicit_bzero(s->data, s->maplen);
 	if (munlock(s->data, s->maplen) == 0)
 		atomic_fetch_sub(&locked_bytes, s->maplen);
@@ -156,4 +198,13 @@ void kf_wipe_free(void *v)
 void kf_secret_json_init(void)
 {
 	json_set_alloc_funcs(kf_wipe_malloc, kf_wipe_free);
+}
+
+void kf_json_free(void *p)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	f(p);
 }

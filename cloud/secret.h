@@ -14,6 +14,7 @@ struct kf_secret {
 	size_t len;		/* bytes in use */
 	size_t cap;		/* usable capacity */
 	size_t maplen;		/* length of the mapping (page multiple) */
+	struct kf_secret *prev, *next;	/* registry of live secrets */
 };
 
 /*
@@ -46,6 +47,12 @@ int kf_secret_truncate(struct kf_secret *s, size_t n);
 /* Constant-time equality of contents (1 equal, 0 not). */
 int kf_secret_equal(const struct kf_secret *a, const struct kf_secret *b);
 
+/*
+ * Lock every live secret again.  Memory locks are not inherited across
+ * fork(), so main() calls this right after daemonizing.
+ */
+void kf_secret_relock_all(void);
+
 /* Bytes currently locked by kf_secret allocations (for tests/stats). */
 size_t kf_secret_locked_bytes(void);
 
@@ -55,6 +62,9 @@ size_t kf_secret_locked_bytes(void);
  * from main() before any JSON is parsed.
  */
 void kf_secret_json_init(void);
+
+/* Free memory jansson returned (json_dumps) with jansson's allocator. */
+void kf_json_free(void *p);
 
 /* malloc/free pair that wipes on free; used by the jansson hook. */
 void *kf_wipe_malloc(size_t n);

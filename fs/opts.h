@@ -1,0 +1,62 @@
+/*
+ * Command line: the fuse_opt table, --help and --version.  Provider
+ * options (aws_*, gcp_*, local_*) are collected without interpretation and
+ * handed to the providers that declare them.
+ */
+#ifndef KF_OPTS_H
+#define KF_OPTS_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "provider.h"
+
+struct fuse_args;
+
+struct kf_opts {
+	char *source;		/* mount(8) form: ignored */
+	char *mountpoint;
+	int show_help;
+	int show_version;
+	int foreground;		/* -f */
+	int debug;		/* -d: foreground and debug log */
+	char *store;		/* NULL: default for this user */
+	char *providers;	/* comma list, NULL: default */
+	char *log_level;	/* NULL: info (debug with -d) */
+	unsigned timeout;	/* seconds per operation */
+	unsigned threads;	/* max FUSE worker threads */
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	int read_only;		/* -o ro (also passed to the kernel) */
+	int allow_other;	/* passed to the kernel */
+	struct kf_kv *kv;	/* provider options */
+	size_t nkv;
+	char errbuf[256];	/* first parse error */
+	int last_providers;	/* parser state: last option was providers= */
+};
+
+/*
+ * Parse args (argv-style) into o, removing what keyfs consumes and leaving
+ * options for libfuse and the kernel in args.  Returns 0, or -1 with the
+ * message in o->errbuf.
+ */
+int kf_opts_parse(struct fuse_args *args, struct kf_opts *o);
+
+/* Free what kf_opts_parse allocated. */
+void kf_opts_release(struct kf_opts *o);
+
+/* Write --help text (every option with its default) to out. */
+void kf_opts_help(FILE *out, const char *prog);
+
+/*
+ * Strict unsigned parse of s in base (8 or 10): digits only, at most max.
+ * Returns 0 or -1.
+ */
+int kf_opts_parse_uint(const char *s, int base, unsigned long max,
+		       unsigned long *out);
+
+/* The default state directory for the current user, malloc'd. */
+char *kf_opts_default_store(void);
+
+#endif

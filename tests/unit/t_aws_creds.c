@@ -1,0 +1,875 @@
+/*
+ * Unit tests for the AWS credential chain, INI and XML readers, region and
+ * endpoint resolution.  Network sources run through the HTTP transport
+ * seam; every test starts from an empty AWS environment and a fresh HOME.
+ */
+#include "kt.h"
+
+#include "aws_creds.h"
+#include "http.h"
+#include "ini.h"
+#include "log.h"
+#include "xml.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Remove every AWS_* variable and point HOME at the test's directory. */
+static void clean_env(void)
+{
+	char name[128];
+	int again = 1;
+
+	while (again) {
+		again = 0;
+		for (char **e = environ; *e; e++) {
+			const char *eq = strchr(*e, '=');
+			size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+
+			if (strncmp(*e, "AWS_", 4) == 0 && n < sizeof(name)) {
+				memcpy(name, *e, n);
+				name[n] = '\0';
+				unsetenv(name);
+				again = 1;
+				break;
+			}
+		}
+	}
+	setenv("HOME", kt_tmpdir(), 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	kf_http_set_transport(NULL);
+}
+
+static void write_file(const char *rel, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", kt_tmpdir(), rel);
+	f = fopen(path, "w");
+	if (!f) {
+		KT_CHECK(!"cannot write test file");
+		return;
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static void aws_dir(void)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/.aws", kt_tmpdir());
+	mkdir(path, 0700);
+}
+
+static int secret_is(const struct kf_secret *s, const char *want)
+{
+	return s && s->len == strlen(want) &&
+	       memcmp(s->data, want, s->len) == 0 && s->data[s->len] == '\0';
+}
+
+/* ---------- INI ---------- */
+
+KT_TEST(aws_ini_parse)
+{
+	struct kf_ini ini;
+	struct kf_err err = KF_ERR_INIT;
+	static const char text[] =
+		"# leading comment\n"
+		"orphan = ignored\n"
+		"[default]\n"
+		"  Region =  eu-west-1  \n"
+		"; another comment\n"
+		"output: json\n"
+		"[ profile  dev ]\n"
+		"region=us-east-2\n"
+		"note = a # not a comment\n"
+		"s3 =\n"
+		"  max_concurrent_requests = 20\n"
+		"   \n"
+		"[services local]\n"
+		"secrets_manager =\n"
+		"\tendpoint_url = http://127.0.0.1:4566\n"
+		"sts =\n"
+		"  endpoint_url = http://127.0.0.1:4567\n"
+		"[default]\n"
+		"region = eu-west-3\n";
+
+	kf_ini_init(&ini);
+	KT_EQ_INT(kf_buf_adds(&ini.text, text), 0);
+	KT_EQ_INT(kf_ini_parse(&ini, &err), 0);
+	KT_EQ_STR(kf_ini_get(&ini, "default", "region"), "eu-west-3");
+	KT_EQ_STR(kf_ini_get(&ini, "default", "output"), "json");
+	KT_CHECK(kf_ini_get(&ini, "default", "orphan") == NULL);
+	KT_EQ_STR(kf_ini_get(&ini, "profile  dev", "region"), "us-east-2");
+	KT_EQ_STR(kf_ini_get(&ini, "profile  dev", "note"),
+		  "a # not a comment");
+	KT_EQ_STR(kf_ini_get(&ini, "profile  dev", "s3"), "");
+	KT_EQ_STR(kf_ini_get(&ini, "profile  dev",
+			     "s3.max_concurrent_requests"),
+		  "20");
+	KT_EQ_STR(kf_ini_get(&ini, "services local",
+			     "secrets_manager.endpoint_url"),
+		  "http://127.0.0.1:4566");
+	KT_EQ_STR(kf_ini_get(&ini, "services local", "sts.endpoint_url"),
+		  "http://127.0.0.1:4567");
+	KT_CHECK(kf_ini_has_section(&ini, "services local"));
+	KT_CHECK(!kf_ini_has_section(&ini, "dev"));
+	kf_ini_release(&ini);
+
+	kf_ini_init(&ini);
+	KT_EQ_INT(kf_buf_adds(&ini.text, "[a]\nno delimiter here\n"), 0);
+	KT_EQ_INT(kf_ini_parse(&ini, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+	KT_CHECK(strstr(err.msg, "line 2") != NULL);
+	KT_CHECK(strstr(err.msg, "delimiter") == NULL);
+	kf_ini_release(&ini);
+
+	kf_ini_init(&ini);
+	KT_EQ_INT(kf_buf_adds(&ini.text, "[broken\nk=v\n"), 0);
+	KT_EQ_INT(kf_ini_parse(&ini, &err), -1);
+	kf_ini_release(&ini);
+}
+
+/* ---------- XML ---------- */
+
+KT_TEST(aws_xml_text)
+{
+	static const char doc[] =
+		"<?xml version=\"1.0\"?>\n"
+		"<a:Resp xmlns:a=\"urn:x\"><!-- <Key>no</Key> -->"
+		"<Other><Key>wrong</Key></Other>"
+		"<Inner attr='x>y'><Key>v &amp; &lt;w&gt; &#65;&#x42;"
+		"<![CDATA[<raw&>]]><Skip>no</Skip>!</Key><Empty/></Inner>"
+		"</a:Resp>";
+	const char *p1[] = { "Resp", "Inner", "Key" };
+	const char *p2[] = { "Resp", "Inner", "Missing" };
+	const char *p3[] = { "Resp", "Inner", "Empty" };
+	const char *p4[] = { "Resp", "Key" };
+	struct kf_buf b;
+
+	kf_buf_init(&b, 256);
+	KT_EQ_INT(kf_xml_text(doc, strlen(doc), p1, 3, &b), 1);
+	KT_EQ_STR(kf_buf_str(&b), "v & <w> AB<raw&>!");
+	kf_buf_reset(&b);
+	KT_EQ_INT(kf_xml_text(doc, strlen(doc), p2, 3, &b), 0);
+	KT_EQ_INT(kf_xml_text(doc, strlen(doc), p3, 3, &b), 1);
+	KT_EQ_STR(kf_buf_str(&b), "");
+	/* A Key that is not a direct child of Resp is not matched. */
+	KT_EQ_INT(kf_xml_text(doc, strlen(doc), p4, 2, &b), 0);
+
+	/* Malformed: unknown entity, mismatched tags, DOCTYPE, truncation. */
+	{
+		static const char *bad[] = {
+			"<Resp><Inner><Key>&bogus;</Key></Inner></Resp>",
+			"<Resp><Inner><Key>x</Inner></Key></Resp>",
+			"<!DOCTYPE x [<!ENTITY e \"y\">]><Resp/>",
+			"<Resp><Inner><Key>unterminated",
+			"<Resp><Inner><Key>&#0;</Key></Inner></Resp>",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			kf_buf_reset(&b);
+			KT_EQ_INT(kf_xml_text(bad[i], strlen(bad[i]), p1, 3,
+					      &b),
+				  -1);
+		}
+	}
+	/* Output cap. */
+	{
+		struct kf_buf small;
+
+		kf_buf_init(&small, 4);
+		KT_EQ_INT(kf_xml_text(doc, strlen(doc), p1, 3, &small), -1);
+		kf_buf_release(&small);
+	}
+	kf_buf_release(&b);
+}
+
+/* ---------- static sources ---------- */
+
+static const char cred_file[] =
+	"[default]\n"
+	"aws_access_key_id = AKIDDEFAULT\n"
+	"aws_secret_access_key = secret-default\n"
+	"[dev]\n"
+	"aws_access_key_id=AKIDDEV\n"
+	"aws_secret_access_key=secret-dev\n"
+	"aws_session_token=token-dev\n"
+	"[profile ops]\n"
+	"aws_access_key_id=AKIDWRONG\n"
+	"aws_secret_access_key=secret-wrong\n";
+
+static const char config_file[] =
+	"[default]\n"
+	"region = eu-central-1\n"
+	"[profile ops]\n"
+	"# static keys in the config file\n"
+	"aws_access_key_id = AKIDOPS\n"
+	"aws_secret_access_key = secret-ops\n"
+	"region = ap-south-1\n"
+	"[ops]\n"
+	"region = us-west-1\n";
+
+static int chain_static(const char *profile, char *src, size_t srclen,
+			struct kf_aws_creds *out, struct kf_err *err)
+{
+	struct kf_aws_chain_cfg cfg = { profile, 1000 };
+	struct kf_aws_chain *c = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (kf_aws_chain_new(&cfg, &c, err) < 0)
+		return -1;
+	snprintf(src, srclen, "%s", kf_aws_chain_source(c));
+	rc = kf_aws_chain_get(c, out, err);
+	kf_aws_chain_free(c);
+	return rc;
+}
+
+KT_TEST(aws_chain_profiles)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	aws_dir();
+	write_file(".aws/credentials", cred_file);
+	write_file(".aws/config", config_file);
+
+	/* default profile from the credentials file */
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "profile default");
+	KT_EQ_STR(cr.access_key, "AKIDDEFAULT");
+	KT_CHECK(secret_is(cr.secret_key, "secret-default"));
+	KT_CHECK(cr.session_token == NULL);
+	KT_EQ_INT(cr.expiration, 0);
+	kf_aws_creds_release(&cr);
+
+	/* AWS_PROFILE, with a session token */
+	setenv("AWS_PROFILE", "dev", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "profile dev");
+	KT_EQ_STR(cr.access_key, "AKIDDEV");
+	KT_CHECK(secret_is(cr.session_token, "token-dev"));
+	kf_aws_creds_release(&cr);
+
+	/* cfg profile beats AWS_PROFILE; config [profile ops], not the
+	 * credentials file's literal "[profile ops]" section */
+	KT_EQ_INT(chain_static("ops", src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "config profile ops");
+	KT_EQ_STR(cr.access_key, "AKIDOPS");
+	KT_CHECK(secret_is(cr.secret_key, "secret-ops"));
+	kf_aws_creds_release(&cr);
+
+	/* environment beats any profile */
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-env", 1);
+	setenv("AWS_SESSION_TOKEN", "token-env", 1);
+	KT_EQ_INT(chain_static("ops", src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "environment");
+	KT_EQ_STR(cr.access_key, "AKIDENV");
+	KT_CHECK(secret_is(cr.secret_key, "secret-env"));
+	KT_CHECK(secret_is(cr.session_token, "token-env"));
+	kf_aws_creds_release(&cr);
+
+	/* a key id without a secret is an error, not a fall-through */
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SESSION_TOKEN");
+
+	/* an explicit profile that exists nowhere */
+	KT_EQ_INT(chain_static("nope", src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_CHECK(strstr(err.msg, "nope") != NULL);
+
+	/* role chaining is refused, not silently replaced */
+	write_file(".aws/config", "[profile chain]\nrole_arn = arn:aws:iam::1:"
+				  "role/r\nsource_profile = default\n");
+	KT_EQ_INT(chain_static("chain", src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTSUP);
+}
+
+KT_TEST(aws_chain_nothing)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	KT_EQ_INT(kf_aws_config_present(NULL), 0);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_CHECK(strstr(err.msg, "no AWS credentials found") != NULL);
+	KT_CHECK(strstr(err.msg, "environment") != NULL);
+	KT_CHECK(strstr(err.msg, "web identity") != NULL);
+	KT_CHECK(strstr(err.msg, "container") != NULL);
+	KT_CHECK(strstr(err.msg, "imds") != NULL);
+	KT_EQ_INT(kf_aws_config_present("x"), 1);
+	setenv("AWS_REGION", "us-east-1", 1);
+	KT_EQ_INT(kf_aws_config_present(NULL), 1);
+	unsetenv("AWS_REGION");
+	aws_dir();
+	write_file(".aws/config", "[default]\n");
+	KT_EQ_INT(kf_aws_config_present(NULL), 1);
+}
+
+/* ---------- region and endpoints ---------- */
+
+KT_TEST(aws_region)
+{
+	struct kf_err err = KF_ERR_INIT;
+	char r[64];
+
+	clean_env();
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	aws_dir();
+	write_file(".aws/config", config_file);
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), 0);
+	KT_EQ_STR(r, "eu-central-1");
+	KT_EQ_INT(kf_aws_default_region("ops", r, sizeof(r), &err), 0);
+	KT_EQ_STR(r, "ap-south-1");
+	setenv("AWS_PROFILE", "ops", 1);
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), 0);
+	KT_EQ_STR(r, "ap-south-1");
+	setenv("AWS_DEFAULT_REGION", "sa-east-1", 1);
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), 0);
+	KT_EQ_STR(r, "sa-east-1");
+	setenv("AWS_REGION", "ca-central-1", 1);
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), 0);
+	KT_EQ_STR(r, "ca-central-1");
+	KT_EQ_INT(kf_aws_default_region(NULL, r, 4, &err), -1);
+	setenv("AWS_REGION", "us-east-1/../x", 1);
+	KT_EQ_INT(kf_aws_default_region(NULL, r, sizeof(r), &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+}
+
+KT_TEST(aws_endpoint)
+{
+	struct kf_err err = KF_ERR_INIT;
+	char u[256];
+
+	clean_env();
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "us-east-1", u, sizeof(u), &err),
+		  0);
+	KT_EQ_STR(u, "https://secretsmanager.us-east-1.amazonaws.com");
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "cn-north-1", u, sizeof(u),
+				  &err),
+		  0);
+	KT_EQ_STR(u, "https://secretsmanager.cn-north-1.amazonaws.com.cn");
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "bad/region", u, sizeof(u),
+				  &err),
+		  -1);
+
+	aws_dir();
+	write_file(".aws/config",
+		   "[default]\nendpoint_url = http://127.0.0.1:1111/\n"
+		   "[profile svc]\nservices = loc\n"
+		   "endpoint_url = http://127.0.0.1:2222\n"
+		   "[services loc]\nsecrets_manager =\n"
+		   "  endpoint_url = http://127.0.0.1:3333\n");
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "us-east-1", u, sizeof(u), &err),
+		  0);
+	KT_EQ_STR(u, "http://127.0.0.1:1111");
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
+				  &err),
+		  0);
+	KT_EQ_STR(u, "http://127.0.0.1:3333");
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4444", 1);
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
+				  &err),
+		  0);
+	KT_EQ_STR(u, "http://127.0.0.1:4444");
+	setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5555", 1);
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
+				  &err),
+		  0);
+	KT_EQ_STR(u, "http://127.0.0.1:5555");
+	KT_EQ_INT(kf_aws_endpoint("https://example.test:8443/", "svc",
+				  "us-east-1", u, sizeof(u), &err),
+		  0);
+	KT_EQ_STR(u, "https://example.test:8443");
+	KT_EQ_INT(kf_aws_endpoint("ftp://x", NULL, "us-east-1", u, sizeof(u),
+				  &err),
+		  -1);
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "eu-west-1", u, sizeof(u),
+				  &err),
+		  0);
+	KT_EQ_STR(u, "https://secretsmanager.eu-west-1.amazonaws.com");
+}
+
+/* ---------- the fake network ---------- */
+
+static struct {
+	pthread_mutex_t lock;
+	int calls;		/* STS/container/IMDS credential fetches */
+	int requests;		/* every request */
+	int delay_ms;
+	int status;		/* for the credential response */
+	long exp_in;		/* Expiration = now + exp_in seconds */
+	int serial;		/* numbers the access keys handed out */
+	char last_url[512];
+	char last_body[2048];
+	char last_auth[512];
+	char last_imds_token[128];
+	int saw_ttl;
+} fk = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void fk_reset(int status, long exp_in, int delay_ms)
+{
+	pthread_mutex_lock(&fk.lock);
+	fk.calls = fk.requests = fk.serial = fk.saw_ttl = 0;
+	fk.status = status;
+	fk.exp_in = exp_in;
+	fk.delay_ms = delay_ms;
+	fk.last_url[0] = fk.last_body[0] = fk.last_auth[0] = '\0';
+	fk.last_imds_token[0] = '\0';
+	pthread_mutex_unlock(&fk.lock);
+}
+
+static const char *hdr(const struct kf_http_req *req, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *const *h = req->headers; h && *h; h++)
+		if (strncasecmp(*h, name, n) == 0 && (*h)[n] == ':')
+			return *h + n + 2;
+	return NULL;
+}
+
+static void iso(char *out, size_t n, long in)
+{
+	time_t t = time(NULL) + in;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%S.123456Z", &tm);
+}
+
+static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
+		struct kf_err *err)
+{
+	char exp[64];
+	int serial, status, delay;
+	const char *v;
+
+	pthread_mutex_lock(&fk.lock);
+	fk.requests++;
+	snprintf(fk.last_url, sizeof(fk.last_url), "%s", req->url);
+	status = fk.status;
+	delay = fk.delay_ms;
+	iso(exp, sizeof(exp), fk.exp_in);
+	pthread_mutex_unlock(&fk.lock);
+
+	if (strstr(req->url, "/latest/api/token")) {
+		pthread_mutex_lock(&fk.lock);
+		fk.saw_ttl = hdr(req, "x-aws-ec2-metadata-token-ttl-seconds") &&
+			     strcmp(req->method, "PUT") == 0;
+		pthread_mutex_unlock(&fk.lock);
+		resp->status = 200;
+		return kf_buf_adds(&resp->body, "imds-tok-1");
+	}
+	if (strstr(req->url, "/iam/security-credentials/") &&
+	    !strstr(req->url, "/iam/security-credentials/role-a")) {
+		v = hdr(req, "x-aws-ec2-metadata-token");
+		pthread_mutex_lock(&fk.lock);
+		snprintf(fk.last_imds_token, sizeof(fk.last_imds_token), "%s",
+			 v ? v : "");
+		pthread_mutex_unlock(&fk.lock);
+		resp->status = 200;
+		return kf_buf_adds(&resp->body, "role-a\n");
+	}
+
+	if (delay)
+		usleep((useconds_t)delay * 1000);
+	pthread_mutex_lock(&fk.lock);
+	serial = ++fk.serial;
+	fk.calls++;
+	snprintf(fk.last_body, sizeof(fk.last_body), "%.*s",
+		 (int)req->body_len, req->body ? (const char *)req->body : "");
+	v = hdr(req, "Authorization");
+	snprintf(fk.last_auth, sizeof(fk.last_auth), "%s", v ? v : "");
+	pthread_mutex_unlock(&fk.lock);
+
+	resp->status = status;
+	if (status != 200) {
+		if (strstr(req->url, "/sts"))
+			return kf_buf_addf(
+				&resp->body,
+				"<ErrorResponse xmlns=\"https://sts.amazonaws."
+				"com/doc/2011-06-15/\"><Error><Type>Sender</Type>"
+				"<Code>InvalidIdentityToken</Code><Message>Bad "
+				"token &amp; more</Message></Error><RequestId>r"
+				"</RequestId></ErrorResponse>");
+		return kf_buf_adds(&resp->body, "{\"message\":\"no\"}");
+	}
+	if (strstr(req->url, "/sts"))
+		return kf_buf_addf(
+			&resp->body,
+			"<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts."
+			"amazonaws.com/doc/2011-06-15/\">\n"
+			"  <AssumeRoleWithWebIdentityResult>\n"
+			"    <SubjectFromWebIdentityToken>s</SubjectFromWebIdentityToken>\n"
+			"    <Credentials>\n"
+			"      <AccessKeyId>ASIASTS%d</AccessKeyId>\n"
+			"      <SecretAccessKey>sts/se&amp;cret+%d</SecretAccessKey>\n"
+			"      <SessionToken>sts-token-%d&lt;x&gt;</SessionToken>\n"
+			"      <Expiration>%s</Expiration>\n"
+			"    </Credentials>\n"
+			"  </AssumeRoleWithWebIdentityResult>\n"
+			"</AssumeRoleWithWebIdentityResponse>\n",
+			serial, serial, serial, exp);
+	(void)err;
+	return kf_buf_addf(&resp->body,
+			   "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\","
+			   "\"AccessKeyId\":\"ASIANET%d\",\"SecretAccessKey\":"
+			   "\"net-secret-%d\",\"Token\":\"net-token-%d\","
+			   "\"Expiration\":\"%.19sZ\"}",
+			   serial, serial, serial, exp);
+}
+
+static void web_identity_env(void)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/wi-token", kt_tmpdir());
+	write_file("wi-token", "  eyJ.tok+en/x=\n\n");
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+	setenv("AWS_ROLE_SESSION_NAME", "sess", 1);
+	setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/sts", 1);
+	kf_http_set_transport(fake);
+}
+
+KT_TEST(aws_web_identity)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	web_identity_env();
+	fk_reset(200, 3600, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(kf_aws_chain_source(c), "web identity");
+	KT_EQ_STR(fk.last_url, "http://127.0.0.1:9/sts/");
+	KT_CHECK(strstr(fk.last_body, "Action=AssumeRoleWithWebIdentity&") ==
+		 fk.last_body);
+	KT_CHECK(strstr(fk.last_body, "&Version=2011-06-15") != NULL);
+	KT_CHECK(strstr(fk.last_body, "&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+				      "123456789012%3Arole%2Fr") != NULL);
+	KT_CHECK(strstr(fk.last_body, "&RoleSessionName=sess") != NULL);
+	/* whitespace stripped, then form-encoded */
+	KT_CHECK(strstr(fk.last_body,
+			"&WebIdentityToken=eyJ.tok%2Ben%2Fx%3D") != NULL);
+	KT_CHECK(strstr(fk.last_body, "%0A") == NULL);
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIASTS1");
+	KT_CHECK(secret_is(cr.secret_key, "sts/se&cret+1"));
+	KT_CHECK(secret_is(cr.session_token, "sts-token-1<x>"));
+	KT_CHECK(cr.expiration > time(NULL) + 3500 &&
+		 cr.expiration <= time(NULL) + 3600);
+	kf_aws_creds_release(&cr);
+	KT_EQ_INT(fk.calls, 1);
+
+	/* the token file is re-read on refresh */
+	write_file("wi-token", "second-token");
+	kf_aws_chain_invalidate(c);
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_INT(fk.calls, 2);
+	KT_EQ_STR(cr.access_key, "ASIASTS2");
+	KT_CHECK(strstr(fk.last_body, "&WebIdentityToken=second-token") !=
+		 NULL);
+	kf_aws_creds_release(&cr);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* STS ErrorResponse: code kept, no token text in the message */
+	fk_reset(400, 3600, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_CHECK(c == NULL);
+	KT_EQ_INT(err.code, KF_E_DENIED);
+	KT_EQ_INT(err.http_status, 400);
+	KT_EQ_STR(err.provider_code, "InvalidIdentityToken");
+	KT_CHECK(strstr(err.msg, "Bad token & more") != NULL);
+	KT_CHECK(strstr(err.msg, "second-token") == NULL);
+	KT_EQ_INT(fk.calls, 1);
+
+	/* a profile with role_arn + web_identity_token_file */
+	clean_env();
+	kf_http_set_transport(fake);
+	fk_reset(200, 3600, 0);
+	aws_dir();
+	write_file("wi-token", "profile-token\n");
+	{
+		char conf[1024];
+
+		snprintf(conf, sizeof(conf),
+			 "[profile wi]\nrole_arn = arn:aws:iam::1:role/p\n"
+			 "web_identity_token_file = %s/wi-token\n"
+			 "endpoint_url = http://127.0.0.1:9/sts\n",
+			 kt_tmpdir());
+		write_file(".aws/config", conf);
+	}
+	cfg.profile = "wi";
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(kf_aws_chain_source(c), "web identity profile wi");
+	KT_CHECK(strstr(fk.last_body, "RoleArn=arn%3Aaws%3Aiam%3A%3A1%3A"
+				      "role%2Fp") != NULL);
+	KT_CHECK(strstr(fk.last_body, "RoleSessionName=keyfs-session-") !=
+		 NULL);
+	kf_aws_chain_free(c);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_container_and_imds)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char path[512];
+
+	clean_env();
+	kf_http_set_transport(fake);
+	fk_reset(200, 7200, 0);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "env-auth", 1);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(kf_aws_chain_source(c), "container");
+	KT_EQ_STR(fk.last_auth, "env-auth");
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIANET1");
+	KT_CHECK(secret_is(cr.secret_key, "net-secret-1"));
+	KT_CHECK(secret_is(cr.session_token, "net-token-1"));
+	kf_aws_creds_release(&cr);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* the token file wins over the variable, newline stripped */
+	snprintf(path, sizeof(path), "%s/auth", kt_tmpdir());
+	write_file("auth", "file-auth\n");
+	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(fk.last_auth, "file-auth");
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* a token with a line break inside is refused */
+	write_file("auth", "a\nb");
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+
+	/* plain http to a non-loopback host is refused */
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/x", 1);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+
+	/* 403 from the endpoint */
+	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	fk_reset(403, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_DENIED);
+	KT_CHECK(strstr(err.msg, "env-auth") == NULL);
+
+	/* IMDSv2 */
+	clean_env();
+	kf_http_set_transport(fake);
+	fk_reset(200, 7200, 0);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/", 1);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(kf_aws_chain_source(c), "imds");
+	KT_CHECK(fk.saw_ttl);
+	KT_EQ_STR(fk.last_imds_token, "imds-tok-1");
+	KT_EQ_STR(fk.last_url,
+		  "http://127.0.0.1:9/latest/meta-data/iam/"
+		  "security-credentials/role-a");
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIANET1");
+	KT_CHECK(secret_is(cr.secret_key, "net-secret-1"));
+	kf_aws_creds_release(&cr);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* IMDS answering an error means "nothing found" */
+	fk_reset(500, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_CHECK(strstr(err.msg, "imds (") != NULL);
+	kf_http_set_transport(NULL);
+}
+
+/* ---------- refresh ---------- */
+
+struct getter {
+	struct kf_aws_chain *c;
+	int rc;
+	char ak[128];
+	long ms;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void *getter_fn(void *arg)
+{
+	struct getter *g = arg;
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	long t0 = now_ms();
+
+	g->rc = kf_aws_chain_get(g->c, &cr, &err);
+	g->ms = now_ms() - t0;
+	if (g->rc == 0)
+		snprintf(g->ak, sizeof(g->ak), "%s", cr.access_key);
+	kf_aws_creds_release(&cr);
+	return NULL;
+}
+
+static void run_getters(struct kf_aws_chain *c, struct getter *g, int n)
+{
+	pthread_t t[16];
+
+	for (int i = 0; i < n; i++) {
+		memset(&g[i], 0, sizeof(g[i]));
+		g[i].c = c;
+		pthread_create(&t[i], NULL, getter_fn, &g[i]);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+}
+
+KT_TEST(aws_refresh_advisory)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	struct getter g[8];
+	int fresh = 0, old = 0;
+
+	clean_env();
+	web_identity_env();
+	/* 12 minutes left: inside the advisory window, outside mandatory */
+	fk_reset(200, 12 * 60, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_INT(fk.calls, 1);
+	pthread_mutex_lock(&fk.lock);
+	fk.exp_in = 3600;
+	fk.delay_ms = 400;
+	pthread_mutex_unlock(&fk.lock);
+	run_getters(c, g, 8);
+	KT_EQ_INT(fk.calls, 2);		/* exactly one refresh */
+	for (int i = 0; i < 8; i++) {
+		KT_EQ_INT(g[i].rc, 0);
+		if (strcmp(g[i].ak, "ASIASTS2") == 0) {
+			fresh++;
+		} else {
+			KT_EQ_STR(g[i].ak, "ASIASTS1");
+			KT_CHECK(g[i].ms < 300);	/* did not wait */
+			old++;
+		}
+	}
+	KT_CHECK(fresh >= 1);
+	KT_EQ_INT(fresh + old, 8);
+	/* now fresh for an hour: no more fetches */
+	run_getters(c, g, 8);
+	KT_EQ_INT(fk.calls, 2);
+	for (int i = 0; i < 8; i++)
+		KT_EQ_STR(g[i].ak, "ASIASTS2");
+	kf_aws_chain_free(c);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_refresh_mandatory)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	struct getter g[8];
+
+	clean_env();
+	web_identity_env();
+	/* 5 minutes left: everyone must wait for the one refresh */
+	fk_reset(200, 5 * 60, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	pthread_mutex_lock(&fk.lock);
+	fk.exp_in = 3600;
+	fk.delay_ms = 200;
+	pthread_mutex_unlock(&fk.lock);
+	run_getters(c, g, 8);
+	KT_EQ_INT(fk.calls, 2);
+	for (int i = 0; i < 8; i++) {
+		KT_EQ_INT(g[i].rc, 0);
+		KT_EQ_STR(g[i].ak, "ASIASTS2");
+	}
+	kf_aws_chain_free(c);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_refresh_failure)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_aws_creds cr;
+	enum kf_log_level lvl = kf_log_get_level();
+
+	clean_env();
+	web_identity_env();
+	fk_reset(200, 12 * 60, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	/* refresh fails while the old ones are valid: keep them */
+	pthread_mutex_lock(&fk.lock);
+	fk.status = 400;
+	pthread_mutex_unlock(&fk.lock);
+	kf_log_set_level(KF_LOG_ERROR);	/* keep the expected warning quiet */
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIASTS1");
+	kf_aws_creds_release(&cr);
+	KT_EQ_INT(fk.calls, 2);
+	/* and do not hammer STS on every call afterwards */
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	kf_aws_creds_release(&cr);
+	KT_EQ_INT(fk.calls, 2);
+	/* invalidated (server said expired) and refresh fails: error */
+	kf_aws_chain_invalidate(c);
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_DENIED);
+	KT_CHECK(strstr(err.msg, "web identity") != NULL);
+	KT_EQ_INT(fk.calls, 3);
+	/* recovers once STS answers again */
+	pthread_mutex_lock(&fk.lock);
+	fk.status = 200;
+	fk.exp_in = 3600;
+	pthread_mutex_unlock(&fk.lock);
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIASTS4");
+	kf_aws_creds_release(&cr);
+	kf_log_set_level(lvl);
+	kf_aws_chain_free(c);
+	kf_http_set_transport(NULL);
+}
