@@ -4,11 +4,13 @@
  */
 #include "provider.h"
 #include "local.h"
+#include "aws.h"
 
 #include <string.h>
 
 const struct kf_provider_desc *const kf_provider_table[] = {
 	&kf_local_desc,
+	&kf_aws_desc,
 	NULL,
 };
 
