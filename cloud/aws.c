@@ -251,8 +251,12 @@ static int overlay_deleted_locked(struct aws_priv *a, size_t ri,
 
 /* ---- names and paths --------------------------------------------------- */
 
-/* Secrets Manager's NameType: 1..512 of [A-Za-z0-9/_+=.@-]. */
-static int valid_name(const char *s)
+/*
+ * Secrets Manager's NameType: 1..512 of [A-Za-z0-9/_+=.@-].  Existing
+ * names may also hold '!' (service-managed secrets such as rds!...), but
+ * keyfs never creates one.
+ */
+static int name_ok(const char *s, int existing)
 {
 	size_t n = strlen(s);
 
@@ -261,10 +265,16 @@ static int valid_name(const char *s)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!isalnum(c) && !strchr("/_+=.@-", c))
+		if (!isalnum(c) && !strchr("/_+=.@-", c) &&
+		    !(existing && c == '!'))
 			return 0;
 	}
 	return 1;
+}
+
+static int valid_name(const char *s)
+{
+	return name_ok(s, 0);
 }
 
 static int valid_field(const char *s)
@@ -423,10 +433,16 @@ static int resolve(struct aws_priv *a, size_t ri, const char *rest,
 			parent_known = 1;	/* a plain secret */
 		}
 	}
+	if (res->kind == AK_NONE && !parent_known && rlen < AWS_NAME_MAX) {
+		/* a directory of names seen in a recent listing */
+		snprintf(prefix, sizeof(prefix), "%s/", rest);
+		if (known_has_prefix_locked(a, r, prefix, now))
+			res->kind = AK_PREFIX;
+	}
 	pthread_mutex_unlock(&a->lock);
 	if (res->kind != AK_NONE)
 		return 0;
-	if (rlen <= AWS_NAME_MAX) {
+	if (name_ok(rest, 1)) {
 		rc = describe_kind(a, ri, rest, &kind, &mtime, err);
 		if (rc < 0)
 			return -1;
@@ -440,6 +456,8 @@ static int resolve(struct aws_priv *a, size_t ri, const char *rest,
 	if (parent[0]) {
 		if (parent_known) {
 			kind = AK_PLAIN;
+		} else if (!name_ok(parent, 1)) {
+			kind = AK_NONE;
 		} else {
 			rc = describe_kind(a, ri, parent, &kind, &mtime, err);
 			if (rc < 0)
@@ -459,7 +477,7 @@ static int resolve(struct aws_priv *a, size_t ri, const char *rest,
 			return 0;
 		}
 	}
-	if (rlen > AWS_NAME_MAX - 1)
+	if (rlen > AWS_NAME_MAX - 1 || !name_ok(rest, 1))
 		return 0;
 	snprintf(prefix, sizeof(prefix), "%s/", rest);
 	rc = prefix_exists(a, ri, prefix, err);
@@ -1629,8 +1647,6 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 				 "aws: credentials: %.200s", msg);
 		goto out;
 	}
-	kf_log(KF_LOG_INFO, "aws: credentials from %s",
-	       kf_aws_chain_source(a->chain));
 	for (size_t i = 0; i < a->nregions; i++) {
 		struct kf_aws_sm_cfg scfg;
 		char url[1024];
