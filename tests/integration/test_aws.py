@@ -468,3 +468,35 @@ def test_lost_response_makes_one_version(keyfs, tmp_path, moto):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_concurrent_writers_and_readers(keyfs, tmp_path, moto):
+    """Many threads at once: plain secrets, fields of one field secret
+    (serialised read-modify-write: no field lost), listings."""
+    m = mount(keyfs, tmp_path, moto)
+    region = m.path("aws", REGION)
+    os.mkdir(os.path.join(region, "shared"))
+    errors = []
+
+    def worker(i):
+        try:
+            p = os.path.join(region, "c%d" % i)
+            write(p, b"value-%d" % i)
+            assert read(p) == b"value-%d" % i
+            write(os.path.join(region, "shared", "f%d" % i), b"%d" % i)
+            os.listdir(region)
+        except Exception as e:          # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(os.listdir(os.path.join(region, "shared"))) == \
+        sorted("f%d" % i for i in range(8))
+    assert json.loads(cli_value(moto, "shared")) == \
+        {"f%d" % i: str(i) for i in range(8)}
+    names = os.listdir(region)
+    assert all("c%d" % i in names for i in range(8))
