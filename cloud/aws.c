@@ -36,12 +36,23 @@ enum aws_kind {
 	AK_SCHEDULED,		/* a secret scheduled for deletion */
 };
 
+/* A field's name and size (never its value). */
+struct aws_field {
+	char *name;
+	uint64_t size;
+};
+
 /* One name seen in a listing or a DescribeSecret answer. */
 struct aws_known {
 	char *name;
 	int fields;
 	int64_t mtime;
 	uint64_t seen_ms;
+	/* field secrets: names and sizes as of fv_ms, so that `ls -l` of a
+	 * field directory costs one GetSecretValue, not one per field */
+	struct aws_field *fv;
+	size_t nf;
+	uint64_t fv_ms;		/* 0 = not known */
 };
 
 struct aws_region {
@@ -147,8 +158,19 @@ static void known_put_locked(struct aws_region *r, const char *name,
 		return;
 	memmove(&r->known[i + 1], &r->known[i],
 		(r->nknown - i) * sizeof(*r->known));
-	r->known[i] = (struct aws_known){ copy, fields, mtime, now };
+	r->known[i] = (struct aws_known){ copy, fields, mtime, now, NULL, 0,
+					  0 };
 	r->nknown++;
+}
+
+static void known_fields_clear(struct aws_known *k)
+{
+	for (size_t i = 0; i < k->nf; i++)
+		free(k->fv[i].name);
+	free(k->fv);
+	k->fv = NULL;
+	k->nf = 0;
+	k->fv_ms = 0;
 }
 
 static void known_del_locked(struct aws_region *r, const char *name)
@@ -156,6 +178,7 @@ static void known_del_locked(struct aws_region *r, const char *name)
 	size_t i = known_lower_locked(r, name);
 
 	if (i < r->nknown && strcmp(r->known[i].name, name) == 0) {
+		known_fields_clear(&r->known[i]);
 		free(r->known[i].name);
 		memmove(&r->known[i], &r->known[i + 1],
 			(r->nknown - i - 1) * sizeof(*r->known));
@@ -512,6 +535,76 @@ static int state_fail(const char *region, const char *name,
 
 /* ---- field secrets ----------------------------------------------------- */
 
+static size_t field_size(const json_t *v);
+
+/* Remember the field names and sizes of obj (field secret name). */
+static void fields_note(struct aws_priv *a, size_t ri, const char *name,
+			const json_t *obj)
+{
+	struct aws_region *r = &a->regions[ri];
+	uint64_t now = kf_now_ms();
+	struct aws_field *fv = NULL;
+	const char *key;
+	json_t *v;
+	size_t n = 0, i;
+
+	if (json_object_size(obj)) {
+		fv = calloc(json_object_size(obj), sizeof(*fv));
+		if (!fv)
+			return;
+	}
+	json_object_foreach((json_t *)obj, key, v) {
+		fv[n].name = strdup(key);
+		if (!fv[n].name)
+			break;
+		fv[n++].size = field_size(v);
+	}
+	pthread_mutex_lock(&a->lock);
+	i = known_lower_locked(r, name);
+	if (i >= r->nknown || strcmp(r->known[i].name, name) != 0) {
+		known_put_locked(r, name, 1, (int64_t)time(NULL), now);
+		i = known_lower_locked(r, name);
+	}
+	if (i < r->nknown && strcmp(r->known[i].name, name) == 0 &&
+	    n == json_object_size(obj)) {
+		known_fields_clear(&r->known[i]);
+		r->known[i].fv = fv;
+		r->known[i].nf = n;
+		r->known[i].fv_ms = now;
+		fv = NULL;
+	}
+	pthread_mutex_unlock(&a->lock);
+	for (i = 0; fv && i < n; i++)
+		free(fv[i].name);
+	free(fv);
+}
+
+/*
+ * Size of field in field secret name from the cache: 1 found, 0 absent,
+ * -1 when the cache cannot say.
+ */
+static int fields_cached(struct aws_priv *a, size_t ri, const char *name,
+			 const char *field, uint64_t *size)
+{
+	const struct aws_known *k;
+	uint64_t now = kf_now_ms();
+	int rc = -1;
+
+	pthread_mutex_lock(&a->lock);
+	k = known_get_locked(a, &a->regions[ri], name, now);
+	if (k && k->fields && k->fv_ms && now - k->fv_ms < a->ttl_ms) {
+		rc = 0;
+		for (size_t i = 0; i < k->nf; i++) {
+			if (strcmp(k->fv[i].name, field) == 0) {
+				*size = k->fv[i].size;
+				rc = 1;
+			}
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
 /* The JSON object held by a field secret (an empty value is {}). */
 static int fields_load(struct aws_priv *a, size_t ri, const char *name,
 		       json_t **obj, struct kf_err *err)
@@ -542,6 +635,7 @@ static int fields_load(struct aws_priv *a, size_t ri, const char *name,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
+	fields_note(a, ri, name, j);
 	*obj = j;
 	j = NULL;
 	rc = 0;
@@ -604,6 +698,8 @@ static int fields_store(struct aws_priv *a, size_t ri, const char *name,
 				 s->len, err);
 	if (rc)
 		state_fail(a->regions[ri].name, name, err);
+	else
+		fields_note(a, ri, name, obj);
 out:
 	kf_secret_free(s);
 	return rc;
@@ -679,6 +775,15 @@ static int aws_getattr(struct kf_provider *p, const char *path,
 		attr->kind = KF_KIND_DIR;
 		return 0;
 	case AK_FIELD:
+		rc = fields_cached(a, ri, res.name, res.field, &attr->size);
+		if (rc == 0)
+			return kf_fail(err, KF_E_NOTFOUND, "aws: no such field");
+		if (rc == 1) {
+			attr->kind = KF_KIND_FILE;
+			attr->size_known = 1;
+			return 0;
+		}
+		rc = -1;
 		if (fields_load(a, ri, res.name, &obj, err))
 			goto out;
 		v = json_object_get(obj, res.field);
@@ -1421,8 +1526,10 @@ static void aws_free(struct kf_provider *p)
 			struct aws_region *r = &a->regions[i];
 
 			kf_aws_sm_free(r->sm);
-			for (size_t k = 0; k < r->nknown; k++)
+			for (size_t k = 0; k < r->nknown; k++) {
+				known_fields_clear(&r->known[k]);
 				free(r->known[k].name);
+			}
 			free(r->known);
 		}
 		free(a->regions);

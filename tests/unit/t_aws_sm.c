@@ -661,8 +661,10 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 		{ 200, "{\"SecretList\":[{\"Name\":\"b/z\"},{\"Name\":\"c\","
 		       "\"Tags\":[{\"Key\":\"keyfs:layout\",\"Value\":"
 		       "\"fields\"}]}],\"NextToken\":null}" },
+		{ 200, "{\"Name\":\"c\",\"SecretString\":"
+		       "\"{\\\"f\\\":\\\"abc\\\",\\\"g\\\":12}\"}" },
 	};
-	struct kf_aws_sm *sm = setup(NULL, 3, r);
+	struct kf_aws_sm *sm = setup(NULL, 4, r);
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
@@ -713,6 +715,21 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	KT_EQ_INT(p->ops->can_create(p, "us-west-2/bad name", &err), -1);
 	KT_EQ_INT(err.code, KF_E_INVALID);
 	KT_EQ_INT(p->ops->can_create(p, "us-west-2/c/f", &err), 0);
+	/* a field directory: one GetSecretValue, then getattr is free */
+	memset(&nm, 0, sizeof(nm));
+	KT_EQ_INT(p->ops->list(p, "us-west-2/c", NULL, collect, &nm, &next,
+			       &err), 0);
+	KT_EQ_STR(nm.buf, "f g ");
+	KT_EQ_INT(fk.nreq, 4);
+	KT_EQ_INT(p->ops->getattr(p, "us-west-2/c/f", &at, &err), 0);
+	KT_EQ_INT(at.kind, KF_KIND_FILE);
+	KT_EQ_INT(at.size_known, 1);
+	KT_EQ_INT(at.size, 3);
+	KT_EQ_INT(p->ops->getattr(p, "us-west-2/c/g", &at, &err), 0);
+	KT_EQ_INT(at.size, 2);
+	KT_EQ_INT(p->ops->getattr(p, "us-west-2/c/zz", &at, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_INT(fk.nreq, 4);
 	KT_EQ_INT(p->ops->getattr(p, "eu-west-9", &at, &err), -1);
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);
 	p->ops->free(p);
