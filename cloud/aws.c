@@ -1,10 +1,23 @@
 /*
  * The `aws` provider: maps aws/REGION/NAME paths onto Secrets Manager
- * calls (cloud/aws_sm).  It keeps no values: only a short-lived index of
- * names seen (so `ls -l` costs list calls only) and an overlay of this
- * process's own creates and deletes (ListSecrets is eventually
- * consistent).  Never logs a value; never does network I/O while holding
- * `lock`.
+ * calls (cloud/aws_sm).  It keeps no values: what it knows about names
+ * (so `ls -l` costs list calls only, and its own creates and deletes show
+ * before ListSecrets catches up) lives in cloud/aws_index.  Never logs a
+ * value.
+ *
+ * Decisions where Secrets Manager and files disagree:
+ * - An empty value cannot be stored (SecretString/SecretBinary min 1):
+ *   committing 0 bytes to an existing secret fails with KF_E_INVALID
+ *   (EINVAL) and a log line, the value is unchanged; 0 bytes on a new name
+ *   (`touch`) creates the secret without a value, which reads empty.
+ * - Valid UTF-8 without NUL goes out as SecretString, anything else as
+ *   SecretBinary.  Fields of a field secret hold UTF-8 text only.
+ * - A name scheduled for deletion: KF_E_STATE (EBUSY) on create/write with
+ *   a log line; reads and lookups see it as absent.
+ * - A directory wins over a file of the same name (secret "a" and "a/b");
+ *   a field secret's fields win over secrets named below it.
+ * - Listings ask for SortBy=name so a prefix directory spanning pages is
+ *   listed once; a service that ignores SortBy may list it twice.
  */
 #include "aws.h"
 
@@ -17,6 +30,8 @@
 #include <string.h>
 
 #include "aws_creds.h"
+#include "aws_fields.h"
+#include "aws_index.h"
 #include "aws_sm.h"
 #include "crypto.h"
 #include "http.h"
@@ -36,52 +51,18 @@ enum aws_kind {
 	AK_SCHEDULED,		/* a secret scheduled for deletion */
 };
 
-/* A field's name and size (never its value). */
-struct aws_field {
-	char *name;
-	uint64_t size;
-};
-
-/* One name seen in a listing or a DescribeSecret answer. */
-struct aws_known {
-	char *name;
-	int fields;
-	int64_t mtime;
-	uint64_t seen_ms;
-	/* field secrets: names and sizes as of fv_ms, so that `ls -l` of a
-	 * field directory costs one GetSecretValue, not one per field */
-	struct aws_field *fv;
-	size_t nf;
-	uint64_t fv_ms;		/* 0 = not known */
-};
-
 struct aws_region {
 	char name[64];
 	struct kf_aws_sm *sm;
-	struct aws_known *known;	/* sorted by name; protected by lock */
-	size_t nknown, capknown;	/* protected by lock */
-};
-
-/* A create or delete made by this process, newer than ListSecrets. */
-struct aws_overlay {
-	struct aws_overlay *next;
-	size_t region;
-	char *name;
-	int deleted;
-	int fields;
-	uint64_t at_ms;
 };
 
 struct aws_priv {
 	struct aws_region *regions;
 	size_t nregions;
 	struct kf_aws_chain *chain;
+	struct kf_aws_index *idx;	/* names known without asking */
 	unsigned recovery_days;
-	uint64_t ttl_ms;
 	int read_only;
-	pthread_mutex_t lock;	/* protects every region's known[] and
-				 * overlay */
-	struct aws_overlay *overlay;	/* protected by lock */
 	/*
 	 * Serialises read-modify-write of field secrets in this process.
 	 * Held across network calls on purpose: it is never taken by
@@ -101,176 +82,6 @@ struct aws_res {
 static const struct kf_aws_sm_tag fields_tag = {
 	(char *)KF_AWS_LAYOUT_TAG, (char *)KF_AWS_LAYOUT_FIELDS
 };
-
-/* ---- known-name index and overlay (all *_locked: hold a->lock) -------- */
-
-static size_t known_lower_locked(const struct aws_region *r, const char *name)
-{
-	size_t lo = 0, hi = r->nknown;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (strcmp(r->known[mid].name, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static const struct aws_known *known_get_locked(const struct aws_priv *a,
-						const struct aws_region *r,
-						const char *name,
-						uint64_t now)
-{
-	size_t i = known_lower_locked(r, name);
-
-	if (i < r->nknown && strcmp(r->known[i].name, name) == 0 &&
-	    now - r->known[i].seen_ms < a->ttl_ms)
-		return &r->known[i];
-	return NULL;
-}
-
-static void known_put_locked(struct aws_region *r, const char *name,
-			     int fields, int64_t mtime, uint64_t now)
-{
-	size_t i = known_lower_locked(r, name);
-	char *copy;
-
-	if (i < r->nknown && strcmp(r->known[i].name, name) == 0) {
-		r->known[i].fields = fields;
-		r->known[i].mtime = mtime;
-		r->known[i].seen_ms = now;
-		return;
-	}
-	if (r->nknown == r->capknown) {
-		size_t cap = r->capknown ? r->capknown * 2 : 64;
-		struct aws_known *k = realloc(r->known, cap * sizeof(*k));
-
-		if (!k)
-			return;	/* only a cache: missing is fine */
-		r->known = k;
-		r->capknown = cap;
-	}
-	copy = strdup(name);
-	if (!copy)
-		return;
-	memmove(&r->known[i + 1], &r->known[i],
-		(r->nknown - i) * sizeof(*r->known));
-	r->known[i] = (struct aws_known){ copy, fields, mtime, now, NULL, 0,
-					  0 };
-	r->nknown++;
-}
-
-static void known_fields_clear(struct aws_known *k)
-{
-	for (size_t i = 0; i < k->nf; i++)
-		free(k->fv[i].name);
-	free(k->fv);
-	k->fv = NULL;
-	k->nf = 0;
-	k->fv_ms = 0;
-}
-
-static void known_del_locked(struct aws_region *r, const char *name)
-{
-	size_t i = known_lower_locked(r, name);
-
-	if (i < r->nknown && strcmp(r->known[i].name, name) == 0) {
-		known_fields_clear(&r->known[i]);
-		free(r->known[i].name);
-		memmove(&r->known[i], &r->known[i + 1],
-			(r->nknown - i - 1) * sizeof(*r->known));
-		r->nknown--;
-	}
-}
-
-static int known_has_prefix_locked(const struct aws_priv *a,
-				   const struct aws_region *r,
-				   const char *prefix, uint64_t now)
-{
-	size_t plen = strlen(prefix);
-
-	for (size_t i = known_lower_locked(r, prefix); i < r->nknown; i++) {
-		if (strncmp(r->known[i].name, prefix, plen) != 0)
-			break;
-		if (now - r->known[i].seen_ms < a->ttl_ms)
-			return 1;
-	}
-	return 0;
-}
-
-static void overlay_prune_locked(struct aws_priv *a, uint64_t now)
-{
-	struct aws_overlay **pp = &a->overlay;
-
-	while (*pp) {
-		struct aws_overlay *o = *pp;
-
-		if (now - o->at_ms >= KF_AWS_OVERLAY_MS) {
-			*pp = o->next;
-			free(o->name);
-			free(o);
-		} else {
-			pp = &o->next;
-		}
-	}
-}
-
-static struct aws_overlay *overlay_get_locked(struct aws_priv *a, size_t ri,
-					      const char *name)
-{
-	for (struct aws_overlay *o = a->overlay; o; o = o->next)
-		if (o->region == ri && strcmp(o->name, name) == 0)
-			return o;
-	return NULL;
-}
-
-/* Remember a create (deleted 0) or delete (1) made by this process. */
-static void note_change(struct aws_priv *a, size_t ri, const char *name,
-			int deleted, int fields)
-{
-	struct aws_region *r = &a->regions[ri];
-	uint64_t now = kf_now_ms();
-	struct aws_overlay *o;
-
-	pthread_mutex_lock(&a->lock);
-	overlay_prune_locked(a, now);
-	o = overlay_get_locked(a, ri, name);
-	if (!o) {
-		o = calloc(1, sizeof(*o));
-		if (o)
-			o->name = strdup(name);
-		if (o && !o->name) {
-			free(o);
-			o = NULL;
-		}
-		if (o) {
-			o->region = ri;
-			o->next = a->overlay;
-			a->overlay = o;
-		}
-	}
-	if (o) {
-		o->deleted = deleted;
-		o->fields = fields;
-		o->at_ms = now;
-	}
-	if (deleted)
-		known_del_locked(r, name);
-	else
-		known_put_locked(r, name, fields, (int64_t)time(NULL), now);
-	pthread_mutex_unlock(&a->lock);
-}
-
-static int overlay_deleted_locked(struct aws_priv *a, size_t ri,
-				  const char *name)
-{
-	struct aws_overlay *o = overlay_get_locked(a, ri, name);
-
-	return o && o->deleted;
-}
 
 /* ---- names and paths --------------------------------------------------- */
 
@@ -370,9 +181,7 @@ static int describe_kind(struct aws_priv *a, size_t ri, const char *name,
 		*kind = AK_SCHEDULED;
 	} else {
 		*kind = fields ? AK_FIELDSEC : AK_PLAIN;
-		pthread_mutex_lock(&a->lock);
-		known_put_locked(r, name, fields, *mtime, kf_now_ms());
-		pthread_mutex_unlock(&a->lock);
+		kf_aws_index_put(a->idx, ri, name, fields, *mtime);
 	}
 	kf_aws_sm_meta_release(&m);
 	return 1;
@@ -382,33 +191,21 @@ static int describe_kind(struct aws_priv *a, size_t ri, const char *name,
 static int prefix_exists(struct aws_priv *a, size_t ri, const char *prefix,
 			 struct kf_err *err)
 {
-	struct aws_region *r = &a->regions[ri];
 	struct kf_aws_sm_page page;
-	uint64_t now = kf_now_ms();
-	size_t plen = strlen(prefix);
 	int found = 0;
 
-	pthread_mutex_lock(&a->lock);
-	overlay_prune_locked(a, now);
-	found = known_has_prefix_locked(a, r, prefix, now);
-	for (struct aws_overlay *o = a->overlay; o && !found; o = o->next)
-		if (o->region == ri && !o->deleted &&
-		    strncmp(o->name, prefix, plen) == 0)
-			found = 1;
-	pthread_mutex_unlock(&a->lock);
-	if (found)
+	if (kf_aws_index_has_prefix(a->idx, ri, prefix))
 		return 1;
-	if (kf_aws_sm_list(r->sm, prefix, NULL, 10, &page, err))
+	if (kf_aws_sm_list(a->regions[ri].sm, prefix, NULL, 10, &page, err))
 		return -1;
-	pthread_mutex_lock(&a->lock);
 	for (size_t i = 0; i < page.n; i++) {
-		if (overlay_deleted_locked(a, ri, page.v[i].name))
+		if (kf_aws_index_deleted(a->idx, ri, page.v[i].name))
 			continue;
-		known_put_locked(r, page.v[i].name, meta_is_fields(&page.v[i]),
-				 meta_mtime(&page.v[i]), now);
+		kf_aws_index_put(a->idx, ri, page.v[i].name,
+				 meta_is_fields(&page.v[i]),
+				 meta_mtime(&page.v[i]));
 		found = 1;
 	}
-	pthread_mutex_unlock(&a->lock);
 	kf_aws_sm_page_release(&page);
 	return found;
 }
@@ -422,16 +219,13 @@ static int prefix_exists(struct aws_priv *a, size_t ri, const char *prefix,
 static int resolve(struct aws_priv *a, size_t ri, const char *rest,
 		   struct aws_res *res, struct kf_err *err)
 {
-	struct aws_region *r = &a->regions[ri];
 	const char *slash = strrchr(rest, '/');
 	char parent[AWS_NAME_MAX + 1] = "";
 	char prefix[AWS_NAME_MAX + 2];
-	const struct aws_known *k;
 	enum aws_kind kind = AK_NONE;
 	int64_t mtime = 0;
-	int parent_known = 0, rc;
+	int parent_known = 0, fields = 0, rc;
 	size_t rlen = strlen(rest);
-	uint64_t now = kf_now_ms();
 
 	memset(res, 0, sizeof(*res));
 	res->kind = AK_NONE;
@@ -439,30 +233,29 @@ static int resolve(struct aws_priv *a, size_t ri, const char *rest,
 		memcpy(parent, rest, (size_t)(slash - rest));
 		parent[slash - rest] = '\0';
 	}
-	pthread_mutex_lock(&a->lock);
-	k = rlen <= AWS_NAME_MAX ? known_get_locked(a, r, rest, now) : NULL;
-	if (k) {
-		res->kind = k->fields ? AK_FIELDSEC : AK_PLAIN;
-		res->mtime = k->mtime;
+	if (rlen <= AWS_NAME_MAX &&
+	    kf_aws_index_get(a->idx, ri, rest, &fields, &mtime)) {
+		res->kind = fields ? AK_FIELDSEC : AK_PLAIN;
+		res->mtime = mtime;
 		snprintf(res->name, sizeof(res->name), "%s", rest);
-	} else if (parent[0]) {
-		k = known_get_locked(a, r, parent, now);
-		if (k && k->fields) {
+	} else if (parent[0] &&
+		   kf_aws_index_get(a->idx, ri, parent, &fields, &mtime)) {
+		if (fields) {
 			res->kind = AK_FIELD;
-			res->mtime = k->mtime;
+			res->mtime = mtime;
 			snprintf(res->name, sizeof(res->name), "%s", parent);
 			res->field = slash + 1;
-		} else if (k) {
+		} else {
 			parent_known = 1;	/* a plain secret */
 		}
 	}
 	if (res->kind == AK_NONE && !parent_known && rlen < AWS_NAME_MAX) {
 		/* a directory of names seen in a recent listing */
 		snprintf(prefix, sizeof(prefix), "%s/", rest);
-		if (known_has_prefix_locked(a, r, prefix, now))
+		if (kf_aws_index_has_prefix(a->idx, ri, prefix))
 			res->kind = AK_PREFIX;
 	}
-	pthread_mutex_unlock(&a->lock);
+	mtime = 0;
 	if (res->kind != AK_NONE)
 		return 0;
 	if (name_ok(rest, 1)) {
@@ -535,173 +328,45 @@ static int state_fail(const char *region, const char *name,
 
 /* ---- field secrets ----------------------------------------------------- */
 
-static size_t field_size(const json_t *v);
-
 /* Remember the field names and sizes of obj (field secret name). */
 static void fields_note(struct aws_priv *a, size_t ri, const char *name,
 			const json_t *obj)
 {
-	struct aws_region *r = &a->regions[ri];
-	uint64_t now = kf_now_ms();
-	struct aws_field *fv = NULL;
+	size_t n = json_object_size(obj), i = 0;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	uint64_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
 	const char *key;
 	json_t *v;
-	size_t n = 0, i;
 
-	if (json_object_size(obj)) {
-		fv = calloc(json_object_size(obj), sizeof(*fv));
-		if (!fv)
-			return;
-	}
-	json_object_foreach((json_t *)obj, key, v) {
-		fv[n].name = strdup(key);
-		if (!fv[n].name)
-			break;
-		fv[n++].size = field_size(v);
-	}
-	pthread_mutex_lock(&a->lock);
-	i = known_lower_locked(r, name);
-	if (i >= r->nknown || strcmp(r->known[i].name, name) != 0) {
-		known_put_locked(r, name, 1, (int64_t)time(NULL), now);
-		i = known_lower_locked(r, name);
-	}
-	if (i < r->nknown && strcmp(r->known[i].name, name) == 0 &&
-	    n == json_object_size(obj)) {
-		known_fields_clear(&r->known[i]);
-		r->known[i].fv = fv;
-		r->known[i].nf = n;
-		r->known[i].fv_ms = now;
-		fv = NULL;
-	}
-	pthread_mutex_unlock(&a->lock);
-	for (i = 0; fv && i < n; i++)
-		free(fv[i].name);
-	free(fv);
-}
-
-/*
- * Size of field in field secret name from the cache: 1 found, 0 absent,
- * -1 when the cache cannot say.
- */
-static int fields_cached(struct aws_priv *a, size_t ri, const char *name,
-			 const char *field, uint64_t *size)
-{
-	const struct aws_known *k;
-	uint64_t now = kf_now_ms();
-	int rc = -1;
-
-	pthread_mutex_lock(&a->lock);
-	k = known_get_locked(a, &a->regions[ri], name, now);
-	if (k && k->fields && k->fv_ms && now - k->fv_ms < a->ttl_ms) {
-		rc = 0;
-		for (size_t i = 0; i < k->nf; i++) {
-			if (strcmp(k->fv[i].name, field) == 0) {
-				*size = k->fv[i].size;
-				rc = 1;
-			}
+	if (names && sizes) {
+		json_object_foreach((json_t *)obj, key, v) {
+			names[i] = key;
+			sizes[i++] = kf_aws_fields_size(v);
 		}
+		kf_aws_index_fields_set(a->idx, ri, name, names, sizes, i);
 	}
-	pthread_mutex_unlock(&a->lock);
-	return rc;
+	free(names);
+	free(sizes);
 }
 
-/* The JSON object held by a field secret (an empty value is {}). */
+/* The JSON object held by field secret name (an empty value is {}). */
 static int fields_load(struct aws_priv *a, size_t ri, const char *name,
 		       json_t **obj, struct kf_err *err)
 {
 	struct kf_secret *v = NULL;
-	json_t *j = NULL;
-	int rc = -1;
+	int rc;
 
 	*obj = NULL;
 	if (kf_aws_sm_get_value(a->regions[ri].sm, name, &v, NULL, 0, err))
-		goto out;
-	if (v->len == 0) {
-		j = json_object();
-	} else {
-		j = json_loadb((const char *)v->data, v->len, JSON_ALLOW_NUL,
-			       NULL);
-		if (!json_is_object(j)) {
-			kf_log(KF_LOG_WARN, "aws: %s/%s is tagged %s=%s but "
-			       "its value is not a JSON object",
-			       a->regions[ri].name, name, KF_AWS_LAYOUT_TAG,
-			       KF_AWS_LAYOUT_FIELDS);
-			kf_fail(err, KF_E_STATE, "aws: value of %s is not a "
-				"JSON object", name);
-			goto out;
-		}
-	}
-	if (!j) {
-		kf_fail(err, KF_E_NOMEM, "out of memory");
-		goto out;
-	}
-	fields_note(a, ri, name, j);
-	*obj = j;
-	j = NULL;
-	rc = 0;
-out:
-	json_decref(j);
+		return -1;
+	rc = kf_aws_fields_parse(v, obj, err);
 	kf_secret_free(v);
-	return rc;
-}
-
-/* A field's bytes: a string's contents, else its compact JSON. */
-static struct kf_secret *field_bytes(const json_t *v)
-{
-	struct kf_secret *s;
-	size_t n;
-
-	if (json_is_string(v))
-		return kf_secret_dup(json_string_value(v),
-				     json_string_length(v));
-	n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-	s = kf_secret_new(n);
-	if (!s)
-		return NULL;
-	if (n && json_dumpb(v, (char *)s->data, n,
-			    JSON_COMPACT | JSON_ENCODE_ANY) != n) {
-		kf_secret_free(s);
-		return NULL;
-	}
-	s->len = n;
-	return s;
-}
-
-static size_t field_size(const json_t *v)
-{
-	if (json_is_string(v))
-		return json_string_length(v);
-	return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-/* Store obj as the new value of field secret name. */
-static int fields_store(struct aws_priv *a, size_t ri, const char *name,
-			json_t *obj, const char *token, struct kf_err *err)
-{
-	struct kf_secret *s = NULL;
-	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-	int rc = -1;
-
-	if (n > KF_AWS_SM_MAX_VALUE) {
-		kf_fail(err, KF_E_TOOBIG, "aws: %s would hold %zu bytes of "
-			"JSON, over the %d-byte limit", name, n,
-			KF_AWS_SM_MAX_VALUE);
-		goto out;
-	}
-	s = kf_secret_new(n);
-	if (!s || json_dumpb(obj, (char *)s->data, n, JSON_COMPACT) != n) {
-		kf_fail(err, KF_E_NOMEM, "out of memory");
-		goto out;
-	}
-	s->len = n;
-	rc = kf_aws_sm_put_value(a->regions[ri].sm, name, token, s->data,
-				 s->len, err);
-	if (rc)
-		state_fail(a->regions[ri].name, name, err);
-	else
-		fields_note(a, ri, name, obj);
-out:
-	kf_secret_free(s);
+	if (rc && err->code == KF_E_STATE)
+		kf_log(KF_LOG_WARN, "aws: %s/%s is tagged %s=%s but its value "
+		       "is not a JSON object", a->regions[ri].name, name,
+		       KF_AWS_LAYOUT_TAG, KF_AWS_LAYOUT_FIELDS);
+	if (rc == 0)
+		fields_note(a, ri, name, *obj);
 	return rc;
 }
 
@@ -713,7 +378,8 @@ static int field_change(struct aws_priv *a, size_t ri, const char *name,
 			const char *field, const unsigned char *value,
 			size_t n, const char *token, struct kf_err *err)
 {
-	json_t *obj = NULL, *sv = NULL;
+	struct kf_secret *s = NULL;
+	json_t *obj = NULL;
 	int rc = -1;
 
 	if (value && !kf_aws_sm_is_text(value, n)) {
@@ -724,22 +390,19 @@ static int field_change(struct aws_priv *a, size_t ri, const char *name,
 			       "be UTF-8 text");
 	}
 	pthread_mutex_lock(&a->field_lock);
-	if (fields_load(a, ri, name, &obj, err))
+	if (fields_load(a, ri, name, &obj, err) ||
+	    kf_aws_fields_change(obj, field, value, n, err) ||
+	    kf_aws_fields_encode(obj, KF_AWS_SM_MAX_VALUE, &s, err))
 		goto out;
-	if (value) {
-		sv = json_stringn((const char *)value, n);
-		if (!sv || json_object_set_new(obj, field, sv)) {
-			kf_fail(err, KF_E_NOMEM, "out of memory");
-			goto out;
-		}
-	} else if (json_object_del(obj, field)) {
-		kf_fail(err, KF_E_NOTFOUND, "aws: no field %s in %s", field,
-			name);
-		goto out;
-	}
-	rc = fields_store(a, ri, name, obj, token, err);
+	rc = kf_aws_sm_put_value(a->regions[ri].sm, name, token, s->data,
+				 s->len, err);
+	if (rc)
+		state_fail(a->regions[ri].name, name, err);
+	else
+		fields_note(a, ri, name, obj);
 out:
 	pthread_mutex_unlock(&a->field_lock);
+	kf_secret_free(s);
 	json_decref(obj);
 	return rc;
 }
@@ -775,7 +438,8 @@ static int aws_getattr(struct kf_provider *p, const char *path,
 		attr->kind = KF_KIND_DIR;
 		return 0;
 	case AK_FIELD:
-		rc = fields_cached(a, ri, res.name, res.field, &attr->size);
+		rc = kf_aws_index_field(a->idx, ri, res.name, res.field,
+					&attr->size);
 		if (rc == 0)
 			return kf_fail(err, KF_E_NOTFOUND, "aws: no such field");
 		if (rc == 1) {
@@ -793,7 +457,7 @@ static int aws_getattr(struct kf_provider *p, const char *path,
 		}
 		attr->kind = KF_KIND_FILE;
 		attr->size_known = 1;
-		attr->size = field_size(v);
+		attr->size = kf_aws_fields_size(v);
 		rc = 0;
 		goto out;
 	default:
@@ -813,7 +477,7 @@ static int list_fields(struct aws_priv *a, size_t ri, const char *name,
 	if (fields_load(a, ri, name, &obj, err))
 		return -1;
 	json_object_foreach(obj, key, v) {
-		struct kf_attr at = { KF_KIND_FILE, 1, field_size(v), 0 };
+		struct kf_attr at = { KF_KIND_FILE, 1, kf_aws_fields_size(v), 0 };
 
 		if (!key[0] || strchr(key, '/') || strcmp(key, ".") == 0 ||
 		    strcmp(key, "..") == 0)
@@ -900,19 +564,36 @@ static size_t component(const char *name, size_t plen, int fields, int *dir)
 	return n;
 }
 
+struct overlay_ctx {
+	struct aws_ents *ents;
+	size_t plen;
+};
+
+static void overlay_one(void *vctx, const char *name, int fields)
+{
+	struct overlay_ctx *oc = vctx;
+	size_t n;
+	int dir;
+
+	n = component(name, oc->plen, fields, &dir);
+	if (n)
+		ents_add(oc->ents, name + oc->plen, n, dir,
+			 (int64_t)time(NULL));
+}
+
 static int aws_list(struct kf_provider *p, const char *path,
 		    const char *page, kf_list_fn fn, void *ctx,
 		    struct kf_buf *next, struct kf_err *err)
 {
 	struct aws_priv *a = p->priv;
 	struct aws_ents over = { 0 }, ents = { 0 };
+	struct overlay_ctx oc;
 	struct kf_aws_sm_page pg = { 0 };
 	char prefix[AWS_NAME_MAX + 2] = "";
 	char last[AWS_NAME_MAX + 1] = "", carried[AWS_NAME_MAX + 1] = "";
 	const char *rest, *token = NULL;
 	size_t ri, plen;
 	struct aws_res res;
-	uint64_t now;
 	int rc = -1, stop = 0;
 
 	kf_buf_reset(next);
@@ -963,22 +644,10 @@ static int aws_list(struct kf_provider *p, const char *path,
 	if (kf_aws_sm_list(a->regions[ri].sm, plen ? prefix : NULL, token,
 			   AWS_LIST_PAGE, &pg, err))
 		goto out;
-	now = kf_now_ms();
 	/* This process's recent creates: listed on the first page only. */
-	pthread_mutex_lock(&a->lock);
-	overlay_prune_locked(a, now);
-	for (struct aws_overlay *o = a->overlay; o; o = o->next) {
-		size_t n;
-		int dir;
-
-		if (o->region != ri || o->deleted ||
-		    strncmp(o->name, prefix, plen) != 0)
-			continue;
-		n = component(o->name, plen, o->fields, &dir);
-		if (n && ents_add(&over, o->name + plen, n, dir,
-				  (int64_t)time(NULL)))
-			break;
-	}
+	oc.ents = &over;
+	oc.plen = plen;
+	kf_aws_index_created(a->idx, ri, prefix, overlay_one, &oc);
 	if (!page) {
 		for (size_t i = 0; i < over.n; i++)
 			if (ents_add(&ents, over.v[i].name,
@@ -993,10 +662,9 @@ static int aws_list(struct kf_provider *p, const char *path,
 		size_t n;
 		char *c;
 
-		if (overlay_deleted_locked(a, ri, m->name))
+		if (kf_aws_index_deleted(a->idx, ri, m->name))
 			continue;
-		known_put_locked(&a->regions[ri], m->name, fields,
-				 meta_mtime(m), now);
+		kf_aws_index_put(a->idx, ri, m->name, fields, meta_mtime(m));
 		n = component(m->name, plen, fields, &dir);
 		if (!n)
 			continue;
@@ -1014,7 +682,6 @@ static int aws_list(struct kf_provider *p, const char *path,
 		snprintf(last, sizeof(last), "%s", c);
 		free(c);
 	}
-	pthread_mutex_unlock(&a->lock);
 	if (pg.next_token && (kf_buf_adds(next, last) ||
 			      kf_buf_add(next, "\n", 1) ||
 			      kf_buf_adds(next, pg.next_token))) {
@@ -1083,7 +750,7 @@ static int create_secret(struct aws_priv *a, size_t ri, const char *name,
 	}
 	if (rc)
 		return state_fail(r->name, name, err);
-	note_change(a, ri, name, 0, fields);
+	kf_aws_index_note(a->idx, ri, name, 0, fields);
 	return 0;
 }
 
@@ -1148,7 +815,7 @@ static int aws_commit(struct kf_provider *p, const char *path,
 		rc = kf_aws_sm_put_value(a->regions[ri].sm, rest, tok, value,
 					 n, err);
 		if (rc == 0) {
-			note_change(a, ri, rest, 0, 0);
+			kf_aws_index_note(a->idx, ri, rest, 0, 0);
 			return 0;
 		}
 		if (err->code != KF_E_NOTFOUND || !(flags & KF_COMMIT_CREATE))
@@ -1232,10 +899,10 @@ static int aws_read(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 		rc = kf_aws_sm_get_value(a->regions[ri].sm, rest, value, NULL,
 					 0, err);
+		if (rc && err->code == KF_E_STATE && strstr(err->msg, "delet"))
+			err->code = KF_E_NOTFOUND;	/* deleted elsewhere */
 		if (rc && err->code == KF_E_NOTFOUND) {
-			pthread_mutex_lock(&a->lock);
-			known_del_locked(&a->regions[ri], rest);
-			pthread_mutex_unlock(&a->lock);
+			kf_aws_index_del(a->idx, ri, rest);
 		}
 		return rc;
 	case AK_FIELD:
@@ -1246,7 +913,7 @@ static int aws_read(struct kf_provider *p, const char *path,
 			kf_fail(err, KF_E_NOTFOUND, "aws: no such field");
 			goto out;
 		}
-		*value = field_bytes(v);
+		*value = kf_aws_fields_bytes(v);
 		if (!*value) {
 			kf_fail(err, KF_E_NOMEM, "out of memory");
 			goto out;
@@ -1281,7 +948,7 @@ static int delete_secret(struct aws_priv *a, size_t ri, const char *name,
 			return -1;
 		kf_err_clear(err);
 	}
-	note_change(a, ri, name, 1, 0);
+	kf_aws_index_note(a->idx, ri, name, 1, 0);
 	if (a->recovery_days)
 		kf_log(KF_LOG_INFO, "aws: %s/%s scheduled for deletion in %u "
 		       "days", r->name, name, a->recovery_days);
@@ -1526,22 +1193,10 @@ static void aws_free(struct kf_provider *p)
 			struct aws_region *r = &a->regions[i];
 
 			kf_aws_sm_free(r->sm);
-			for (size_t k = 0; k < r->nknown; k++) {
-				known_fields_clear(&r->known[k]);
-				free(r->known[k].name);
-			}
-			free(r->known);
 		}
 		free(a->regions);
-		while (a->overlay) {
-			struct aws_overlay *o = a->overlay;
-
-			a->overlay = o->next;
-			free(o->name);
-			free(o);
-		}
+		kf_aws_index_free(a->idx);
 		kf_aws_chain_free(a->chain);
-		pthread_mutex_destroy(&a->lock);
 		pthread_mutex_destroy(&a->field_lock);
 		free(a);
 	}
@@ -1710,7 +1365,6 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 		free(a);
 		return -1;
 	}
-	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->field_lock, NULL);
 	p->ops = &aws_ops;
 	p->name = "aws";
@@ -1718,7 +1372,6 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 	p->priv = a;
 	a->recovery_days = 30;
 	a->read_only = cfg->read_only;
-	a->ttl_ms = (uint64_t)cfg->ttl * 1000u;
 	timeout_ms = (cfg->timeout ? cfg->timeout : 30) * 1000u;
 
 	profile = kf_config_get(cfg, "aws_profile");
@@ -1742,6 +1395,11 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 	}
 	if (parse_regions(a, regions, err))
 		goto out;
+	a->idx = kf_aws_index_new(a->nregions, (uint64_t)cfg->ttl * 1000u);
+	if (!a->idx) {
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+		goto out;
+	}
 	ccfg.profile = profile;
 	ccfg.timeout_ms = timeout_ms;
 	if (kf_aws_chain_new(&ccfg, &a->chain, err)) {

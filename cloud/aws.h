@@ -15,7 +15,4 @@ extern const struct kf_provider_desc kf_aws_desc;
 #define KF_AWS_LAYOUT_TAG "keyfs:layout"
 #define KF_AWS_LAYOUT_FIELDS "fields"
 
-/* How long this process's own creates/deletes overlay ListSecrets. */
-#define KF_AWS_OVERLAY_MS (5u * 60u * 1000u)
-
 #endif
