@@ -11,17 +11,17 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
-	libssl-dev libjansson-dev python3 python3-pytest attr curl util-linux \
-	ca-certificates
+	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
+	ca-certificates valgrind
 PKGS := fuse3 libcurl openssl jansson
 
+comma := ,
 SAN ?=
 ifeq ($(SAN),)
 B := build
 else
 B := build/san-$(subst $(comma),-,$(SAN))
 endif
-comma := ,
 
 CC ?= cc
 # Computed only when compiling, so `make deps` works without pkg-config.
@@ -49,14 +49,14 @@ endif
 CLOUD_SRC := $(wildcard cloud/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
-TOOLS_SRC := $(wildcard tests/tools/*.c)
-TOOLS := $(TOOLS_SRC:tests/tools/%.c=$(B)/tools/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOLS := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 CLOUD_OBJ := $(CLOUD_SRC:%.c=$(B)/%.o)
 FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps ensure-deps run check check-build unit integration lint \
-	install clean fuzz bench stop tools
+	install clean fuzz bench stop valgrind
 .DEFAULT_GOAL := all
 
 all: $(B)/keyfs
@@ -102,13 +102,20 @@ $(B)/keyfs: $(B)/fs/main.o $(B)/libkffs.a $(B)/libkfcloud.a
 $(B)/kt: $(UNIT_OBJ) $(B)/libkffs.a $(B)/libkfcloud.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
-# Test drivers: every tests/tools/NAME.c becomes $(B)/tools/NAME.
-tools: $(TOOLS)
-.PRECIOUS: $(B)/tests/tools/%.o
-
+# Test drivers: every tests/tools/X.c becomes $(B)/tools/X.
 $(B)/tools/%: $(B)/tests/tools/%.o $(B)/libkfcloud.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/kfbench: $(B)/tests/bench/kfbench.o $(B)/libkfcloud.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# Benchmarks (docs/performance.md): emulators on loopback, medians of
+# repeated runs, ratios against baselines measured in the same run.
+bench: ensure-deps
+	@$(MAKE) --no-print-directory $(B)/keyfs $(B)/kfbench
+	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KFBENCH=$(CURDIR)/$(B)/kfbench \
+		/usr/bin/python3 tests/bench/run_bench.py $(BENCH_ARGS)
 
 MNT ?= $(CURDIR)/mnt
 run: ensure-deps
@@ -136,15 +143,19 @@ check: ensure-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-check-build: $(B)/keyfs $(B)/kt $(TOOLS)
+check-build: $(B)/keyfs $(B)/kt $(TOOLS) $(B)/kfbench
 
 unit: $(B)/kt
 	$(B)/kt
 
+# The unit tests under valgrind: memory errors and definite leaks fail.
+valgrind: $(B)/kt
+	valgrind -q --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite $(B)/kt
+
 PYTEST ?= /usr/bin/python3 -m pytest
-integration: $(B)/keyfs $(TOOLS)
+integration: $(B)/keyfs
 	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KEYFS_SAN=$(SAN) \
-		KEYFS_TOOLS=$(CURDIR)/$(B)/tools \
 		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 BANNED := strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|atol
@@ -173,5 +184,6 @@ install: $(B)/keyfs
 clean:
 	rm -rf build
 
+-include $(B)/tests/bench/kfbench.d
 -include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
-	$(TOOLS_SRC:%.c=$(B)/%.d)
+	$(TOOL_SRC:%.c=$(B)/%.d)

@@ -866,6 +866,7 @@ static int fetch_container(struct kf_aws_chain *c, struct kf_aws_creds *out,
 			.timeout_ms = 2000,
 			.connect_timeout_ms = 1000,
 			.max_response = 1u << 16,
+			.allow_metadata_ip = 1,
 		};
 
 		kf_http_resp_release(&resp);
@@ -940,6 +941,7 @@ static int imds_do(const struct kf_aws_chain *c, const char *method,
 			.timeout_ms = tmo + 1000,
 			.connect_timeout_ms = tmo,
 			.max_response = 1u << 16,
+			.allow_metadata_ip = 1,
 		};
 
 		kf_http_resp_release(resp);

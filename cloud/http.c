@@ -176,15 +176,50 @@ static int host_is_loopback(const char *host)
 	return 0;
 }
 
-/* The policy check; *loopback tells whether the host is a loopback one. */
-static int check_url(const char *url, char *host, size_t hlen, int *loopback,
-		     struct kf_err *err)
+/* The link-local metadata endpoints of EC2, ECS and EKS: literal
+ * addresses only, never names. */
+static int host_is_metadata(const char *host)
+{
+	static const char *const v4[] = { "169.254.169.254", "169.254.170.2",
+					  "169.254.170.23", NULL };
+	static const char *const v6[] = { "fd00:ec2::254", "fd00:ec2::23",
+					  NULL };
+	struct in_addr a4, w4;
+	struct in6_addr a6, w6;
+	char h[64];
+	size_t n = strlen(host);
+
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		for (size_t i = 0; v4[i]; i++)
+			if (inet_pton(AF_INET, v4[i], &w4) == 1 &&
+			    a4.s_addr == w4.s_addr)
+				return 1;
+		return 0;
+	}
+	if (n >= 2 && n < sizeof(h) && host[0] == '[' && host[n - 1] == ']') {
+		memcpy(h, host + 1, n - 2);
+		h[n - 2] = '\0';
+		host = h;
+	}
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		for (size_t i = 0; v6[i]; i++)
+			if (inet_pton(AF_INET6, v6[i], &w6) == 1 &&
+			    !memcmp(&a6, &w6, sizeof(a6)))
+				return 1;
+	return 0;
+}
+
+/* The policy check; *loopback tells whether the host is a loopback one
+ * (or an allowed metadata address: both bypass proxies). */
+static int check_url_ex(const char *url, int allow_metadata, char *host,
+			size_t hlen, int *loopback, struct kf_err *err)
 {
 	char scheme[16];
 
 	if (!url || url_parts(url, scheme, sizeof(scheme), host, hlen) < 0)
 		return kf_fail(err, KF_E_INVALID, "malformed URL");
-	*loopback = host_is_loopback(host);
+	*loopback = host_is_loopback(host) ||
+		    (allow_metadata && host_is_metadata(host));
 	if (strcasecmp(scheme, "https") == 0)
 		return 0;
 	if (strcasecmp(scheme, "http") != 0)
@@ -196,6 +231,12 @@ static int check_url(const char *url, char *host, size_t hlen, int *loopback,
 			       "plain http to %.200s refused: https is required "
 			       "except for loopback hosts", host);
 	return 0;
+}
+
+static int check_url(const char *url, char *host, size_t hlen, int *loopback,
+		     struct kf_err *err)
+{
+	return check_url_ex(url, 0, host, hlen, loopback, err);
 }
 
 int kf_http_check_url(const char *url, struct kf_err *err)
@@ -515,7 +556,8 @@ int kf_http_do(const struct kf_http_req *req, struct kf_http_resp *resp,
 	kf_http_transport_fn fn;
 	int loopback;
 
-	if (check_url(req->url, host, sizeof(host), &loopback, err) < 0)
+	if (check_url_ex(req->url, req->allow_metadata_ip, host, sizeof(host),
+			 &loopback, err) < 0)
 		return -1;
 	if (!valid_method(req->method))
 		return kf_fail(err, KF_E_INVALID, "%.200s: bad HTTP method",

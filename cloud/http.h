@@ -28,6 +28,11 @@ struct kf_http_req {
 	unsigned timeout_ms;		/* whole attempt; 0 = 30 s */
 	unsigned connect_timeout_ms;	/* 0 = min(timeout, 10 s) */
 	size_t max_response;		/* 0 = KF_HTTP_MAX_RESPONSE_DEFAULT */
+	unsigned allow_metadata_ip : 1;	/* also allow plain http to the
+					 * cloud metadata addresses
+					 * 169.254.169.254, 169.254.170.2,
+					 * 169.254.170.23, fd00:ec2::254 and
+					 * fd00:ec2::23 (never via a proxy) */
 };
 
 struct kf_http_resp {

@@ -15,6 +15,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+static void (*release_hook)(const void *p, size_t n);
+
+void kf_secret_set_release_hook(void (*fn)(const void *p, size_t n))
+{
+	release_hook = fn;
+}
+
 static atomic_size_t locked_bytes;
 static atomic_int warned;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -111,6 +118,8 @@ void kf_secret_free(struct kf_secret *s)
 		return;
 	reg_del(s);
 	explicit_bzero(s->data, s->maplen);
+	if (release_hook)
+		release_hook(s->data, s->maplen);
 	if (munlock(s->data, s->maplen) == 0)
 		atomic_fetch_sub(&locked_bytes, s->maplen);
 	munmap(s->data, s->maplen);
@@ -192,6 +201,8 @@ void kf_wipe_free(void *v)
 	p = (unsigned char *)v - HDR;
 	memcpy(&n, p, sizeof(n));
 	explicit_bzero(p, n + HDR);
+	if (release_hook)
+		release_hook(p, n + HDR);
 	free(p);
 }
 

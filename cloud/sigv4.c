@@ -218,7 +218,8 @@ static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 		if (a == b)
 			goto bad;
 		h[i].name = malloc(b - a + 1);
-		h[i].value = malloc(strlen(vl) + 1);
+		/* Zeroed: chdrs_free may wipe it before it is complete. */
+		h[i].value = calloc(strlen(vl) + 1, 1);
 		if (!h[i].name || !h[i].value) {
 			kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
 			goto out;

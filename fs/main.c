@@ -4,6 +4,7 @@
  * stderr is still the terminal, mount, daemonize, start threads, then run
  * the multithreaded loop with an explicit thread limit.
  */
+#include "audit.h"
 #include "errmap.h"
 #include "http.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +213,7 @@ int main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store = store;
 	cfg.timeout = o.timeout;
-	cfg.ttl = 300;
+	cfg.ttl = o.ttl;
 	cfg.read_only = o.read_only;
 	cfg.opts = o.kv;
 	cfg.nopts = o.nkv;
@@ -252,6 +254,21 @@ int main(int argc, char **argv)
 	fs.gid = o.gid;
 	fs.umask = o.umask;
 	fs.read_only = o.read_only;
+	fs.direct_io = o.direct_io;
+	fs.ttl = o.ttl;
+	fs.no_open = o.read_only && !o.audit && !o.direct_io && o.ttl > 0;
+	if (kf_cache_init(&fs.cache, o.ttl, o.max_stale, o.timeout) < 0) {
+		fprintf(stderr, "keyfs: out of memory\n");
+		goto out;
+	}
+	if (o.audit) {
+		char ebuf[256];
+
+		if (kf_audit_open(o.audit, &fs.audit, ebuf, sizeof(ebuf)) < 0) {
+			fprintf(stderr, "keyfs: %s\n", ebuf);
+			goto out;
+		}
+	}
 
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0 ||
 	    fuse_opt_add_arg(&args, "-ofsname=keyfs") < 0 ||
@@ -261,6 +278,7 @@ int main(int argc, char **argv)
 	fuse = fuse_new(&args, &kf_fs_ops, sizeof(kf_fs_ops), &fs);
 	if (!fuse)
 		goto out;	/* libfuse said why (unknown option, ...) */
+	fs.fuse = fuse;
 	if (fuse_mount(fuse, o.mountpoint) != 0)
 		goto out;
 	mounted = 1;
@@ -280,6 +298,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (kf_fs_start_refresher(&fs) < 0) {
+		kf_log(KF_LOG_ERROR, "cannot start the refresher thread");
+		goto out;
+	}
 	kf_log(KF_LOG_INFO, "mounted at %s (store %s, %zu provider%s)",
 	       o.mountpoint, store, np, np == 1 ? "" : "s");
 	loop = fuse_loop_cfg_create();
@@ -287,9 +309,13 @@ int main(int argc, char **argv)
 		goto out;
 	fuse_loop_cfg_set_max_threads(loop, o.threads);
 	fuse_loop_cfg_set_clone_fd(loop, 0);
-	rc = fuse_loop_mt(fuse, loop) == 0 ? 0 : 1;
+	/* The loop returns the number of the signal that ended it: SIGTERM,
+	 * SIGINT and SIGHUP are the normal ways to stop (systemctl stop). */
+	rc = fuse_loop_mt(fuse, loop);
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	kf_log(KF_LOG_INFO, "unmounted %s", o.mountpoint);
 out:
+	kf_fs_stop_refresher(&fs);
 	if (loop)
 		fuse_loop_cfg_destroy(loop);
 	if (fuse) {
@@ -300,6 +326,7 @@ out:
 	}
 	for (size_t i = 0; i < np; i++)
 		provs[i]->ops->free(provs[i]);
+	kf_audit_close(fs.audit);
 	kf_fs_release(&fs);
 	kf_opts_release(&o);
 	free(defstore);

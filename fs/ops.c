@@ -5,9 +5,11 @@
  */
 #include "ops.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "errmap.h"
 #include "log.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,14 @@
 #include <unistd.h>
 
 #define XATTR_MAX 65536
+
+/* What reached the daemon (reads served by the page cache do not). */
+static struct {
+	uint64_t opens, reads, writes, commits, commit_errors;
+} ctr;
+
+#define CTR_INC(f) __atomic_add_fetch(&ctr.f, 1, __ATOMIC_RELAXED)
+#define CTR_GET(f) __atomic_load_n(&ctr.f, __ATOMIC_RELAXED)
 
 struct kf_pending {
 	char *path;
@@ -37,6 +47,9 @@ struct kf_fh {
 	pthread_mutex_t lock;
 	struct kf_secret *val;	/* protected by lock */
 	int dirty;		/* protected by lock */
+	int changes;		/* protected by lock: writes/ftruncates since
+				 * the last commit (O_TRUNC alone is none) */
+	int committed_once;	/* a commit happened (for the audit line) */
 	int failed;		/* protected by lock: errno of a failed write;
 				 * the value is then never committed */
 };
@@ -53,8 +66,21 @@ void kf_fs_init(struct kf_fs *fs)
 	fs->mount_time = time(NULL);
 }
 
+/* Log the access to the audit trail (when on) and pass rc through. */
+static int audited(const char *op, const char *path, int rc)
+{
+	struct fuse_context *ctx = fuse_get_context();
+	struct kf_fs *fs = ctx->private_data;
+
+	if (fs->audit)
+		kf_audit_log(fs->audit, ctx->uid, ctx->gid, ctx->pid, op, path,
+			     rc < 0 ? rc : 0);
+	return rc;
+}
+
 void kf_fs_release(struct kf_fs *fs)
 {
+	kf_cache_release(&fs->cache);
 	while (fs->pending) {
 		struct kf_pending *n = fs->pending->next;
 
@@ -173,7 +199,9 @@ static int kf_getattr(const char *path, struct stat *st,
 	rc = route(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (p && *rel && p->ops->getattr(p, rel, &a, &err) < 0) {
+	if (p && *rel &&
+	    kf_cache_getattr(&fs->cache, p, path, rel, fs->no_open, &a,
+			     &err) < 0) {
 		if (err.code == KF_E_NOTFOUND && pending_has(fs, path)) {
 			memset(&a, 0, sizeof(a));
 			a.kind = KF_KIND_FILE;
@@ -247,7 +275,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	} while (next.len > 0 && pages < 100000);
 	kf_buf_release(&token);
 	kf_buf_release(&next);
-	return rc;
+	return audited("readdir", path, rc);
 }
 
 static int kf_mkdir(const char *path, mode_t mode)
@@ -266,11 +294,14 @@ static int kf_mkdir(const char *path, mode_t mode)
 	if (rc)
 		return rc;
 	if (!p || !*rel)
-		return -EEXIST;
+		return audited("mkdir", path, -EEXIST);
+	kf_cache_forget(&fsctx()->cache, path);
 	if (p->ops->mkdir(p, rel, &err) < 0)
-		return kf_errmap_report("mkdir", path, &err);
+		return audited("mkdir", path,
+			       kf_errmap_report("mkdir", path, &err));
+	kf_cache_forget(&fsctx()->cache, path);
 	kf_log(KF_LOG_DEBUG, "mkdir %s", path);
-	return 0;
+	return audited("mkdir", path, 0);
 }
 
 static int kf_rmdir(const char *path)
@@ -286,10 +317,11 @@ static int kf_rmdir(const char *path)
 	if (rc)
 		return rc;
 	if (!p || !*rel)
-		return -EPERM;
-	if (p->ops->rmdir(p, rel, &err) < 0)
-		return kf_errmap_report("rmdir", path, &err);
-	return 0;
+		return audited("rmdir", path, -EPERM);
+	rc = p->ops->rmdir(p, rel, &err) < 0 ?
+		     kf_errmap_report("rmdir", path, &err) : 0;
+	kf_cache_forget(&fsctx()->cache, path);
+	return audited("rmdir", path, rc);
 }
 
 static int kf_unlink(const char *path)
@@ -305,10 +337,11 @@ static int kf_unlink(const char *path)
 	if (rc)
 		return rc;
 	if (!p || !*rel)
-		return -EISDIR;
-	if (p->ops->unlink(p, rel, &err) < 0)
-		return kf_errmap_report("unlink", path, &err);
-	return 0;
+		return audited("unlink", path, -EISDIR);
+	rc = p->ops->unlink(p, rel, &err) < 0 ?
+		     kf_errmap_report("unlink", path, &err) : 0;
+	kf_cache_forget(&fsctx()->cache, path);
+	return audited("unlink", path, rc);
 }
 
 static void fh_free(struct kf_fh *h)
@@ -345,7 +378,7 @@ static int writable(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY;
 }
 
-static int kf_open(const char *path, struct fuse_file_info *fi)
+static int open_handle(const char *path, struct fuse_file_info *fi)
 {
 	struct kf_fs *fs = fsctx();
 	struct kf_err err = KF_ERR_INIT;
@@ -363,7 +396,7 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EISDIR;
-	if (p->ops->getattr(p, rel, &a, &err) < 0)
+	if (kf_cache_getattr(&fs->cache, p, path, rel, 0, &a, &err) < 0)
 		return kf_errmap_report("open", path, &err);
 	if (a.kind != KF_KIND_FILE)
 		return -EISDIR;
@@ -374,7 +407,7 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 	if (writable(fi->flags) && (fi->flags & O_TRUNC)) {
 		h->dirty = 1;	/* `: > file` sets the empty value */
 	} else {
-		if (p->ops->read(p, rel, &v, &err) < 0) {
+		if (kf_cache_read(&fs->cache, p, path, rel, &v, &err) < 0) {
 			fh_free(h);
 			return kf_errmap_report("open", path, &err);
 		}
@@ -383,13 +416,27 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 			fh_free(h);
 			return -EFBIG;
 		}
+		/* The page cache trusts the size the kernel was given: when
+		 * that was not this value's exact length, bypass it. */
+		if (!a.size_known || a.size != v->len)
+			fi->direct_io = 1;
 		kf_secret_free(v);
 	}
-	/* Unknown sizes cannot go through the page cache (it trusts i_size). */
-	fi->direct_io = fs->direct_io || !a.size_known;
+	if (fs->direct_io)
+		fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
+}
+
+static int kf_open(const char *path, struct fuse_file_info *fi)
+{
+	/* Zero-message opens: the kernel stops sending opens and serves
+	 * reads of cached pages itself (read-only, unaudited mounts). */
+	CTR_INC(opens);
+	if (fsctx()->no_open && !writable(fi->flags))
+		return -ENOSYS;
+	return audited("open", path, open_handle(path, fi));
 }
 
 static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -412,7 +459,9 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (!p || !*rel)
 		return -EEXIST;
 	if (p->ops->can_create(p, rel, &err) < 0)
-		return kf_errmap_report("create", path, &err);
+		return audited("create", path,
+			       kf_errmap_report("create", path, &err));
+	kf_cache_forget(&fs->cache, path);
 	h = fh_new(p, path, rel);
 	if (!h)
 		return -ENOMEM;
@@ -423,7 +472,35 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	pending_add(fs, path);
 	fi->direct_io = fs->direct_io;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	return 0;
+	return audited("create", path, 0);
+}
+
+/* A read without a handle (zero-message opens): serve from the cache. */
+static int read_path(const char *path, char *buf, size_t size, off_t off)
+{
+	struct kf_fs *fs = fsctx();
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_provider *p;
+	struct kf_secret *v = NULL;
+	const char *rel;
+	size_t n = 0;
+	int rc;
+
+	rc = route(path, &p, &rel);
+	if (rc)
+		return rc;
+	if (!p || !*rel)
+		return -EISDIR;
+	if (kf_cache_read(&fs->cache, p, path, rel, &v, &err) < 0)
+		return kf_errmap_report("read", path, &err);
+	if ((size_t)off < v->len) {
+		n = v->len - (size_t)off;
+		if (n > size)
+			n = size;
+		memcpy(buf, v->data + off, n);
+	}
+	kf_secret_free(v);
+	return (int)n;
 }
 
 static int kf_read(const char *path, char *buf, size_t size, off_t off,
@@ -432,9 +509,11 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 	struct kf_fh *h = (struct kf_fh *)(uintptr_t)fi->fh;
 	size_t n = 0;
 
-	(void)path;
 	if (off < 0)
 		return -EINVAL;
+	CTR_INC(reads);
+	if (!h)
+		return audited("read", path, read_path(path, buf, size, off));
 	pthread_mutex_lock(&h->lock);
 	if ((size_t)off < h->val->len) {
 		n = h->val->len - (size_t)off;
@@ -443,6 +522,8 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 		memcpy(buf, h->val->data + off, n);
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (fsctx()->audit)
+		audited("read", h->path, 0);
 	return (int)n;
 }
 
@@ -453,8 +534,11 @@ static int kf_write(const char *path, const char *buf, size_t size,
 	int rc = (int)size;
 
 	(void)path;
+	if (!h)
+		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
+	CTR_INC(writes);
 	pthread_mutex_lock(&h->lock);
 	if (h->append)
 		off = (off_t)h->val->len;
@@ -463,8 +547,11 @@ static int kf_write(const char *path, const char *buf, size_t size,
 		h->failed = EFBIG;	/* a partial value never becomes one */
 	} else {
 		h->dirty = 1;
+		h->changes++;
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (fsctx()->audit)
+		audited("write", h->path, rc < 0 ? rc : 0);
 	return rc;
 }
 
@@ -514,8 +601,14 @@ static int writer_killed(pid_t pid, int *sig)
 	return 1;
 }
 
-/* Commit the handle's value if it changed.  Caller holds h->lock. */
-static int commit_locked(struct kf_fh *h, pid_t closer)
+/*
+ * Commit the handle's value if it changed.  Caller holds h->lock.
+ * A flush that follows no write at all (the close of a dup'ed descriptor
+ * right after open(O_TRUNC), as shells do for `>`) leaves the commit to a
+ * later flush or to release (final), so no empty intermediate version is
+ * ever made; a new file is still created at its first flush.
+ */
+static int commit_locked(struct kf_fh *h, pid_t closer, int final)
 {
 	struct kf_err err = KF_ERR_INIT;
 	char token[37];
@@ -531,7 +624,10 @@ static int commit_locked(struct kf_fh *h, pid_t closer)
 	}
 	if (!h->dirty)
 		return 0;
+	if (!final && !h->created && h->changes == 0)
+		return 0;
 	h->dirty = 0;	/* reported once, whatever the outcome */
+	h->changes = 0;
 	if (writer_killed(closer, &sig)) {
 		kf_log(KF_LOG_WARN, "%s: the writer was killed by signal %d; "
 		       "the value was not changed", h->path, sig);
@@ -539,32 +635,53 @@ static int commit_locked(struct kf_fh *h, pid_t closer)
 	}
 	if (kf_uuid4(token, &err) < 0)
 		return kf_errmap_report("commit", h->path, &err);
+	CTR_INC(commits);
 	rc = h->p->ops->commit(h->p, h->rel, h->val->data, h->val->len, token,
 			       h->created ? KF_COMMIT_CREATE : 0, &err);
 	if (rc < 0)
+		CTR_INC(commit_errors);
+	if (rc < 0) {
+		kf_cache_forget(&fsctx()->cache, h->path);
 		return kf_errmap_report("commit", h->path, &err);
+	}
+	kf_cache_put(&fsctx()->cache, h->p, h->path, h->rel, h->val->data,
+		     h->val->len);
 	h->created = 0;
+	h->committed_once = 1;
 	kf_log(KF_LOG_DEBUG, "committed %s [REDACTED %zu bytes]", h->path,
 	       h->val->len);
 	return 0;
 }
 
-static int kf_flush(const char *path, struct fuse_file_info *fi)
+static int flush_common(const char *path, struct fuse_file_info *fi,
+			int final)
 {
 	struct kf_fh *h = (struct kf_fh *)(uintptr_t)fi->fh;
-	int rc;
+	int rc, did;
 
 	(void)path;
+	if (!h)
+		return 0;	/* zero-message open: nothing buffered */
 	pthread_mutex_lock(&h->lock);
-	rc = commit_locked(h, fuse_get_context()->pid);
+	rc = commit_locked(h, fuse_get_context()->pid, final);
+	did = h->committed_once;
+	h->committed_once = 0;
 	pthread_mutex_unlock(&h->lock);
+	if (rc != 0 || did)
+		audited("commit", h->path, rc);
 	return rc;
 }
 
+static int kf_flush(const char *path, struct fuse_file_info *fi)
+{
+	return flush_common(path, fi, 0);
+}
+
+/* fsync asks for the change now, even a bare O_TRUNC. */
 static int kf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)datasync;
-	return kf_flush(path, fi);
+	return flush_common(path, fi, 1);
 }
 
 static int kf_release(const char *path, struct fuse_file_info *fi)
@@ -572,8 +689,12 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 	struct kf_fh *h = (struct kf_fh *)(uintptr_t)fi->fh;
 
 	(void)path;
+	if (!h)
+		return 0;
 	pthread_mutex_lock(&h->lock);
-	(void)commit_locked(h, 0);	/* normally a no-op after flush */
+	/* Normally a no-op; commits a bare O_TRUNC (`: > file`). */
+	if (commit_locked(h, 0, 1) < 0)
+		kf_log(KF_LOG_WARN, "%s: the change was not saved", h->path);
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
 		pending_del(fsctx(), h->path);
@@ -600,8 +721,10 @@ static int kf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 		pthread_mutex_lock(&h->lock);
 		rc = kf_secret_truncate(h->val, (size_t)size) < 0 ? -EFBIG : 0;
-		if (rc == 0)
+		if (rc == 0) {
 			h->dirty = 1;
+			h->changes++;
+		}
 		pthread_mutex_unlock(&h->lock);
 		return rc;
 	}
@@ -616,7 +739,7 @@ static int kf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (!nv)
 		return -ENOMEM;
 	if (size > 0) {
-		if (p->ops->read(p, rel, &v, &err) < 0) {
+		if (kf_cache_read(&fs->cache, p, path, rel, &v, &err) < 0) {
 			rc = kf_errmap_report("truncate", path, &err);
 			goto out;
 		}
@@ -625,14 +748,61 @@ static int kf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	kf_secret_truncate(nv, (size_t)size);
 	if (kf_uuid4(token, &err) < 0 ||
 	    p->ops->commit(p, rel, nv->data, nv->len, token, 0, &err) < 0) {
+		kf_cache_forget(&fs->cache, path);
 		rc = kf_errmap_report("truncate", path, &err);
 		goto out;
 	}
+	kf_cache_put(&fs->cache, p, path, rel, nv->data, nv->len);
 	rc = 0;
 out:
 	kf_secret_free(v);
 	kf_secret_free(nv);
 	return rc;
+}
+
+/* The operators' counters, as JSON (getfattr -n user.keyfs.stats). */
+static int stats_json(struct kf_fs *fs, struct kf_buf *out)
+{
+	struct kf_cache_stats c;
+	int rc = 0;
+
+	kf_cache_stats(&fs->cache, &c);
+	rc |= kf_buf_addf(out, "{\"uptime_s\":%lld,\"mode\":\"%s\",",
+			  (long long)(time(NULL) - fs->mount_time),
+			  fs->no_open ? "read-only, page cache" :
+			  fs->direct_io ? "direct_io" : "read-write");
+	rc |= kf_buf_addf(out,
+			  "\"fuse\":{\"opens\":%llu,\"reads\":%llu,"
+			  "\"writes\":%llu,\"commits\":%llu,"
+			  "\"commit_errors\":%llu},",
+			  (unsigned long long)CTR_GET(opens),
+			  (unsigned long long)CTR_GET(reads),
+			  (unsigned long long)CTR_GET(writes),
+			  (unsigned long long)CTR_GET(commits),
+			  (unsigned long long)CTR_GET(commit_errors));
+	rc |= kf_buf_addf(out,
+			  "\"cache\":{\"hits\":%llu,\"misses\":%llu,"
+			  "\"waits\":%llu,\"stale\":%llu,\"attr_hits\":%llu,"
+			  "\"attr_misses\":%llu,\"negative_hits\":%llu,"
+			  "\"refreshes\":%llu,\"changes\":%llu,"
+			  "\"evictions\":%llu,\"errors\":%llu,"
+			  "\"entries\":%llu,\"bytes\":%llu},\"api\":",
+			  (unsigned long long)c.hits,
+			  (unsigned long long)c.misses,
+			  (unsigned long long)c.waits,
+			  (unsigned long long)c.stale,
+			  (unsigned long long)c.attr_hits,
+			  (unsigned long long)c.attr_misses,
+			  (unsigned long long)c.neg_hits,
+			  (unsigned long long)c.refreshes,
+			  (unsigned long long)c.changes,
+			  (unsigned long long)c.evictions,
+			  (unsigned long long)c.errors,
+			  (unsigned long long)c.entries,
+			  (unsigned long long)c.bytes);
+	rc |= kf_stats_json(out);
+	rc |= kf_buf_adds(out, "}\n");
+	return rc ? -1 : 0;
 }
 
 static int kf_getxattr(const char *path, const char *name, char *value,
@@ -649,10 +819,18 @@ static int kf_getxattr(const char *path, const char *name, char *value,
 	rc = route(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (!p)
+	if (!p && strcmp(name, "user.keyfs.stats") != 0)
 		return -ENODATA;
 	kf_buf_init(&out, XATTR_MAX);
-	if (p->ops->getxattr(p, rel, name, &out, &err) < 0) {
+	if (!p) {
+		if (stats_json(fsctx(), &out) < 0)
+			rc = -ENOMEM;
+		else
+			rc = size == 0 ? (int)out.len :
+			     out.len > size ? -ERANGE :
+			     (memcpy(value, kf_buf_str(&out), out.len),
+			      (int)out.len);
+	} else if (p->ops->getxattr(p, rel, name, &out, &err) < 0) {
 		rc = kf_errmap_report("getxattr", path, &err);
 	} else if (size == 0) {
 		rc = (int)out.len;
@@ -686,9 +864,10 @@ static int kf_setxattr(const char *path, const char *name, const char *value,
 		return rc;
 	if (!p)
 		return -ENOTSUP;
-	if (p->ops->setxattr(p, rel, name, value, size, &err) < 0)
-		return kf_errmap_report("setxattr", path, &err);
-	return 0;
+	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
+		     kf_errmap_report("setxattr", path, &err) : 0;
+	kf_cache_forget(&fsctx()->cache, path);
+	return audited("setxattr", path, rc);
 }
 
 static int kf_listxattr(const char *path, char *list, size_t size)
@@ -702,10 +881,10 @@ static int kf_listxattr(const char *path, char *list, size_t size)
 	rc = route(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (!p)
-		return 0;
 	kf_buf_init(&out, XATTR_MAX);
-	if (p->ops->listxattr(p, rel, &out, &err) < 0)
+	if (!p)
+		kf_buf_add(&out, "user.keyfs.stats", sizeof("user.keyfs.stats"));
+	if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
 		rc = kf_errmap_report("listxattr", path, &err);
 	else if (size == 0)
 		rc = (int)out.len;
@@ -796,17 +975,89 @@ static int kf_statfs(const char *path, struct statvfs *st)
 
 static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	/* Attributes are never cached: sizes change with every commit and a
-	 * stale i_size would cut reads short.  The value cache (ttl) keeps
-	 * this cheap. */
-	cfg->entry_timeout = 0;
-	cfg->attr_timeout = 0;
-	cfg->negative_timeout = 0;
+	struct kf_fs *fs = fuse_get_context()->private_data;
+	double t = fs->ttl / 2.0;
+
+	if (fs->no_open && !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+		fs->no_open = 0;
+	if (fs->no_open) {
+		/* Read-only: the kernel may keep names, attributes and pages
+		 * for half a ttl; the refresher invalidates them on change. */
+		cfg->entry_timeout = t < 1 ? 1 : t;
+		cfg->attr_timeout = t < 1 ? 1 : t;
+		cfg->negative_timeout = 1;
+	} else {
+		/* Writable: sizes change with every commit and a stale i_size
+		 * would cut reads short, so the kernel asks every time (the
+		 * value cache keeps that cheap). */
+		cfg->entry_timeout = 0;
+		cfg->attr_timeout = 0;
+		cfg->negative_timeout = 0;
+	}
 	cfg->hard_remove = 1;	/* no .fuse_hidden renames: rename is EPERM */
 	cfg->use_ino = 0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	return fuse_get_context()->private_data;
+	return fs;
+}
+
+static pthread_t refresher;
+static pthread_mutex_t refresher_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t refresher_cond = PTHREAD_COND_INITIALIZER;
+static int refresher_stop;	/* protected by refresher_lock */
+static int refresher_on;
+
+static void invalidate(void *ctx, const char *path)
+{
+	struct kf_fs *fs = ctx;
+
+	if (fs->fuse && fs->no_open)
+		(void)fuse_invalidate_path(fs->fuse, path);
+}
+
+static void *refresher_main(void *arg)
+{
+	struct kf_fs *fs = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&refresher_lock);
+	while (!refresher_stop) {
+		pthread_mutex_unlock(&refresher_lock);
+		kf_cache_refresh_once(&fs->cache, invalidate, fs);
+		pthread_mutex_lock(&refresher_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!refresher_stop)
+			pthread_cond_timedwait(&refresher_cond, &refresher_lock,
+					       &ts);
+	}
+	pthread_mutex_unlock(&refresher_lock);
+	return NULL;
+}
+
+int kf_fs_start_refresher(struct kf_fs *fs)
+{
+	if (pthread_create(&refresher, NULL, refresher_main, fs) != 0)
+		return -1;
+	refresher_on = 1;
+	return 0;
+}
+
+void kf_fs_stop_refresher(struct kf_fs *fs)
+{
+	(void)fs;
+	if (!refresher_on)
+		return;
+	pthread_mutex_lock(&refresher_lock);
+	refresher_stop = 1;
+	pthread_cond_signal(&refresher_cond);
+	pthread_mutex_unlock(&refresher_lock);
+	pthread_join(refresher, NULL);
+	refresher_on = 0;
 }
 
 const struct fuse_operations kf_fs_ops = {

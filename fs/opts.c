@@ -30,6 +30,10 @@ enum {
 	KEY_RO,
 	KEY_RW,
 	KEY_ALLOW_OTHER,
+	KEY_TTL,
+	KEY_MAX_STALE,
+	KEY_DIRECT_IO,
+	KEY_AUDIT,
 };
 
 static const struct fuse_opt spec[] = {
@@ -51,6 +55,10 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("ttl=", KEY_TTL),
+	FUSE_OPT_KEY("max_stale=", KEY_MAX_STALE),
+	FUSE_OPT_KEY("direct_io", KEY_DIRECT_IO),
+	FUSE_OPT_KEY("audit=", KEY_AUDIT),
 	FUSE_OPT_END
 };
 
@@ -211,6 +219,23 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *out)
 	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
 		return 1;
+	case KEY_TTL:
+		if (kf_opts_parse_uint(v, 10, 86400, &n) < 0)
+			return bad(o, "ttl=%s: seconds, 0 to 86400", v);
+		o->ttl = (unsigned)n;
+		return 0;
+	case KEY_MAX_STALE:
+		if (kf_opts_parse_uint(v, 10, 604800, &n) < 0)
+			return bad(o, "max_stale=%s: seconds, 0 to 604800", v);
+		o->max_stale = (unsigned)n;
+		return 0;
+	case KEY_DIRECT_IO:
+		o->direct_io = 1;
+		return 0;
+	case KEY_AUDIT:
+		if (!*v)
+			return bad(o, "audit= needs a file path or syslog");
+		return set_str(&o->audit, v);
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->mountpoint)
 			return set_str(&o->mountpoint, arg);
@@ -264,6 +289,8 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->timeout = 30;
 	o->threads = 16;
+	o->ttl = 300;
+	o->max_stale = 3600;
 	o->uid = getuid();
 	o->gid = getgid();
 	o->umask = 077;
@@ -289,6 +316,7 @@ void kf_opts_release(struct kf_opts *o)
 	free(o->store);
 	free(o->providers);
 	free(o->log_level);
+	free(o->audit);
 	for (size_t i = 0; i < o->nkv; i++) {
 		free(o->kv[i].key);
 		free(o->kv[i].value);
@@ -346,6 +374,14 @@ void kf_opts_help(FILE *out, const char *prog)
 "    -o ro                  read-only mount: every write fails with EROFS\n"
 "    -o allow_other         let other users in (off by default; the kernel\n"
 "                           still checks the permission bits)\n"
+"    -o ttl=SECONDS         how long a value is cached; values being read\n"
+"                           are refreshed before then (default: 300)\n"
+"    -o max_stale=SECONDS   when the provider is unreachable, serve the last\n"
+"                           value this long past its ttl (default: 3600)\n"
+"    -o direct_io           keep values out of the kernel's page cache\n"
+"                           (slower warm reads; off by default)\n"
+"    -o audit=FILE|syslog   one line per access: time, uid, gid, pid,\n"
+"                           process, operation, path, result (default: off)\n"
 "    fstab-only words (_netdev, noauto, nofail, user, x-systemd.*) are\n"
 "    accepted and ignored\n",
 		prog, prog);

@@ -25,6 +25,10 @@ struct kf_opts {
 	char *log_level;	/* NULL: info (debug with -d) */
 	unsigned timeout;	/* seconds per operation */
 	unsigned threads;	/* max FUSE worker threads */
+	unsigned ttl;		/* value cache lifetime, seconds */
+	unsigned max_stale;	/* serve stale this long when down */
+	int direct_io;		/* keep values out of the page cache */
+	char *audit;		/* FILE or "syslog", NULL: off */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;

@@ -33,12 +33,22 @@ def oserr(fn, *a):
     return e.value.errno
 
 
-@pytest.fixture
-def key(keyfs):
-    m = keyfs()
+def _key(keyfs, **opts):
+    m = keyfs(**opts)
     os.mkdir(m.path("local", "ring"))
     os.mkdir(m.path("local", "ring", "key"))
     return m, m.path("local", "ring", "key")
+
+
+@pytest.fixture
+def key(keyfs):
+    return _key(keyfs)
+
+
+@pytest.fixture
+def key_nocache(keyfs):
+    """For tests that change the store behind keyfs's back."""
+    return _key(keyfs, ttl=0)
 
 
 def test_layout_and_listing(key):
@@ -217,8 +227,8 @@ def test_persistence_across_remount(keyfs, tmp_path):
     assert read(m2.path("local", "r", "k", "v")) == b"persisted \x00 value"
 
 
-def test_moved_ciphertext_fails_to_decrypt(key):
-    m, k = key
+def test_moved_ciphertext_fails_to_decrypt(key_nocache):
+    m, k = key_nocache
     write(os.path.join(k, "a"), b"bound to a")
     write(os.path.join(k, "b"), b"bound to b")
     sdir = os.path.join(m.store, "local", "ring", "key")
@@ -235,8 +245,8 @@ def test_moved_ciphertext_fails_to_decrypt(key):
     assert oserr(read, os.path.join(k, "c")) == errno.EIO
 
 
-def test_failed_commit_keeps_old_value(key):
-    m, k = key
+def test_failed_commit_keeps_old_value(key_nocache):
+    m, k = key_nocache
     p = os.path.join(k, "v")
     write(p, b"old value")
     keyfile = os.path.join(m.store, "local", "ring", "key", ".key.json")

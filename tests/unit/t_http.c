@@ -502,3 +502,48 @@ KT_TEST(http_loopback_refused)
 	KT_EQ_INT(resp.status, 0);
 	kf_http_resp_release(&resp);
 }
+
+static int seam_ok(const struct kf_http_req *req, struct kf_http_resp *resp,
+		   struct kf_err *err)
+{
+	(void)req;
+	(void)err;
+	resp->status = 200;
+	return 0;
+}
+
+KT_TEST(http_metadata_addresses_need_the_flag)
+{
+	static const char *const ok[] = {
+		"http://169.254.169.254/latest/api/token",
+		"http://169.254.170.2/v2/credentials/x",
+		"http://169.254.170.23/v1/credentials",
+		"http://[fd00:ec2::254]/latest/meta-data/",
+		"http://[fd00:ec2::23]/v1/credentials",
+	};
+	static const char *const never[] = {
+		"http://169.254.169.253/", "http://169.254.170.22/",
+		"http://metadata.internal/", "http://10.0.0.1/",
+	};
+	struct kf_http_resp resp;
+	struct kf_err err = KF_ERR_INIT;
+
+	kf_http_resp_init(&resp);
+	kf_http_set_transport(seam_ok);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct kf_http_req req = { .method = "GET", .url = ok[i] };
+
+		KT_EQ_INT(kf_http_do(&req, &resp, &err), -1);
+		KT_EQ_INT(err.code, KF_E_INVALID);
+		req.allow_metadata_ip = 1;
+		KT_EQ_INT(kf_http_do(&req, &resp, &err), 0);
+	}
+	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+		struct kf_http_req req = { .method = "GET", .url = never[i],
+					   .allow_metadata_ip = 1 };
+
+		KT_EQ_INT(kf_http_do(&req, &resp, &err), -1);
+	}
+	kf_http_set_transport(NULL);
+	kf_http_resp_release(&resp);
+}

@@ -39,14 +39,49 @@ KT_TEST(secret_is_locked)
 	KT_EQ_INT(kf_secret_locked_bytes(), before);
 }
 
-KT_TEST(secret_wipe_malloc_wipes)
-{
-	/* The jansson hook wipes a block before free: check through the
-	 * size header that the wiping path runs over the whole block. */
-	unsigned char *p = kf_wipe_malloc(64);
+static size_t released, dirty_bytes;
 
+static void check_wiped(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	released += n;
+	for (size_t i = 0; i < n; i++)
+		dirty_bytes += b[i] != 0;
+}
+
+KT_TEST(secret_wiped_before_release)
+{
+	struct kf_secret *s = kf_secret_new(5000);
+	unsigned char *p;
+
+	released = dirty_bytes = 0;
+	kf_secret_set_release_hook(check_wiped);
+	memset(s->data, 0xAB, 5000);
+	s->len = 5000;
+	kf_secret_free(s);
+	KT_CHECK(released >= 5000);
+	KT_EQ_INT(dirty_bytes, 0);
+
+	/* The jansson allocator wipes each block, header included. */
+	released = dirty_bytes = 0;
+	p = kf_wipe_malloc(64);
 	KT_CHECK(p != NULL);
-	memset(p, 0xAB, 64);
+	memset(p, 0xCD, 64);
 	kf_wipe_free(p);
+	KT_EQ_INT(released, 64 + 16);
+	KT_EQ_INT(dirty_bytes, 0);
 	kf_wipe_free(NULL);
+	kf_secret_set_release_hook(NULL);
+}
+
+KT_TEST(secret_relock_after_fork_semantics)
+{
+	struct kf_secret *s = kf_secret_new(10);
+	size_t before = kf_secret_locked_bytes();
+
+	/* Relocking recounts every live secret exactly once. */
+	kf_secret_relock_all();
+	KT_EQ_INT(kf_secret_locked_bytes(), before);
+	kf_secret_free(s);
 }

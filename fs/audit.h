@@ -1,0 +1,30 @@
+/*
+ * The audit trail (-o audit=FILE|syslog): one line per access with time,
+ * uid, gid, pid, process name, operation, path and result.  Never a value.
+ */
+#ifndef KF_AUDIT_H
+#define KF_AUDIT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct kf_audit;
+
+/*
+ * Open the trail: "syslog" (facility authpriv) or a file path (created
+ * 0600, appended to).  Returns 0, or -1 with a message in errbuf.
+ */
+int kf_audit_open(const char *spec, struct kf_audit **out, char *errbuf,
+		  size_t errlen);
+
+/*
+ * Log one access.  result is 0 or -errno.  Thread-safe; one write(2) per
+ * line so concurrent lines never interleave.
+ */
+void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
+		  const char *op, const char *path, int result);
+
+/* Accepts NULL. */
+void kf_audit_close(struct kf_audit *a);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * The value and attribute cache of the FUSE side.  Values live in locked
+ * memory (struct kf_secret) and are wiped when dropped.  Concurrent first
+ * reads of one path make one provider call (single flight); a provider
+ * that is down is answered from the last value for up to max_stale; names
+ * known to be absent are remembered briefly (negative cache).  No provider
+ * call is ever made with the cache lock held.
+ */
+#ifndef KF_CACHE_H
+#define KF_CACHE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "provider.h"
+
+struct kf_centry;
+
+struct kf_cache_stats {
+	uint64_t hits;		/* value served from cache */
+	uint64_t misses;	/* value fetched from the provider */
+	uint64_t waits;		/* reader waited on another's fetch */
+	uint64_t stale;		/* value served stale (provider down) */
+	uint64_t attr_hits;
+	uint64_t attr_misses;
+	uint64_t neg_hits;	/* absent name answered from cache */
+	uint64_t refreshes;	/* refresh-ahead fetches */
+	uint64_t changes;	/* refreshes that found a new value */
+	uint64_t evictions;
+	uint64_t errors;	/* provider errors seen by the cache */
+	uint64_t entries;	/* current */
+	uint64_t bytes;		/* current value bytes */
+};
+
+struct kf_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* a fetch finished */
+	struct kf_centry **buckets;	/* protected by lock */
+	size_t nbuckets;
+	struct kf_cache_stats st;	/* protected by lock */
+	uint64_t ttl_ms;
+	uint64_t max_stale_ms;
+	uint64_t neg_ttl_ms;
+	uint64_t attr_ttl_ms;
+	unsigned timeout_ms;		/* a waiter gives up after this */
+};
+
+int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,
+		  unsigned timeout_s);
+/* Wipe and free every entry. */
+void kf_cache_release(struct kf_cache *c);
+
+/*
+ * Attributes of rel (under provider p; path is the full FUSE path, the
+ * cache key).  A file's size is exact when the provider knows it or the
+ * value is cached.  With fetch_size, a file of unknown size is read
+ * through the cache to learn it.  Remembers absent names for a short time.
+ */
+int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
+		     const char *path, const char *rel, int fetch_size,
+		     struct kf_attr *a, struct kf_err *err);
+
+/*
+ * A copy of the value of path (caller frees), from the cache when fresh,
+ * else fetched once for all concurrent callers.  When the provider is
+ * unreachable and a value younger than ttl + max_stale is held, that value
+ * is returned (counted as stale).
+ */
+int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
+		  const char *rel, struct kf_secret **out, struct kf_err *err);
+
+/* After a successful commit: the new value becomes the cached one. */
+void kf_cache_put(struct kf_cache *c, struct kf_provider *p, const char *path,
+		  const char *rel, const unsigned char *v, size_t n);
+
+/* Forget path (after mkdir/create/unlink/rmdir/setxattr of it), and
+ * its parent's attributes. */
+void kf_cache_forget(struct kf_cache *c, const char *path);
+
+/*
+ * One pass of the refresher: refetch values read within the last ttl once
+ * they are 3/4 of ttl old, drop values older than ttl + max_stale.  For
+ * every path whose value changed or was dropped, calls changed(ctx, path)
+ * with no lock held (to invalidate the kernel's copy).
+ */
+void kf_cache_refresh_once(struct kf_cache *c,
+			   void (*changed)(void *ctx, const char *path),
+			   void *ctx);
+
+/* A snapshot of the counters. */
+void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out);
+
+#endif
+
+/* Test seam: replace the millisecond clock (NULL restores CLOCK_MONOTONIC). */
+void kf_cache_set_clock(uint64_t (*now_ms)(void));

@@ -1,0 +1,165 @@
+/* Unit tests for the fs/ pure parts: option parsing, path routing and the
+ * errno table. */
+#include "kt.h"
+
+#include "errmap.h"
+#include "opts.h"
+#include "tree.h"
+
+#include <errno.h>
+#include <fuse.h>
+#include <fuse_opt.h>
+
+static int parse(struct kf_opts *o, int argc, char **argv)
+{
+	struct fuse_args a = FUSE_ARGS_INIT(argc, argv);
+	int rc = kf_opts_parse(&a, o);
+
+	fuse_opt_free_args(&a);
+	return rc;
+}
+
+KT_TEST(opts_defaults_and_values)
+{
+	char *argv[] = { "keyfs", "-f", "-o",
+			 "store=/s,timeout=7,threads=4,umask=027,uid=12,gid=34",
+			 "/mnt", NULL };
+	struct kf_opts o;
+
+	KT_EQ_INT(parse(&o, 5, argv), 0);
+	KT_EQ_STR(o.mountpoint, "/mnt");
+	KT_EQ_STR(o.store, "/s");
+	KT_EQ_INT(o.timeout, 7);
+	KT_EQ_INT(o.threads, 4);
+	KT_EQ_INT(o.umask, 027);
+	KT_EQ_INT(o.uid, 12);
+	KT_EQ_INT(o.gid, 34);
+	KT_EQ_INT(o.foreground, 1);
+	kf_opts_release(&o);
+}
+
+KT_TEST(opts_mount8_form_and_fstab_words)
+{
+	char *argv[] = { "keyfs", "keyfs", "/mnt/keys", "-o",
+			 "ro,_netdev,nofail,noauto,user,x-systemd.automount,"
+			 "providers=local,local_master_key=/k",
+			 NULL };
+	struct kf_opts o;
+
+	KT_EQ_INT(parse(&o, 5, argv), 0);
+	KT_EQ_STR(o.source, "keyfs");
+	KT_EQ_STR(o.mountpoint, "/mnt/keys");
+	KT_EQ_INT(o.read_only, 1);
+	KT_EQ_STR(o.providers, "local");
+	KT_EQ_INT(o.nkv, 1);
+	KT_EQ_STR(o.kv[0].key, "local_master_key");
+	KT_EQ_STR(o.kv[0].value, "/k");
+	kf_opts_release(&o);
+}
+
+KT_TEST(opts_provider_list_split_by_fuse_opt)
+{
+	char *argv[] = { "keyfs", "-o", "providers=local,aws,gcp", "/m", NULL };
+	struct kf_opts o;
+
+	KT_EQ_INT(parse(&o, 4, argv), 0);
+	KT_EQ_STR(o.providers, "local,aws,gcp");
+	kf_opts_release(&o);
+}
+
+KT_TEST(opts_rejects_bad_values)
+{
+	static const char *bad[] = {
+		"timeout=0", "timeout=abc", "timeout=99999", "threads=0",
+		"umask=8", "umask=-1", "uid=x", "gid=1x", "log=loud",
+		"aws_nonsense=1", "store=",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "keyfs", "-o", (char *)bad[i], "/m", NULL };
+		struct kf_opts o;
+
+		if (parse(&o, 4, argv) != -1)
+			kt_fail(__FILE__, __LINE__, "accepted %s", bad[i]);
+		KT_CHECK(o.errbuf[0] != '\0');
+		kf_opts_release(&o);
+	}
+}
+
+KT_TEST(opts_uint_parser)
+{
+	unsigned long v;
+
+	KT_EQ_INT(kf_opts_parse_uint("077", 8, 0777, &v), 0);
+	KT_EQ_INT(v, 077);
+	KT_EQ_INT(kf_opts_parse_uint("", 10, 5, &v), -1);
+	KT_EQ_INT(kf_opts_parse_uint("6", 10, 5, &v), -1);
+	KT_EQ_INT(kf_opts_parse_uint(" 1", 10, 5, &v), -1);
+	KT_EQ_INT(kf_opts_parse_uint("+1", 10, 5, &v), -1);
+	KT_EQ_INT(kf_opts_parse_uint("99999999999999999999999", 10, ~0UL, &v), -1);
+}
+
+KT_TEST(tree_routing)
+{
+	struct kf_provider a = { NULL, "local", 0, NULL };
+	struct kf_provider b = { NULL, "aws", 0, NULL };
+	struct kf_provider *list[] = { &a, &b };
+	struct kf_tree t = { list, 2 };
+	struct kf_provider *p;
+	const char *rel;
+	char longp[KF_MAX_PATH + 10];
+
+	KT_EQ_INT(kf_tree_route(&t, "/", &p, &rel), 0);
+	KT_CHECK(p == NULL);
+	KT_EQ_INT(kf_tree_route(&t, "/local", &p, &rel), 0);
+	KT_CHECK(p == &a);
+	KT_EQ_STR(rel, "");
+	KT_EQ_INT(kf_tree_route(&t, "/aws/us-west-2/a/b", &p, &rel), 0);
+	KT_CHECK(p == &b);
+	KT_EQ_STR(rel, "us-west-2/a/b");
+	KT_EQ_INT(kf_tree_route(&t, "/awsx", &p, &rel), -ENOENT);
+	KT_EQ_INT(kf_tree_route(&t, "/loc", &p, &rel), -ENOENT);
+	KT_EQ_INT(kf_tree_route(&t, "/local/../etc", &p, &rel), -EINVAL);
+	KT_EQ_INT(kf_tree_route(&t, "/local/./x", &p, &rel), -EINVAL);
+	KT_EQ_INT(kf_tree_route(&t, "/local//x", &p, &rel), -EINVAL);
+	KT_EQ_INT(kf_tree_route(&t, "/local/x/", &p, &rel), -EINVAL);
+	KT_EQ_INT(kf_tree_route(&t, "local", &p, &rel), -EINVAL);
+	KT_EQ_INT(kf_tree_route(&t, "/local/..x", &p, &rel), 0);
+	memset(longp, 'a', sizeof(longp));
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	KT_EQ_INT(kf_tree_route(&t, longp, &p, &rel), -ENAMETOOLONG);
+	{
+		char deep[KF_MAX_DEPTH * 2 + 20] = "/local";
+		size_t n = strlen(deep);
+
+		for (int i = 0; i < KF_MAX_DEPTH + 1; i++) {
+			deep[n++] = '/';
+			deep[n++] = 'x';
+		}
+		deep[n] = '\0';
+		KT_EQ_INT(kf_tree_route(&t, deep, &p, &rel), -ENAMETOOLONG);
+	}
+}
+
+KT_TEST(errmap_table)
+{
+	static const struct {
+		enum kf_code c;
+		int e;
+	} v[] = {
+		{ KF_E_NOTFOUND, ENOENT }, { KF_E_EXISTS, EEXIST },
+		{ KF_E_DENIED, EACCES },   { KF_E_INVALID, EINVAL },
+		{ KF_E_TOOBIG, EFBIG },    { KF_E_NOTSUP, ENOTSUP },
+		{ KF_E_PERM, EPERM },      { KF_E_NOTEMPTY, ENOTEMPTY },
+		{ KF_E_INTEGRITY, EIO },   { KF_E_UNAVAILABLE, EIO },
+		{ KF_E_TIMEOUT, EIO },     { KF_E_STATE, EBUSY },
+		{ KF_E_NODATA, ENODATA },  { KF_E_ROFS, EROFS },
+		{ KF_E_NOMEM, ENOMEM },    { KF_E_IO, EIO },
+		{ (enum kf_code)999, EIO }, { KF_OK, EIO },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		KT_EQ_INT(kf_errmap(v[i].c), v[i].e);
+	/* Every code has a name. */
+	for (int c = 0; c < KF_E__COUNT; c++)
+		KT_CHECK(strcmp(kf_code_name((enum kf_code)c), "UNKNOWN") != 0);
+}
