@@ -4,12 +4,14 @@
  */
 #include "provider.h"
 #include "local.h"
+#include "aws.h"
 #include "gcp.h"
 
 #include <string.h>
 
 const struct kf_provider_desc *const kf_provider_table[] = {
 	&kf_local_desc,
+	&kf_aws_desc,
 	&kf_gcp_desc,
 	NULL,
 };

@@ -1,0 +1,73 @@
+/*
+ * What the aws provider knows about secret names without asking the
+ * service: names seen in listings or DescribeSecret answers (fresh for
+ * ttl), this process's own recent creates and deletes (ListSecrets is
+ * eventually consistent, so they overlay listings for KF_AWS_OVERLAY_MS),
+ * and the field names and sizes of field secrets.  Never holds a value.
+ * Thread-safe: one mutex, held only inside these functions (no I/O).
+ */
+#ifndef KF_AWS_INDEX_H
+#define KF_AWS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How long this process's own creates/deletes overlay ListSecrets. */
+#define KF_AWS_OVERLAY_MS (5u * 60u * 1000u)
+
+struct kf_aws_index;
+
+/* An index for regions 0..nregions-1; names stay fresh for ttl_ms.
+ * NULL when out of memory. */
+struct kf_aws_index *kf_aws_index_new(size_t nregions, uint64_t ttl_ms);
+/* Accepts NULL. */
+void kf_aws_index_free(struct kf_aws_index *x);
+
+/* 1 (with *fields, *mtime; either may be NULL) when name is a secret seen
+ * within ttl, else 0. */
+int kf_aws_index_get(struct kf_aws_index *x, size_t ri, const char *name,
+		     int *fields, int64_t *mtime);
+
+/* Record (or refresh) a live secret.  Out of memory only loses a hint. */
+void kf_aws_index_put(struct kf_aws_index *x, size_t ri, const char *name,
+		      int fields, int64_t mtime);
+
+/* Forget name (it was found gone). */
+void kf_aws_index_del(struct kf_aws_index *x, size_t ri, const char *name);
+
+/* 1 when a name seen within ttl, or created here recently, starts with
+ * prefix. */
+int kf_aws_index_has_prefix(struct kf_aws_index *x, size_t ri,
+			    const char *prefix);
+
+/* This process created (deleted = 0) or deleted (1) name just now. */
+void kf_aws_index_note(struct kf_aws_index *x, size_t ri, const char *name,
+		       int deleted, int fields);
+
+/* 1 when this process deleted name within the overlay window. */
+int kf_aws_index_deleted(struct kf_aws_index *x, size_t ri,
+			 const char *name);
+
+/*
+ * fn(ctx, name, fields) for every secret this process created within the
+ * overlay window whose name starts with prefix.  Called with the index
+ * lock held: fn must not call back into the index.
+ */
+void kf_aws_index_created(struct kf_aws_index *x, size_t ri,
+			  const char *prefix,
+			  void (*fn)(void *ctx, const char *name, int fields),
+			  void *ctx);
+
+/* Field names and sizes of field secret name, as just read or written. */
+void kf_aws_index_fields_set(struct kf_aws_index *x, size_t ri,
+			     const char *name, const char *const *names,
+			     const uint64_t *sizes, size_t n);
+
+/*
+ * Size of field of field secret name from the cache: 1 (with *size) when
+ * present, 0 when the fresh cache says absent, -1 when it cannot say.
+ */
+int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
+		       const char *field, uint64_t *size);
+
+#endif
