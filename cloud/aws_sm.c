@@ -6,6 +6,7 @@
  * Never logs or quotes a value, a credential or a body.
  */
 #include "aws_sm.h"
+#include "stats.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -685,6 +686,8 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 		uint64_t now = kf_now_ms();
 		unsigned left, slice, pause;
 		char hdr_type[128] = "";
+		uint64_t t0;
+		int arc;
 
 		if (now >= deadline) {
 			if (last.code != KF_OK)
@@ -712,7 +715,13 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 		}
 		kf_http_resp_init(&resp);
 		kf_err_clear(&last);
-		if (sm_attempt(sm, op, body, slice, &resp, &last)) {
+		t0 = kf_now_ms();
+		arc = sm_attempt(sm, op, body, slice, &resp, &last);
+		kf_stats_api("aws", op, (unsigned)(kf_now_ms() - t0),
+			     arc == 0 && resp.status >= 200 &&
+				     resp.status < 300,
+			     attempt > 0);
+		if (arc) {
 			kf_http_resp_release(&resp);
 			if (last.code != KF_E_UNAVAILABLE &&
 			    last.code != KF_E_TIMEOUT) {
