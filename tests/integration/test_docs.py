@@ -14,6 +14,8 @@ from conftest import KEYFS_BIN, ROOT, run
 MAN = os.path.join(ROOT, "docs", "keyfs.1")
 MDS = [os.path.join(ROOT, "docs", "architecture.md"),
        os.path.join(ROOT, "docs", "security.md"),
+       os.path.join(ROOT, "docs", "gcp.md"),
+       os.path.join(ROOT, "docs", "aws.md"),
        os.path.join(ROOT, "mount-helpers", "README.md")]
 
 
