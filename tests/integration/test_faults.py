@@ -155,27 +155,146 @@ def workload(paths, n_ops, seed):
     return ok, failed, wrong, lost, truth
 
 
-def test_gcp_workload_under_30_percent_faults(keyfs, tmp_path, kms):
-    emu, proxy, key = kms
-    m = gcp_mount(keyfs, tmp_path, kms, "w", ttl="0", max_stale="0")
+@pytest.fixture
+def moto():
+    import shutil
+    from conftest import free_port
+    exe = shutil.which("moto_server") or "/root/.pyenv/shims/moto_server"
+    port = free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    proxy = FaultProxy(url)
+    try:
+        yield url, proxy
+    finally:
+        proxy.stop()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+VERSIONS = r'''
+import boto3, json, sys
+c = boto3.client("secretsmanager", endpoint_url=sys.argv[1],
+                 region_name="us-west-2", aws_access_key_id="testing",
+                 aws_secret_access_key="testing")
+out = {}
+for name in sys.argv[2:]:
+    ids, tok = [], None
+    while True:
+        kw = {"SecretId": name, "IncludeDeprecated": True, "MaxResults": 100}
+        if tok:
+            kw["NextToken"] = tok
+        r = c.list_secret_version_ids(**kw)
+        ids += [v["VersionId"] for v in r["Versions"]]
+        tok = r.get("NextToken")
+        if not tok:
+            break
+    out[name] = len(ids)
+print(json.dumps(out))
+'''
+
+
+def versions(moto_url, names):
+    from conftest import PYENV_PYTHON
+    r = subprocess.run([PYENV_PYTHON, "-c", VERSIONS, moto_url] + names,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    return json.loads(r.stdout)
+
+
+def test_workload_under_30_percent_faults_aws_and_gcp(keyfs, tmp_path, kms,
+                                                      moto):
+    """500 mixed reads and writes over aws/ and gcp/ with 30 % of their
+    API calls failing (500, 503, throttling, resets before and after the
+    server acted, delays): no wrong value, no lost write, and on the
+    Secrets Manager side exactly one new version per successful write."""
+    emu, kproxy, key = kms
+    moto_url, aproxy = moto
+    env = gcp_env(tmp_path)
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE="/dev/null",
+               AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    m = keyfs(name="w", env=env, providers="aws,gcp", ttl="0",
+              max_stale="0", timeout="20", aws_region="us-west-2",
+              aws_endpoint=aproxy.url, gcp_endpoint=kproxy.url + "/",
+              gcp_credentials=key, gcp_project=PROJECT)
     k = m.path("gcp", PROJECT, "global", "ring", "key")
     os.makedirs(k)
-    paths = [os.path.join(k, "v%d" % i) for i in range(8)]
+    names = ["load%d" % i for i in range(8)]
+    paths = [os.path.join(k, "v%d" % i) for i in range(8)] + \
+        [m.path("aws", "us-west-2", n) for n in names]
     for p in paths:
         write(p, b"initial " + p.encode())
-    proxy.faults(["cryptoKeys.encrypt", "cryptoKeys.decrypt"], 0.30)
-    ok, failed, wrong, lost, truth = workload(paths, 500, seed=11)
-    st = proxy.stats()
-    proxy.up()
-    injected = sum(sum(v.get("faults", {}).values())
-                   for v in st["ops"].values())
-    assert injected >= 100, st          # faults really happened
-    assert wrong == 0 and lost == 0
-    assert ok >= 450, (ok, failed)      # retries absorb nearly all faults
-    # With the faults gone every file reads back as last written.
-    for p in paths:
+    before = versions(moto_url, names)
+    ops = ["cryptoKeys.encrypt", "cryptoKeys.decrypt", "GetSecretValue",
+           "PutSecretValue", "DescribeSecret", "ListSecrets"]
+    kproxy.faults(ops, 0.30, seed=5)
+    aproxy.faults(ops, 0.30, seed=6)
+    rnd = random.Random(11)
+    truth = {p: read(p) for p in paths}
+    writes_ok = {n: 0 for n in names}
+    writes_failed = {n: 0 for n in names}
+    ok = failed = wrong = 0
+    for i in range(500):
+        p = rnd.choice(paths)
+        name = os.path.basename(p)
+        if rnd.random() < 0.5:
+            value = b"v%d-" % i + os.urandom(rnd.randint(1, 64))
+            try:
+                write(p, value)
+            except OSError as e:
+                assert e.errno in (errno.EIO, errno.EBUSY), e
+                failed += 1
+                truth[p] = None            # the server may have it or not
+                if name in writes_failed:
+                    writes_failed[name] += 1
+                continue
+            ok += 1
+            truth[p] = value
+            if name in writes_ok:
+                writes_ok[name] += 1
+        else:
+            try:
+                got = read(p)
+            except OSError as e:
+                assert e.errno == errno.EIO, e
+                failed += 1
+                continue
+            ok += 1
+            if truth[p] is None:
+                truth[p] = got
+            elif got != truth[p]:
+                wrong += 1
+    injected = 0
+    for proxy in (kproxy, aproxy):
+        st = proxy.stats()
+        injected += sum(sum(v.get("faults", {}).values())
+                        for v in st["ops"].values())
+        proxy.up()
+    assert injected >= 150, injected     # faults really happened
+    assert wrong == 0                    # no wrong value, no lost write
+    assert ok >= 450, (ok, failed)       # retries absorb nearly all faults
+    for p in paths:                      # durable once the faults stop
         if truth[p] is not None:
             assert read(p) == truth[p]
+    after = versions(moto_url, names)
+    for n in names:
+        made = after[n] - before[n]
+        assert writes_ok[n] <= made <= writes_ok[n] + writes_failed[n], \
+            (n, made, writes_ok[n], writes_failed[n])
 
 
 def test_gcp_down_serves_stale_then_fails(keyfs, tmp_path, kms):
