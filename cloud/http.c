@@ -26,6 +26,33 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_key_t handle_key;
 static CURLcode global_rc = CURLE_OK;
 
+/*
+ * One connection cache (plus DNS cache and TLS sessions) shared by every
+ * thread's handle: FUSE worker threads come and go, and a cold read on a
+ * fresh thread should still find a kept-alive connection.  libcurl calls
+ * these locks around its use of the shared data.
+ */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a,
+		       void *u)
+{
+	(void)h;
+	(void)a;
+	(void)u;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&share_locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	(void)h;
+	(void)u;
+	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&share_locks[d]);
+}
+
 static __thread unsigned backoff_seed;
 static __thread int backoff_seeded;
 
@@ -42,6 +69,20 @@ static void init_once_fn(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (pthread_key_create(&handle_key, handle_destroy) != 0)
 		global_rc = CURLE_FAILED_INIT;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	share = curl_share_init();
+	if (share &&
+	    (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) ||
+	     curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) ||
+	     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
+	     curl_share_setopt(share, CURLSHOPT_SHARE,
+			       CURL_LOCK_DATA_SSL_SESSION))) {
+		/* Without sharing each thread keeps its own connections. */
+		curl_share_cleanup(share);
+		share = NULL;
+	}
 }
 
 int kf_http_global_init(struct kf_err *err)
@@ -497,6 +538,8 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 
 	SETOPT(h, CURLOPT_URL, req->url);
 	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+	if (share)
+		SETOPT(h, CURLOPT_SHARE, share);
 	SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L);

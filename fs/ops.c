@@ -666,8 +666,9 @@ static int flush_common(const char *path, struct fuse_file_info *fi,
 	int rc, did;
 
 	(void)path;
-	if (!h)
-		return 0;	/* zero-message open: nothing buffered */
+	if (!h)	/* zero-message opens: nothing is ever buffered, so the
+		 * kernel may stop sending flushes (ENOSYS) */
+		return fsctx()->no_open ? -ENOSYS : 0;
 	pthread_mutex_lock(&h->lock);
 	rc = commit_locked(h, fuse_get_context()->pid, final);
 	did = h->committed_once;

@@ -9,7 +9,7 @@
  *   kfbench burst PATH THREADS        ns until all threads read PATH once
  *   kfbench threads LISTFILE THREADS SECONDS   reads per second
  *   kfbench raw-get ENDPOINT REGION SECRET_ID ITER   ns per GetSecretValue
- *   kfbench raw-list ENDPOINT REGION PAGES            ns for PAGES pages
+ *   kfbench raw-list ENDPOINT REGION PAGES [PREFIX]   ns for PAGES pages
  *   kfbench raw-kms URL TOKEN CIPHERTEXT_B64 ITER      ns per KMS decrypt
  * The raw modes sign with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and
  * use the project's own libcurl layer, as keyfs does.
@@ -19,6 +19,7 @@
 #include "sigv4.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -278,7 +279,10 @@ static int mode_raw_get(const char *ep, const char *region, const char *id,
 	return 0;
 }
 
-static int mode_raw_list(const char *ep, const char *region, long pages)
+/* Pages of ListSecrets shaped as keyfs sends them (sorted by name, with
+ * a name-prefix filter when prefix is not NULL). */
+static int mode_raw_list(const char *ep, const char *region, long pages,
+			 const char *prefix)
 {
 	struct kf_buf out, body;
 	uint64_t t0 = ns();
@@ -288,32 +292,30 @@ static int mode_raw_list(const char *ep, const char *region, long pages)
 	kf_buf_init(&out, 64u << 20);
 	kf_buf_init(&body, 16384);
 	while (done < pages) {
-		const char *p, *e;
+		const char *tok;
+		json_t *j;
 
 		kf_buf_reset(&out);
 		kf_buf_reset(&body);
+		kf_buf_adds(&body, "{\"MaxResults\":100,\"SortBy\":\"name\","
+				   "\"SortOrder\":\"asc\"");
 		if (token[0])
-			kf_buf_addf(&body, "{\"MaxResults\":100,\"NextToken\":\"%s\"}",
-				    token);
-		else
-			kf_buf_adds(&body, "{\"MaxResults\":100}");
+			kf_buf_addf(&body, ",\"NextToken\":\"%s\"", token);
+		if (prefix)
+			kf_buf_addf(&body, ",\"Filters\":[{\"Key\":\"name\","
+				    "\"Values\":[\"%s\"]}]", prefix);
+		kf_buf_adds(&body, "}");
 		if (sm_call(ep, region, "ListSecrets", kf_buf_str(&body), &out) != 200)
 			return 1;
 		done++;
-		p = strstr(kf_buf_str(&out), "\"NextToken\": \"");
-		if (!p)
-			p = strstr(kf_buf_str(&out), "\"NextToken\":\"");
-		if (!p)
+		j = json_loadb(out.data, out.len, 0, NULL);
+		tok = json_string_value(json_object_get(j, "NextToken"));
+		if (!tok || !*tok || strlen(tok) >= sizeof(token)) {
+			json_decref(j);
 			break;
-		p = strchr(p + 12, '"');
-		p = p ? strchr(p + 1, '"') : NULL;
-		if (!p)
-			break;
-		e = strchr(p + 1, '"');
-		if (!e || (size_t)(e - p - 1) >= sizeof(token))
-			break;
-		memcpy(token, p + 1, (size_t)(e - p - 1));
-		token[e - p - 1] = '\0';
+		}
+		memcpy(token, tok, strlen(tok) + 1);
+		json_decref(j);
 	}
 	printf("%.1f %ld\n", (double)(ns() - t0), done);
 	kf_buf_release(&out);
@@ -372,8 +374,9 @@ int main(int argc, char **argv)
 		return mode_threads(argv[2], num(argv[3]), num(argv[4]));
 	if (argc == 6 && !strcmp(argv[1], "raw-get"))
 		return mode_raw_get(argv[2], argv[3], argv[4], num(argv[5]));
-	if (argc == 5 && !strcmp(argv[1], "raw-list"))
-		return mode_raw_list(argv[2], argv[3], num(argv[4]));
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "raw-list"))
+		return mode_raw_list(argv[2], argv[3], num(argv[4]),
+				     argc == 6 ? argv[5] : NULL);
 	if (argc == 6 && !strcmp(argv[1], "raw-kms"))
 		return mode_raw_kms(argv[2], argv[3], argv[4], num(argv[5]));
 	fprintf(stderr, "usage: see the comment at the top of kfbench.c\n");

@@ -1072,6 +1072,9 @@ KMS_METHODS = set(r[3] for r in ROUTES)
 class Handler(BaseHTTPRequestHandler):
 	protocol_version = "HTTP/1.1"
 	server_version = "keyfs-kms-emulator/1"
+	# Headers and body go out in separate writes: without TCP_NODELAY a
+	# kept-alive client waits ~40 ms per answer (Nagle + delayed ACK).
+	disable_nagle_algorithm = True
 	emu = None   # set on the subclass
 
 	def log_message(self, fmt, *args):  # quiet; never log bodies or tokens
