@@ -50,9 +50,28 @@ static void reg_del(struct kf_secret *s)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+/*
+ * Freed mappings of up to POOL_MAX_MAP bytes are wiped and kept, still
+ * locked and excluded from dumps, for the next secret of the same size:
+ * a cache hit then costs no mmap/mlock/munlock/munmap system calls.
+ */
+#define POOL_MAX_MAP (68u << 10)
+#define POOL_MAX_BYTES (2u << 20)
+
+struct pooled {
+	void *m;
+	size_t maplen;
+	int locked;
+	struct pooled *next;
+};
+
+static struct pooled *pool;	/* protected by reg_lock */
+static size_t pool_bytes;	/* protected by reg_lock */
+
 static void lock_pages(struct kf_secret *s)
 {
-	if (mlock(s->data, s->maplen) == 0) {
+	if (s->locked || mlock(s->data, s->maplen) == 0) {
+		s->locked = 1;
 		atomic_fetch_add(&locked_bytes, s->maplen);
 	} else if (atomic_exchange(&warned, 1) == 0) {
 		kf_log(KF_LOG_WARN,
@@ -65,14 +84,64 @@ void kf_secret_relock_all(void)
 {
 	pthread_mutex_lock(&reg_lock);
 	atomic_store(&locked_bytes, 0);
-	for (struct kf_secret *s = reg_head; s; s = s->next)
+	for (struct kf_secret *s = reg_head; s; s = s->next) {
+		s->locked = 0;
 		lock_pages(s);
+	}
+	for (struct pooled *q = pool; q; q = q->next)
+		q->locked = mlock(q->m, q->maplen) == 0;
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* A kept mapping of exactly maplen bytes, or NULL. */
+static struct pooled *pool_take(size_t maplen)
+{
+	struct pooled **pp, *q = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (pp = &pool; *pp; pp = &(*pp)->next) {
+		if ((*pp)->maplen == maplen) {
+			q = *pp;
+			*pp = q->next;
+			pool_bytes -= maplen;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return q;
+}
+
+/* Keep a wiped mapping for reuse; 0 when kept, -1 when the pool is full. */
+static int pool_put(void *m, size_t maplen, int locked)
+{
+	struct pooled *q;
+	int rc = -1;
+
+	if (maplen > POOL_MAX_MAP)
+		return -1;
+	q = malloc(sizeof(*q));
+	if (!q)
+		return -1;
+	pthread_mutex_lock(&reg_lock);
+	if (pool_bytes + maplen <= POOL_MAX_BYTES) {
+		q->m = m;
+		q->maplen = maplen;
+		q->locked = locked;
+		q->next = pool;
+		pool = q;
+		pool_bytes += maplen;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	if (rc < 0)
+		free(q);
+	return rc;
 }
 
 struct kf_secret *kf_secret_new(size_t cap)
 {
 	struct kf_secret *s;
+	struct pooled *q;
 	long page = sysconf(_SC_PAGESIZE);
 	size_t maplen;
 	void *m;
@@ -85,13 +154,20 @@ struct kf_secret *kf_secret_new(size_t cap)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	m = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED) {
-		free(s);
-		return NULL;
+	q = pool_take(maplen);
+	if (q) {
+		m = q->m;
+		s->locked = q->locked;
+		free(q);
+	} else {
+		m = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			free(s);
+			return NULL;
+		}
+		(void)madvise(m, maplen, MADV_DONTDUMP);
 	}
-	(void)madvise(m, maplen, MADV_DONTDUMP);
 	s->data = m;
 	s->cap = cap;
 	s->maplen = maplen;
@@ -120,9 +196,13 @@ void kf_secret_free(struct kf_secret *s)
 	explicit_bzero(s->data, s->maplen);
 	if (release_hook)
 		release_hook(s->data, s->maplen);
-	if (munlock(s->data, s->maplen) == 0)
+	if (s->locked)
 		atomic_fetch_sub(&locked_bytes, s->maplen);
-	munmap(s->data, s->maplen);
+	if (pool_put(s->data, s->maplen, s->locked) < 0) {
+		if (s->locked)
+			munlock(s->data, s->maplen);
+		munmap(s->data, s->maplen);
+	}
 	free(s);
 }
 

@@ -14,6 +14,7 @@ struct kf_secret {
 	size_t len;		/* bytes in use */
 	size_t cap;		/* usable capacity */
 	size_t maplen;		/* length of the mapping (page multiple) */
+	int locked;		/* mlock succeeded */
 	struct kf_secret *prev, *next;	/* registry of live secrets */
 };
 
@@ -53,7 +54,8 @@ int kf_secret_equal(const struct kf_secret *a, const struct kf_secret *b);
  */
 void kf_secret_relock_all(void);
 
-/* Bytes currently locked by kf_secret allocations (for tests/stats). */
+/* Bytes of live secrets held in locked memory (for tests/stats).  Freed
+ * secrets' pages may be kept, wiped and still locked, for reuse. */
 size_t kf_secret_locked_bytes(void);
 
 /*

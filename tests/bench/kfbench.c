@@ -11,10 +11,12 @@
  *   kfbench raw-get ENDPOINT REGION SECRET_ID ITER   ns per GetSecretValue
  *   kfbench raw-list ENDPOINT REGION PAGES [PREFIX]   ns for PAGES pages
  *   kfbench raw-kms URL TOKEN CIPHERTEXT_B64 ITER      ns per KMS decrypt
+ *                                  (with ciphertextCrc32c, as gcloud sends)
  * The raw modes sign with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and
  * use the project's own libcurl layer, as keyfs does.
  */
 #include "buf.h"
+#include "crypto.h"
 #include "http.h"
 #include "sigv4.h"
 
@@ -335,7 +337,19 @@ static int mode_raw_kms(const char *url, const char *token, const char *ct,
 	kf_buf_init(&auth, 8192);
 	kf_buf_init(&body, 1 << 20);
 	kf_buf_addf(&auth, "Authorization: Bearer %s", token);
-	kf_buf_addf(&body, "{\"ciphertext\":\"%s\"}", ct);
+	{
+		/* The request gcloud and keyfs send: with the CRC32C of the
+		 * ciphertext, which the server checks. */
+		struct kf_buf raw;
+
+		kf_buf_init(&raw, 1 << 20);
+		if (kf_base64_decode(ct, strlen(ct), &raw) < 0)
+			return 1;
+		kf_buf_addf(&body, "{\"ciphertext\":\"%s\",\"ciphertextCrc32c\":"
+			    "\"%u\",\"additionalAuthenticatedDataCrc32c\":\"0\"}",
+			    ct, kf_crc32c(0, raw.data, raw.len));
+		kf_buf_release(&raw);
+	}
 	lines[0] = kf_buf_str(&auth);
 	lines[1] = "Content-Type: application/json";
 	lines[2] = NULL;
