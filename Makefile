@@ -22,6 +22,10 @@ B := build
 else
 B := build/san-$(subst $(comma),-,$(SAN))
 endif
+# A second tree of the same sources (e.g. while tests run from build/).
+ifneq ($(BUILD_DIR),)
+B := $(BUILD_DIR)
+endif
 
 CC ?= cc
 # Computed only when compiling, so `make deps` works without pkg-config.

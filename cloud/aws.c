@@ -1203,6 +1203,89 @@ static void aws_free(struct kf_provider *p)
 	free(p);
 }
 
+struct nearby {
+	const char *region;	/* the region component of paths */
+	const char *want;	/* the name asked for */
+	struct kf_secret *value;	/* its value, when returned */
+	void (*fn)(void *ctx, const char *rel, struct kf_secret *v);
+	void *ctx;
+};
+
+static void nearby_one(void *vctx, const char *name, struct kf_secret *v)
+{
+	struct nearby *n = vctx;
+	char rel[AWS_NAME_MAX + 80];
+
+	if (!strcmp(name, n->want) && !n->value) {
+		n->value = v;
+		return;
+	}
+	if (snprintf(rel, sizeof(rel), "%s/%s", n->region, name) >=
+	    (int)sizeof(rel)) {
+		kf_secret_free(v);
+		return;
+	}
+	n->fn(n->ctx, rel, v);
+}
+
+/*
+ * A plain secret's value and, in the same BatchGetSecretValue, up to
+ * max - 1 secrets listed after it in its directory: `ls -l` learns sizes
+ * at one call per 20 files.  Anything unusual takes the one-secret path.
+ */
+static int aws_read_nearby(struct kf_provider *p, const char *path,
+			   size_t max,
+			   void (*fn)(void *ctx, const char *rel,
+				      struct kf_secret *v),
+			   void *ctx, struct kf_secret **value,
+			   struct kf_err *err)
+{
+	struct aws_priv *a = p->priv;
+	struct aws_res res;
+	struct nearby nb;
+	const char *rest;
+	char *sib[20], region[128];
+	const char *ids[20];
+	size_t ri, ns = 0, nids = 0;
+	int rc;
+
+	*value = NULL;
+	if (split_path(a, path, &ri, &rest, err))
+		return -1;
+	if (ri == (size_t)-1 || !rest[0] || resolve(a, ri, rest, &res, err) ||
+	    res.kind != AK_PLAIN || max < 2 ||
+	    (size_t)(rest - path) >= sizeof(region))
+		return aws_read(p, path, value, err);
+	if (max > 20)
+		max = 20;
+	kf_aws_index_siblings(a->idx, ri, rest, max - 1, sib, &ns);
+	if (ns == 0)
+		return aws_read(p, path, value, err);
+	memcpy(region, path, (size_t)(rest - path - 1));
+	region[rest - path - 1] = '\0';
+	ids[nids++] = rest;
+	for (size_t i = 0; i < ns; i++)
+		ids[nids++] = sib[i];
+	memset(&nb, 0, sizeof(nb));
+	nb.region = region;
+	nb.want = rest;
+	nb.fn = fn;
+	nb.ctx = ctx;
+	rc = kf_aws_sm_batch_get(a->regions[ri].sm, ids, nids, nearby_one,
+				 &nb, err);
+	for (size_t i = 0; i < ns; i++)
+		free(sib[i]);
+	if (rc == 0 && nb.value) {
+		*value = nb.value;
+		return 0;
+	}
+	kf_secret_free(nb.value);
+	/* Not in the answer (no current value, an error entry) or the call
+	 * failed: the one-secret read gives the exact answer and errno. */
+	kf_err_clear(err);
+	return aws_read(p, path, value, err);
+}
+
 static const struct kf_provider_ops aws_ops = {
 	.getattr = aws_getattr,
 	.list = aws_list,
@@ -1211,6 +1294,7 @@ static const struct kf_provider_ops aws_ops = {
 	.unlink = aws_unlink,
 	.can_create = aws_can_create,
 	.read = aws_read,
+	.read_nearby = aws_read_nearby,
 	.commit = aws_commit,
 	.getxattr = aws_getxattr,
 	.setxattr = aws_setxattr,

@@ -408,3 +408,32 @@ int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
 	pthread_mutex_unlock(&x->lock);
 	return rc;
 }
+
+void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
+			   const char *name, size_t max, char **out,
+			   size_t *n)
+{
+	const char *slash = strrchr(name, '/');
+	size_t dlen = slash ? (size_t)(slash - name) + 1 : 0;
+	uint64_t now = kf_now_ms();
+	struct idx_region *r;
+
+	*n = 0;
+	if (ri >= x->nregions)
+		return;
+	pthread_mutex_lock(&x->lock);
+	r = &x->regions[ri];
+	for (size_t i = lower_locked(r, name); i < r->n && *n < max; i++) {
+		const char *o = r->v[i].name;
+
+		if (strncmp(o, name, dlen) != 0)
+			break;		/* left the directory */
+		if (!strcmp(o, name) || strchr(o + dlen, '/') ||
+		    r->v[i].fields || !fresh(x, r->v[i].seen_ms, now))
+			continue;
+		out[*n] = strdup(o);
+		if (out[*n])
+			(*n)++;
+	}
+	pthread_mutex_unlock(&x->lock);
+}

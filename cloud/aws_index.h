@@ -70,4 +70,13 @@ void kf_aws_index_fields_set(struct kf_aws_index *x, size_t ri,
 int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
 		       const char *field, uint64_t *size);
 
+/*
+ * Up to max plain-secret names that follow name (not name itself) in the
+ * same directory ('/'-separated prefix), fresh in the index, in name
+ * order; malloc'd into out[], count in *n.  For batched reads.
+ */
+void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
+			   const char *name, size_t max, char **out,
+			   size_t *n);
+
 #endif

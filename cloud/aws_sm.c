@@ -982,6 +982,84 @@ out:
 	return rc;
 }
 
+/* The value in a GetSecretValue-shaped object (SecretString bytes, or
+ * SecretBinary decoded; none = empty), in a new secret; NULL + err. */
+static struct kf_secret *value_of(const json_t *o, struct kf_buf *bin,
+				  const char *op, struct kf_err *err)
+{
+	const json_t *v = json_object_get(o, "SecretString");
+	struct kf_secret *s;
+
+	kf_buf_reset(bin);
+	if (json_is_string(v)) {
+		s = kf_secret_dup(json_string_value(v), json_string_length(v));
+	} else {
+		v = json_object_get(o, "SecretBinary");
+		if (json_is_string(v)) {
+			if (kf_base64_decode(json_string_value(v),
+					     json_string_length(v), bin)) {
+				kf_fail(err, KF_E_IO, "%s: bad SecretBinary "
+					"encoding", op);
+				return NULL;
+			}
+			s = kf_secret_dup(bin->data ? bin->data : "", bin->len);
+		} else {
+			s = kf_secret_new(0);
+		}
+	}
+	if (!s)
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+	return s;
+}
+
+int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids,
+			size_t n,
+			void (*fn)(void *ctx, const char *name,
+				   struct kf_secret *value),
+			void *ctx, struct kf_err *err)
+{
+	struct kf_buf body, bin;
+	json_t *j = NULL, *e;
+	size_t i;
+	int rc = -1;
+
+	if (n < 1 || n > 20)
+		return kf_fail(err, KF_E_INVALID,
+			       "BatchGetSecretValue takes 1 to 20 ids");
+	kf_buf_init(&body, 20 * 2100 + 64);
+	kf_buf_init_sensitive(&bin, KF_AWS_SM_MAX_VALUE * 2);
+	if (kf_buf_adds(&body, "{\"SecretIdList\":["))
+		goto toolong;
+	for (i = 0; i < n; i++)
+		if ((i && kf_buf_adds(&body, ",")) ||
+		    js_str(&body, ids[i], strlen(ids[i])))
+			goto toolong;
+	if (kf_buf_adds(&body, "]}"))
+		goto toolong;
+	if (sm_call(sm, "BatchGetSecretValue", &body, &j, err))
+		goto out;
+	json_array_foreach(json_object_get(j, "SecretValues"), i, e) {
+		const char *name = jstr(e, "Name");
+		struct kf_secret *s;
+
+		if (!name)
+			continue;
+		s = value_of(e, &bin, "BatchGetSecretValue", err);
+		if (!s)
+			goto out;
+		fn(ctx, name, s);
+	}
+	rc = 0;
+	goto out;
+toolong:
+	kf_fail(err, KF_E_INVALID, "BatchGetSecretValue: request too long");
+out:
+	json_decref(j);
+	kf_buf_release(&bin);
+	kf_buf_release(&body);
+	return rc;
+}
+
 int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 			struct kf_secret **value, char *version,
 			size_t versionlen, struct kf_err *err)
@@ -989,7 +1067,6 @@ int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 	struct kf_buf body, bin;
 	struct kf_secret *s = NULL;
 	json_t *j = NULL;
-	const json_t *v;
 	int first = 1, rc = -1;
 
 	*value = NULL;
@@ -1024,27 +1101,9 @@ int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 		}
 		goto out;
 	}
-	v = json_object_get(j, "SecretString");
-	if (json_is_string(v)) {
-		s = kf_secret_dup(json_string_value(v), json_string_length(v));
-	} else {
-		v = json_object_get(j, "SecretBinary");
-		if (json_is_string(v)) {
-			if (kf_base64_decode(json_string_value(v),
-					     json_string_length(v), &bin)) {
-				kf_fail(err, KF_E_IO, "GetSecretValue: bad "
-					"SecretBinary encoding");
-				goto out;
-			}
-			s = kf_secret_dup(bin.data ? bin.data : "", bin.len);
-		} else {
-			s = kf_secret_new(0);
-		}
-	}
-	if (!s) {
-		kf_fail(err, KF_E_NOMEM, "out of memory");
+	s = value_of(j, &bin, "GetSecretValue", err);
+	if (!s)
 		goto out;
-	}
 	if (version && versionlen && jstr(j, "VersionId"))
 		snprintf(version, versionlen, "%s", jstr(j, "VersionId"));
 	*value = s;

@@ -161,4 +161,15 @@ void kf_aws_sm_normalise_type(char *type);
 /* Test seam: the clock used for SigV4 dates (NULL restores time()). */
 void kf_aws_sm_set_clock(time_t (*fn)(void));
 
+/*
+ * BatchGetSecretValue for 1..20 names: fn(ctx, name, value) for each
+ * value returned (fn owns value).  Names the service reports in Errors,
+ * or that have no current value, are simply not passed to fn.
+ */
+int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids,
+			size_t n,
+			void (*fn)(void *ctx, const char *name,
+				   struct kf_secret *value),
+			void *ctx, struct kf_err *err);
+
 #endif

@@ -83,6 +83,19 @@ struct kf_provider_ops {
 		    struct kf_secret **value, struct kf_err *err);
 
 	/*
+	 * Optional: as read, and in the same API call the values of up to
+	 * max - 1 files next to path (siblings the provider knows from its
+	 * listings).  fn gets each sibling's provider-relative path and value
+	 * (fn takes ownership).  Lets `ls -l` learn exact sizes at one call
+	 * per many files.  NULL when the provider cannot batch.
+	 */
+	int (*read_nearby)(struct kf_provider *p, const char *path, size_t max,
+			   void (*fn)(void *ctx, const char *rel,
+				      struct kf_secret *value),
+			   void *ctx, struct kf_secret **value,
+			   struct kf_err *err);
+
+	/*
 	 * Make value (n bytes, borrowed) the new value of path, all or
 	 * nothing.  token identifies this one commit: every retry of it reuses
 	 * the token, so a retried commit makes exactly one version.  With

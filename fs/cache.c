@@ -227,8 +227,50 @@ static int wait_locked(struct kf_cache *c, struct kf_centry *e)
 	return 0;
 }
 
-int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
-		  const char *rel, struct kf_secret **out, struct kf_err *err)
+struct sibling_ctx {
+	struct kf_cache *c;
+	struct kf_provider *p;
+	const char *path;	/* the FUSE path of the file asked for */
+	const char *rel;	/* its provider-relative path (inside path) */
+};
+
+/* A sibling's value from a batched read: cache it unless a fresher one
+ * (or a fetch in flight) is already there.  Not marked as being read, so
+ * it is not refreshed ahead and simply expires. */
+static void sibling_value(void *vctx, const char *rel, struct kf_secret *v)
+{
+	struct sibling_ctx *sc = vctx;
+	size_t base = (size_t)(sc->rel - sc->path);
+	char full[4096];
+	struct kf_centry *e;
+	uint64_t t;
+
+	if (base + strlen(rel) >= sizeof(full)) {
+		kf_secret_free(v);
+		return;
+	}
+	memcpy(full, sc->path, base);
+	memcpy(full + base, rel, strlen(rel) + 1);
+	pthread_mutex_lock(&sc->c->lock);
+	e = get_locked(sc->c, sc->p, full, rel);
+	t = now();
+	if (e && !e->loading && (!e->val || t - e->val_at >= sc->c->ttl_ms)) {
+		if (!e->val || !kf_secret_equal(e->val, v))
+			e->changed_at = time(NULL);
+		drop_value_locked(sc->c, e);
+		e->val = v;
+		v = NULL;
+		e->val_at = t;
+		sc->c->st.bytes += e->val->len;
+		sc->c->st.prefetched++;
+	}
+	pthread_mutex_unlock(&sc->c->lock);
+	kf_secret_free(v);
+}
+
+static int cache_read(struct kf_cache *c, struct kf_provider *p,
+		      const char *path, const char *rel, int nearby,
+		      struct kf_secret **out, struct kf_err *err)
 {
 	struct kf_secret *v = NULL;
 	struct kf_centry *e;
@@ -275,7 +317,14 @@ int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
 	c->st.misses++;
 	pthread_mutex_unlock(&c->lock);
 
-	rc = p->ops->read(p, rel, &v, err);
+	if (nearby && p->ops->read_nearby) {
+		struct sibling_ctx sc = { c, p, path, rel };
+
+		rc = p->ops->read_nearby(p, rel, 20, sibling_value, &sc, &v,
+					 err);
+	} else {
+		rc = p->ops->read(p, rel, &v, err);
+	}
 
 	pthread_mutex_lock(&c->lock);
 	e = find_locked(c, path);	/* still there: loading pins it */
@@ -324,6 +373,12 @@ out:
 	pthread_mutex_unlock(&c->lock);
 	kf_secret_free(v);
 	return rc;
+}
+
+int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
+		  const char *rel, struct kf_secret **out, struct kf_err *err)
+{
+	return cache_read(c, p, path, rel, 0, out, err);
 }
 
 int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
@@ -408,7 +463,10 @@ size:
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (a->kind == KF_KIND_FILE && !a->size_known && fetch_size) {
-		if (kf_cache_read(c, p, path, rel, &v, err) < 0)
+		/* A stat wants the size: fetch this value, and its listed
+		 * neighbours in the same call where the provider can, so
+		 * `ls -l` costs one call per many files, not one each. */
+		if (cache_read(c, p, path, rel, 1, &v, err) < 0)
 			return -1;
 		a->size = v->len;
 		a->size_known = 1;

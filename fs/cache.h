@@ -25,6 +25,7 @@ struct kf_cache_stats {
 	uint64_t attr_misses;
 	uint64_t neg_hits;	/* absent name answered from cache */
 	uint64_t refreshes;	/* refresh-ahead fetches */
+	uint64_t prefetched;	/* sibling values from batched reads */
 	uint64_t changes;	/* refreshes that found a new value */
 	uint64_t evictions;
 	uint64_t errors;	/* provider errors seen by the cache */

@@ -68,7 +68,9 @@ static int check_store(const char *store, const char *mnt, int ro,
 	struct stat st;
 	size_t ml;
 
-	if (!ro && mkdirs(store) < 0) {
+	/* Created even for -o ro (a read-only mount of a new store simply
+	 * has nothing in local/); only a writable mount insists. */
+	if (mkdirs(store) < 0 && !ro) {
 		fprintf(stderr, "keyfs: cannot create store %s: %s\n", store,
 			strerror(errno));
 		return -1;

@@ -811,7 +811,8 @@ static int stats_json(struct kf_fs *fs, struct kf_buf *out)
 			  "\"cache\":{\"hits\":%llu,\"misses\":%llu,"
 			  "\"waits\":%llu,\"stale\":%llu,\"attr_hits\":%llu,"
 			  "\"attr_misses\":%llu,\"negative_hits\":%llu,"
-			  "\"refreshes\":%llu,\"changes\":%llu,"
+			  "\"refreshes\":%llu,\"prefetched\":%llu,"
+			  "\"changes\":%llu,"
 			  "\"evictions\":%llu,\"errors\":%llu,"
 			  "\"entries\":%llu,\"bytes\":%llu},\"api\":",
 			  (unsigned long long)c.hits,
@@ -822,6 +823,7 @@ static int stats_json(struct kf_fs *fs, struct kf_buf *out)
 			  (unsigned long long)c.attr_misses,
 			  (unsigned long long)c.neg_hits,
 			  (unsigned long long)c.refreshes,
+			  (unsigned long long)c.prefetched,
 			  (unsigned long long)c.changes,
 			  (unsigned long long)c.evictions,
 			  (unsigned long long)c.errors,
