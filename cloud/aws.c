@@ -69,6 +69,7 @@ struct aws_priv {
 	 * readers, only by field writers, which must not interleave.
 	 */
 	pthread_mutex_t field_lock;
+	int no_batch;		/* atomic: BatchGetSecretValue was refused */
 };
 
 struct aws_res {
@@ -1254,7 +1255,8 @@ static int aws_read_nearby(struct kf_provider *p, const char *path,
 		return -1;
 	if (ri == (size_t)-1 || !rest[0] || resolve(a, ri, rest, &res, err) ||
 	    res.kind != AK_PLAIN || max < 2 ||
-	    (size_t)(rest - path) >= sizeof(region))
+	    (size_t)(rest - path) >= sizeof(region) ||
+	    __atomic_load_n(&a->no_batch, __ATOMIC_RELAXED))
 		return aws_read(p, path, value, err);
 	if (max > 20)
 		max = 20;
@@ -1280,6 +1282,11 @@ static int aws_read_nearby(struct kf_provider *p, const char *path,
 		return 0;
 	}
 	kf_secret_free(nb.value);
+	if (rc < 0 && err->code == KF_E_DENIED &&
+	    !__atomic_exchange_n(&a->no_batch, 1, __ATOMIC_RELAXED))
+		kf_log(KF_LOG_WARN, "aws: BatchGetSecretValue refused (%s); "
+		       "sizes for ls -l will cost one GetSecretValue each",
+		       err->provider_code);
 	/* Not in the answer (no current value, an error entry) or the call
 	 * failed: the one-secret read gives the exact answer and errno. */
 	kf_err_clear(err);
