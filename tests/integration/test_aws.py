@@ -391,7 +391,9 @@ def test_signatures_enforced(keyfs, tmp_path):
         assert read(p) == b"ok"
         assert "signed" in os.listdir(good.path("aws", REGION))
         (tmp_path / "b").mkdir()
-        env = aws_env(tmp_path / "b", url, akid, secret[:-1] + "X")
+        wrong = secret[:-1] + ("X" if secret[-1] != "X" else "Y")
+        assert wrong != secret
+        env = aws_env(tmp_path / "b", url, akid, wrong)
         bad = keyfs(name="bad", env=env, providers="aws",
                     aws_region=REGION, timeout="20")
         with pytest.raises(OSError) as e:

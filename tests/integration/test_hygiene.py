@@ -114,7 +114,7 @@ def test_not_dumpable_and_no_core_limit():
     thing, before it even parses its options.  (This sandbox does not enforce the ptrace rules of a
     non-dumpable process, so the system calls themselves are checked.)"""
     r = run(["strace", "-e", "trace=prctl,prlimit64,setrlimit",
-             KEYFS_BIN, "--version"])
+             KEYFS_BIN, "--version"], env=sanitizer_env(os.environ))
     assert r.returncode == 0, r.stderr
     assert "prctl(PR_SET_DUMPABLE, SUID_DUMP_DISABLE) = 0" in r.stderr
     assert "RLIMIT_CORE, {rlim_cur=0, rlim_max=0}" in r.stderr
