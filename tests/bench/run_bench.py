@@ -319,7 +319,19 @@ def run(env, args, rows):
         "%.1fx" % (median(ks) / median(ts)), "- (ro mounts are the fast path)",
         True, "open, flush and release reach keyfs; the value comes from "
         "its cache, no API call")
+    plain_rw = median(ks)
     env.umount(rwm)
+    # The audit trail's cost: the same reads with -o audit=FILE.
+    audit_file = os.path.join(env.tmp, "audit.log")
+    am, _, _ = env.mount("audit", common + ["ttl=300", "audit=" + audit_file])
+    ka = [float(kfbench("warm", os.path.join(am, "local/r/k/w000"),
+                        args.iters // 10)[0]) for _ in range(R)]
+    lines = sum(1 for _ in open(audit_file))
+    row(rows, "a''. warm read with -o audit=FILE (writable)",
+        "%.0f ns" % median(ka), "%.0f ns without audit" % plain_rw,
+        "%.2fx" % (median(ka) / plain_rw), "-", True,
+        "%d audit lines written (open and read per iteration)" % lines)
+    env.umount(am)
 
     # --- b. cold read -------------------------------------------------------
     raw = []
