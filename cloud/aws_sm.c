@@ -520,6 +520,8 @@ static enum kf_aws_sm_action classify(const char *op, long status,
 	if (!type[0] && hdr_type && hdr_type[0])
 		snprintf(type, sizeof(type), "%s", hdr_type);
 	kf_aws_sm_normalise_type(type);
+	/* the type goes into err and the log as the service sent it */
+	sanitise(type, sizeof(type), type);
 	for (size_t i = 0; type[0] && i < sizeof(sm_errdefs) /
 					      sizeof(sm_errdefs[0]); i++)
 		if (strcmp(type, sm_errdefs[i].type) == 0)

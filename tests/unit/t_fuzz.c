@@ -6,6 +6,7 @@
  */
 #include "kt.h"
 
+#include "aws_sm.h"
 #include "gcp_auth.h"
 #include "gcp_kms.h"
 #include "http.h"
@@ -99,4 +100,45 @@ KT_TEST(fuzz_kms_decrypt_empty_answer)
 	kf_secret_free(pt);
 	kf_gcp_auth_free(a);
 	kf_http_set_transport(NULL);
+}
+
+/* ---- fuzz_aws_sm_json: Secrets Manager answers through the seam */
+
+static int all_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * The error type (__type, "code", the XML <Code>) went into err.msg and
+ * provider_code unsanitised, so a reply could put newlines and escape
+ * sequences into the log; the message was already sanitised.  The type
+ * is printable ASCII now.  corpus/aws_sm_json/regress_xml_code_newline
+ */
+KT_TEST(fuzz_aws_sm_error_type_printable)
+{
+	static const char xml[] =
+		"<ErrorResponse><Errors><Error><Code>Signatu\n<Error"
+		"\x1b[31m</Code><Message>m</Message></Error></Errors>"
+		"</ErrorResponse>";
+	static const char js[] =
+		"{\"__type\":\"Bad\\u0007Type\\nX\",\"message\":\"m\"}";
+	struct kf_err err = KF_ERR_INIT;
+
+	KT_EQ_INT(kf_aws_sm_classify("GetSecretValue", 403, xml,
+				     sizeof(xml) - 1, &err), KF_AWS_SM_FAIL);
+	KT_EQ_INT(err.code, KF_E_IO);
+	KT_CHECK(all_printable(err.msg));
+	KT_CHECK(all_printable(err.provider_code));
+	KT_CHECK(strstr(err.msg, "Signatu") != NULL);
+	kf_err_clear(&err);
+	KT_EQ_INT(kf_aws_sm_classify("ListSecrets", 400, js, sizeof(js) - 1,
+				     &err), KF_AWS_SM_FAIL);
+	KT_EQ_INT(err.code, KF_E_IO);
+	KT_CHECK(all_printable(err.msg));
+	KT_CHECK(all_printable(err.provider_code));
+	KT_CHECK(strstr(err.provider_code, "Bad") != NULL);
 }
