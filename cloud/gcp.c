@@ -98,8 +98,11 @@ static int split(const char *path, struct gpath *g, struct kf_err *err)
 
 		if (g->depth == 5)
 			return kf_fail(err, KF_E_NOTDIR, "not a directory");
-		if (n == 0 || n >= sizeof(g->c[0]))
+		if (n == 0)
 			return kf_fail(err, KF_E_NOTFOUND, "no such entry");
+		if (n >= sizeof(g->c[0]))
+			return kf_fail(err, KF_E_INVALID, "name too long "
+				       "(ids: 63, value names: 255 characters)");
 		memcpy(g->c[g->depth], p, n);
 		g->c[g->depth][n] = '\0';
 		g->depth++;
@@ -475,6 +478,12 @@ static int gcp_can_create(struct kf_provider *p, const char *path,
 	char sp[PATH_MAX];
 	struct stat st;
 
+	if (split(path, &g, err) < 0)
+		return -1;
+	if (g.depth == 4)	/* a file in a key ring: values need a key */
+		return kf_fail(err, KF_E_PERM,
+			       "value files live below a crypto key "
+			       "(PROJECT/LOCATION/RING/KEY/NAME)");
 	if (value_path(s, path, &g, sp, sizeof(sp), err) < 0)
 		return -1;
 	if (s->read_only)

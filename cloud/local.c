@@ -921,7 +921,9 @@ static int local_setxattr(struct kf_provider *p, const char *path,
 		if (pp.n != 2)
 			return kf_fail(err, KF_E_PERM,
 				       "only keys (local/RING/KEY) rotate");
-		if (n == 0 || (n == 1 && *(const char *)value == '0'))
+		/* Exactly "1" (a trailing newline allowed, as echo gives). */
+		if (!((n == 1 || (n == 2 && ((const char *)value)[1] == '\n')) &&
+		      *(const char *)value == '1'))
 			return kf_fail(err, KF_E_INVALID,
 				       "write 1 to user.keyfs.rotate to rotate");
 		if (l->read_only)

@@ -422,14 +422,16 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
 			fh_free(h);
 			return -EFBIG;
 		}
-		/* The page cache trusts the size the kernel was given: when
-		 * that was not this value's exact length, bypass it. */
-		if (!a.size_known || a.size != v->len)
-			fi->direct_io = 1;
 		kf_secret_free(v);
 	}
-	if (fs->direct_io)
-		fi->direct_io = 1;
+	/*
+	 * Opens that reach keyfs read and write their handle's copy, never
+	 * the kernel's page cache: a writer's uncommitted bytes (and the
+	 * i_size its O_TRUNC and writes set) must not be seen by readers of
+	 * the same file, and a reader keeps the snapshot it opened.  The
+	 * page-cache fast path is the read-only mount's zero-message opens.
+	 */
+	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
@@ -476,7 +478,7 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	h->dirty = 1;	/* `touch` alone creates the object */
 	h->append = !!(fi->flags & O_APPEND);
 	pending_add(fs, path);
-	fi->direct_io = fs->direct_io;
+	fi->direct_io = 1;	/* see open_handle */
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return audited("create", path, 0);
 }

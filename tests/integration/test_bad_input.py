@@ -493,25 +493,12 @@ def test_names_too_long(target):
         # value names: 255 at most
         write(os.path.join(t.dir, "v" * 255), b"long name")
         assert t.value("v" * 255) == b"long name"
-        if t.prov == "local":
-            refused_write(t, errno.EINVAL, os.path.join(t.dir, "v" * 256),
-                          b"x")
-        else:
-            # gcp answers ENOENT here (documented: EINVAL); the exact
-            # errno is test_gcp_value_name_over_255_is_einval (xfail)
-            before = t.snapshot()
-            assert attempt_write(os.path.join(t.dir, "v" * 256), b"x") != 0
-            assert t.snapshot() == before
+        refused_write(t, errno.EINVAL, os.path.join(t.dir, "v" * 256), b"x")
         # ring and key ids: 63 at most
         for parent in t.mkdirs:
             refused(t, errno.EINVAL, os.mkdir, os.path.join(parent, "i" * 64))
-            if t.prov == "local":
-                refused(t, errno.EINVAL, os.mkdir,
-                        os.path.join(parent, "i" * 256))
-            else:       # test_gcp_names_over_255_are_einval (xfail)
-                before = t.snapshot()
-                assert oserr(os.mkdir, os.path.join(parent, "i" * 256)) != 0
-                assert t.snapshot() == before
+            refused(t, errno.EINVAL, os.mkdir,
+                    os.path.join(parent, "i" * 256))
         os.mkdir(os.path.join(t.mkdirs[0], "r" * 63))
         os.mkdir(os.path.join(t.mkdirs[1], "k" * 63))
         assert "r" * 63 in os.listdir(t.mkdirs[0])
@@ -588,16 +575,8 @@ def canary_free(t):
     return t.canary not in t.m.log()
 
 
-# Wrong errnos found in gcp/ (the operations change nothing; the two
-# tests above check that part).
-
-XFAIL_GCP_NAME = pytest.mark.xfail(strict=True, reason=(
-    "bug: gcp/ create of a 256-byte value name, or mkdir of a 256-byte "
-    "ring or key id, fails with ENOENT ('no such entry [NOTFOUND]'); "
-    "docs/gcp.md says EINVAL on create/mkdir (64..255 bytes do give EINVAL)"))
-XFAIL_GCP_RING = pytest.mark.xfail(strict=True, reason=(
-    "bug: gcp/ create of a value file directly in a key ring fails with "
-    "EISDIR ('is a directory [ISDIR]'), docs/gcp.md and keyfs(1) say EPERM"))
+# Errnos that gcp/ once got wrong (ENOENT for names over 255 bytes,
+# EISDIR for a value file in a key ring); the operations change nothing.
 
 
 @pytest.fixture
@@ -607,7 +586,6 @@ def gcp_target(keyfs, tmp_path, emu):
     return t
 
 
-@XFAIL_GCP_NAME
 @pytest.mark.parametrize("what", ["value", "ring", "key"])
 def test_gcp_names_over_255_are_einval(gcp_target, what):
     t = gcp_target
@@ -618,7 +596,6 @@ def test_gcp_names_over_255_are_einval(gcp_target, what):
         refused(t, errno.EINVAL, os.mkdir, os.path.join(parent, "i" * 256))
 
 
-@XFAIL_GCP_RING
 def test_gcp_value_in_a_ring_is_eperm(gcp_target):
     refused_write(gcp_target, errno.EPERM,
                   os.path.join(gcp_target.dir, "..", "escape"), b"x")

@@ -358,14 +358,6 @@ def test_kill9_during_writes_and_reads(prov, request):
             assert canary.encode() not in fh.read(), "a value reached a log"
 
 
-XFAIL_TORN = pytest.mark.xfail(strict=True, reason=(
-    "bug: on a writable mount a reader that opens a value while another "
-    "process rewrites it (O_TRUNC, 4 KiB writes, close) reads 0 bytes, a "
-    "4096-byte prefix or a mix of old and new pages: the writer's O_TRUNC "
-    "and uncommitted writes reach the shared inode's size and page cache"))
-
-
-@XFAIL_TORN
 def test_readers_see_only_committed_values(prov):
     """No kill: one writer, one reader, 2 s; every read is a complete
     value (the old one or the new one)."""
