@@ -1204,6 +1204,10 @@ static void aws_free(struct kf_provider *p)
 	free(p);
 }
 
+/* Listed neighbours looked at for one batch (those already cached are
+ * skipped, so the batch holds up to 20 values nobody has yet). */
+#define NEARBY_SCAN 200
+
 struct nearby {
 	const char *region;	/* the region component of paths */
 	const char *want;	/* the name asked for */
@@ -1235,7 +1239,7 @@ static void nearby_one(void *vctx, const char *name, struct kf_secret *v)
  * at one call per 20 files.  Anything unusual takes the one-secret path.
  */
 static int aws_read_nearby(struct kf_provider *p, const char *path,
-			   size_t max,
+			   size_t max, int (*want)(void *ctx, const char *rel),
 			   void (*fn)(void *ctx, const char *rel,
 				      struct kf_secret *v),
 			   void *ctx, struct kf_secret **value,
@@ -1245,7 +1249,7 @@ static int aws_read_nearby(struct kf_provider *p, const char *path,
 	struct aws_res res;
 	struct nearby nb;
 	const char *rest;
-	char *sib[20], region[128];
+	char *sib[NEARBY_SCAN], region[128], rel[AWS_NAME_MAX + 130];
 	const char *ids[20];
 	size_t ri, ns = 0, nids = 0;
 	int rc;
@@ -1260,14 +1264,20 @@ static int aws_read_nearby(struct kf_provider *p, const char *path,
 		return aws_read(p, path, value, err);
 	if (max > 20)
 		max = 20;
-	kf_aws_index_siblings(a->idx, ri, rest, max - 1, sib, &ns);
-	if (ns == 0)
-		return aws_read(p, path, value, err);
+	kf_aws_index_siblings(a->idx, ri, rest, NEARBY_SCAN, sib, &ns);
 	memcpy(region, path, (size_t)(rest - path - 1));
 	region[rest - path - 1] = '\0';
 	ids[nids++] = rest;
-	for (size_t i = 0; i < ns; i++)
-		ids[nids++] = sib[i];
+	for (size_t i = 0; i < ns && nids < max; i++)
+		if (snprintf(rel, sizeof(rel), "%s/%s", region, sib[i]) <
+			    (int)sizeof(rel) &&
+		    want(ctx, rel))
+			ids[nids++] = sib[i];
+	if (nids == 1) {
+		for (size_t i = 0; i < ns; i++)
+			free(sib[i]);
+		return aws_read(p, path, value, err);
+	}
 	memset(&nb, 0, sizeof(nb));
 	nb.region = region;
 	nb.want = rest;

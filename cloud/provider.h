@@ -85,11 +85,13 @@ struct kf_provider_ops {
 	/*
 	 * Optional: as read, and in the same API call the values of up to
 	 * max - 1 files next to path (siblings the provider knows from its
-	 * listings).  fn gets each sibling's provider-relative path and value
-	 * (fn takes ownership).  Lets `ls -l` learn exact sizes at one call
+	 * listings, for which want(ctx, rel) says yes: not cached already).
+	 * fn gets each sibling's provider-relative path and value (fn takes
+	 * ownership).  Lets `ls -l` learn exact sizes at one call
 	 * per many files.  NULL when the provider cannot batch.
 	 */
 	int (*read_nearby)(struct kf_provider *p, const char *path, size_t max,
+			   int (*want)(void *ctx, const char *rel),
 			   void (*fn)(void *ctx, const char *rel,
 				      struct kf_secret *value),
 			   void *ctx, struct kf_secret **value,

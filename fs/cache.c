@@ -268,6 +268,28 @@ static void sibling_value(void *vctx, const char *rel, struct kf_secret *v)
 	kf_secret_free(v);
 }
 
+/* Whether a batched read should bring rel's value: not held fresh, not
+ * being fetched. */
+static int sibling_wanted(void *vctx, const char *rel)
+{
+	struct sibling_ctx *sc = vctx;
+	size_t base = (size_t)(sc->rel - sc->path);
+	char full[4096];
+	struct kf_centry *e;
+	int want;
+
+	if (base + strlen(rel) >= sizeof(full))
+		return 0;
+	memcpy(full, sc->path, base);
+	memcpy(full + base, rel, strlen(rel) + 1);
+	pthread_mutex_lock(&sc->c->lock);
+	e = find_locked(sc->c, full);
+	want = !e || (!e->loading &&
+		      (!e->val || now() - e->val_at >= sc->c->ttl_ms));
+	pthread_mutex_unlock(&sc->c->lock);
+	return want;
+}
+
 static int cache_read(struct kf_cache *c, struct kf_provider *p,
 		      const char *path, const char *rel, int nearby,
 		      struct kf_secret **out, struct kf_err *err)
@@ -320,8 +342,8 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 	if (nearby && p->ops->read_nearby) {
 		struct sibling_ctx sc = { c, p, path, rel };
 
-		rc = p->ops->read_nearby(p, rel, 20, sibling_value, &sc, &v,
-					 err);
+		rc = p->ops->read_nearby(p, rel, 20, sibling_wanted,
+					 sibling_value, &sc, &v, err);
 	} else {
 		rc = p->ops->read(p, rel, &v, err);
 	}
