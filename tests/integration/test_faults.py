@@ -284,6 +284,9 @@ def test_workload_under_30_percent_faults_aws_and_gcp(keyfs, tmp_path, kms,
         injected += sum(sum(v.get("faults", {}).values())
                         for v in st["ops"].values())
         proxy.up()
+    print("\nfault workload: %d operations, %d ok, %d failed cleanly, "
+          "%d faults injected, %d wrong values" % (500, ok, failed, injected,
+                                                  wrong))
     assert injected >= 150, injected     # faults really happened
     assert wrong == 0                    # no wrong value, no lost write
     assert ok >= 450, (ok, failed)       # retries absorb nearly all faults
