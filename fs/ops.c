@@ -307,7 +307,14 @@ static int kf_mkdir(const char *path, mode_t mode)
 	return audited("mkdir", path, 0);
 }
 
-static int kf_rmdir(const char *path)
+/*
+ * rmdir and unlink: refused on the root and provider directories (with
+ * root_errno), else the provider's removal; the cache forgets the path
+ * whatever the outcome.
+ */
+static int remove_path(const char *path, const char *op, int root_errno,
+		       int (*fn)(struct kf_provider *, const char *,
+				 struct kf_err *))
 {
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_provider *p;
@@ -320,31 +327,32 @@ static int kf_rmdir(const char *path)
 	if (rc)
 		return rc;
 	if (!p || !*rel)
-		return audited("rmdir", path, -EPERM);
-	rc = p->ops->rmdir(p, rel, &err) < 0 ?
-		     kf_errmap_report("rmdir", path, &err) : 0;
+		return audited(op, path, -root_errno);
+	rc = fn(p, rel, &err) < 0 ? kf_errmap_report(op, path, &err) : 0;
 	kf_cache_forget(&fsctx()->cache, path);
-	return audited("rmdir", path, rc);
+	return audited(op, path, rc);
+}
+
+static int provider_rmdir(struct kf_provider *p, const char *rel,
+			  struct kf_err *err)
+{
+	return p->ops->rmdir(p, rel, err);
+}
+
+static int provider_unlink(struct kf_provider *p, const char *rel,
+			   struct kf_err *err)
+{
+	return p->ops->unlink(p, rel, err);
+}
+
+static int kf_rmdir(const char *path)
+{
+	return remove_path(path, "rmdir", EPERM, provider_rmdir);
 }
 
 static int kf_unlink(const char *path)
 {
-	struct kf_err err = KF_ERR_INIT;
-	struct kf_provider *p;
-	const char *rel;
-	int rc;
-
-	if (fsctx()->read_only)
-		return -EROFS;
-	rc = route(path, &p, &rel);
-	if (rc)
-		return rc;
-	if (!p || !*rel)
-		return audited("unlink", path, -EISDIR);
-	rc = p->ops->unlink(p, rel, &err) < 0 ?
-		     kf_errmap_report("unlink", path, &err) : 0;
-	kf_cache_forget(&fsctx()->cache, path);
-	return audited("unlink", path, rc);
+	return remove_path(path, "unlink", EISDIR, provider_unlink);
 }
 
 static void fh_free(struct kf_fh *h)
