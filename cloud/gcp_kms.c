@@ -731,6 +731,24 @@ static int check_encrypt(json_t *j, const char *key, struct kf_buf *ct,
 	return 0;
 }
 
+/*
+ * The body of an encrypt or decrypt request as gcloud sends it: field
+ * (base64) with its CRC32C and the CRC32C of the empty AAD, so the server
+ * checks both (protocols.md C.5).
+ */
+static int crc_request(struct kf_buf *body, const char *field,
+		       const unsigned char *data, size_t n)
+{
+	if (kf_buf_addf(body, "{\"%s\":\"", field) < 0 ||
+	    kf_base64_encode(data, n, body) < 0 ||
+	    kf_buf_addf(body,
+			"\",\"%sCrc32c\":\"%u\","
+			"\"additionalAuthenticatedDataCrc32c\":\"0\"}",
+			field, (unsigned)kf_crc32c(0, data, n)) < 0)
+		return -1;
+	return 0;
+}
+
 int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
 		       const void *pt, size_t n, struct kf_buf *ct, char *used,
 		       size_t usedlen, struct kf_err *err)
@@ -751,12 +769,7 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
 			KF_GCP_KMS_MAX_PLAINTEXT);
 		goto out;
 	}
-	if (kf_buf_adds(&body, "{\"plaintext\":\"") < 0 ||
-	    kf_base64_encode(pt, n, &body) < 0 ||
-	    kf_buf_addf(&body,
-			"\",\"plaintextCrc32c\":\"%u\","
-			"\"additionalAuthenticatedDataCrc32c\":\"0\"}",
-			(unsigned)kf_crc32c(0, pt, n)) < 0 ||
+	if (crc_request(&body, "plaintext", pt, n) < 0 ||
 	    kf_buf_addf(&path, "%s:encrypt", key) < 0) {
 		kf_fail(err, KF_E_NOMEM, "cannot build request");
 		goto out;
@@ -855,12 +868,7 @@ int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key,
 			"valid", n);
 		goto out;
 	}
-	if (kf_buf_adds(&body, "{\"ciphertext\":\"") < 0 ||
-	    kf_base64_encode(ct, n, &body) < 0 ||
-	    kf_buf_addf(&body,
-			"\",\"ciphertextCrc32c\":\"%u\","
-			"\"additionalAuthenticatedDataCrc32c\":\"0\"}",
-			(unsigned)kf_crc32c(0, ct, n)) < 0 ||
+	if (crc_request(&body, "ciphertext", ct, n) < 0 ||
 	    kf_buf_addf(&path, "%s:decrypt", key) < 0) {
 		kf_fail(err, KF_E_NOMEM, "cannot build request");
 		goto out;
