@@ -208,6 +208,18 @@ static const char *jstr(const json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/*
+ * A double as epoch seconds.  NaN, infinities and values far outside any
+ * date count as absent (0): converting them to an integer is undefined
+ * behaviour (found by fuzz_aws_sm_json with "CreatedDate": 7.7e131).
+ */
+static int64_t epoch_of(double d)
+{
+	if (!(d > -1e15 && d < 1e15))
+		return 0;
+	return (int64_t)d;
+}
+
 /* Epoch seconds from a number or a numeric string; 0 when absent/null. */
 static int64_t jtime(const json_t *o, const char *key)
 {
@@ -216,7 +228,7 @@ static int64_t jtime(const json_t *o, const char *key)
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
 	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+		return epoch_of(json_real_value(v));
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		char *end = NULL;
@@ -225,7 +237,7 @@ static int64_t jtime(const json_t *o, const char *key)
 		errno = 0;
 		d = strtod(s, &end);
 		if (errno == 0 && end != s && *end == '\0')
-			return (int64_t)d;
+			return epoch_of(d);
 	}
 	return 0;
 }

@@ -606,6 +606,38 @@ KT_TEST(aws_sm_describe_parse)
 	teardown(sm);
 }
 
+/*
+ * Dates far out of range (or NaN, inf) count as absent: casting them to an
+ * integer was undefined behaviour (UBSan), found by fuzz_aws_sm_json.
+ * corpus/aws_sm_json/regress_date_out_of_range
+ */
+KT_TEST(aws_sm_dates_out_of_range)
+{
+	static const struct fake_resp r[] = {
+		{ 200, "{\"ARN\":\"arn:x\",\"Name\":\"n\","
+		       "\"CreatedDate\":7.77778e+131,"
+		       "\"LastChangedDate\":\"-1e300\","
+		       "\"DeletedDate\":\"nan\"}" },
+		{ 200, "{\"ARN\":\"arn:x\",\"Name\":\"n\","
+		       "\"CreatedDate\":\"inf\","
+		       "\"DeletedDate\":1700000000.25}" },
+	};
+	struct kf_aws_sm *sm = setup(NULL, 2, r);
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_aws_sm_meta m;
+
+	KT_EQ_INT(kf_aws_sm_describe(sm, "n", &m, &err), 0);
+	KT_EQ_INT(m.created, 0);
+	KT_EQ_INT(m.changed, 0);
+	KT_EQ_INT(m.deleted, 0);
+	kf_aws_sm_meta_release(&m);
+	KT_EQ_INT(kf_aws_sm_describe(sm, "n", &m, &err), 0);
+	KT_EQ_INT(m.created, 0);
+	KT_EQ_INT(m.deleted, 1700000000);
+	kf_aws_sm_meta_release(&m);
+	teardown(sm);
+}
+
 KT_TEST(aws_sm_endpoint_host_and_refusal)
 {
 	struct kf_aws_chain_cfg ccfg = { NULL, 1000 };
