@@ -6,6 +6,9 @@
  *
  *   kfbench warm PATH ITER            ns per open+read+close
  *   kfbench once PATH                 ns for one open+read+close
+ *   kfbench cold PATH...              ns per open+read+close, each PATH read
+ *                                     once, back to back (as the raw modes
+ *                                     time back-to-back calls)
  *   kfbench burst PATH THREADS        ns until all threads read PATH once
  *   kfbench threads LISTFILE THREADS SECONDS   reads per second
  *   kfbench raw-get ENDPOINT REGION SECRET_ID ITER   ns per GetSecretValue
@@ -95,6 +98,19 @@ static int mode_once(const char *path)
 		return 1;
 	}
 	printf("%llu\n", (unsigned long long)(ns() - t0));
+	return 0;
+}
+
+static int mode_cold(char **paths, int n)
+{
+	uint64_t t0 = ns();
+
+	for (int i = 0; i < n; i++)
+		if (read_once(paths[i]) < 0) {
+			perror(paths[i]);
+			return 1;
+		}
+	printf("%.1f\n", (double)(ns() - t0) / (double)n);
 	return 0;
 }
 
@@ -382,6 +398,8 @@ int main(int argc, char **argv)
 		return mode_warm(argv[2], num(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "once"))
 		return mode_once(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "cold"))
+		return mode_cold(argv + 2, argc - 2);
 	if (argc == 4 && !strcmp(argv[1], "burst"))
 		return mode_burst(argv[2], num(argv[3]));
 	if (argc == 5 && !strcmp(argv[1], "threads"))

@@ -232,6 +232,10 @@ def row(rows, name, value, baseline, ratio, goal, ok, note=""):
 
 def run(env, args, rows):
     R = args.runs
+    # Cold secrets: 0 (raw baseline), 1..R (isolated), R+1 (c.), R+2 (f.),
+    # then COLD_SEQ per run for the back-to-back cold reads.
+    COLD_SEQ = 8
+    COLD_BASE = R + 3
     # --- servers ---------------------------------------------------------
     mport = free_port()
     env.start([MOTO, "-H", "127.0.0.1", "-p", str(mport)])
@@ -253,7 +257,7 @@ def run(env, args, rows):
     seed_aws(moto, 200, "warm/w")
     # One secret per directory: a cold read then has no listed neighbours
     # to batch with (those are measured by the ls -l row).
-    seed_aws(moto, 3 * R + 4, "cold", suffix="/c")
+    seed_aws(moto, COLD_BASE + COLD_SEQ * R, "cold", suffix="/c")
     print("  seeded in %.0f s" % (time.time() - t0), flush=True)
 
     common = ["providers=local,aws,gcp", "aws_region=" + REGION,
@@ -265,7 +269,7 @@ def run(env, args, rows):
     os.makedirs(os.path.join(rw, "gcp/keyfs-bench/global/r/k"))
     value = b"v" * 40
     for prov in ("local/r/k", "gcp/keyfs-bench/global/r/k"):
-        for i in range(3 * R + 4):
+        for i in range(COLD_BASE + COLD_SEQ * R):
             with open(os.path.join(rw, prov, "c%02d" % i), "wb") as f:
                 f.write(value)
         for i in range(100):
@@ -336,43 +340,64 @@ def run(env, args, rows):
     env.umount(am)
 
     # --- b. cold read -------------------------------------------------------
-    raw = []
-    for _ in range(R):
-        raw.append(float(kfbench("raw-get", proxy.url, REGION, "cold00000/c", 5)[0]))
-    cold, calls = [], []
-    for i in range(1, R + 1):
+    # The raw baselines time COLD_SEQ back-to-back calls on a connection
+    # that is already open; keyfs is timed the same way: COLD_SEQ first
+    # reads of different secrets back to back in one process (its own
+    # connections are open since mount).  The isolated rows (b') time one
+    # first read per process with the harness's work in between, which
+    # also slows the server's side; they have no raw twin and no goal.
+    def kms_count():
+        c = emu.admin("GET", "/_emu/counters", None)
+        return c["calls"].get("cryptoKeys.decrypt", 0), c["total"]
+
+    def aws_count():
+        return proxy.count("GetSecretValue"), proxy.total()
+
+    def cold_rows(prov, op, raw_cmd, path_of, count):
+        raw = [float(kfbench(*raw_cmd)[0]) for _ in range(R)]
+        seq, calls = [], []
+        for r in range(R):
+            paths = [path_of(COLD_BASE + r * COLD_SEQ + j) for j in range(COLD_SEQ)]
+            b = count()
+            seq.append(float(kfbench("cold", *paths)[0]))
+            a = count()
+            calls.append((a[0] - b[0], a[1] - b[1]))
+        ratio = median(seq) / median(raw)
+        exact = all(c == (COLD_SEQ, COLD_SEQ) for c in calls)
+        row(rows, "b. cold read, %s (first read of a secret)" % prov,
+            "%.2f ms" % (median(seq) / 1e6),
+            "%.2f ms raw %s" % (median(raw) / 1e6, op),
+            "%.2fx" % ratio, "<= 1.3x, 1 call", ratio <= 1.3 and exact,
+            "%s calls, all calls per %d cold reads: %s"
+            % (op, COLD_SEQ, calls))
+        iso, calls = [], []
+        for i in range(1, R + 1):
+            path = path_of(i)
+            b = count()
+            iso.append(float(kfbench("once", path)[0]))
+            a = count()
+            calls.append((a[0] - b[0], a[1] - b[1]))
+        row(rows, "b'. cold read, %s, isolated (one per process)" % prov,
+            "%.2f ms" % (median(iso) / 1e6), "-",
+            "%.2f ms" % (median(iso) / 1e6), "-",
+            all(c == (1, 1) for c in calls),
+            "%s calls, all calls per read: %s" % (op, calls))
+
+    def aws_cold(i):
         os.listdir(os.path.join(ro, "aws", REGION, "cold%05d" % i))  # known
-        path = os.path.join(ro, "aws", REGION, "cold%05d/c" % i)
-        b = proxy.count("GetSecretValue")
-        b_all = proxy.total()
-        cold.append(float(kfbench("once", path)[0]))
-        calls.append((proxy.count("GetSecretValue") - b, proxy.total() - b_all))
-    ratio = median(cold) / median(raw)
-    exact = all(c == (1, 1) for c in calls)
-    row(rows, "b. cold read, aws (first read of a secret)",
-        "%.2f ms" % (median(cold) / 1e6), "%.2f ms raw GetSecretValue" % (median(raw) / 1e6),
-        "%.2fx" % ratio, "<= 1.3x, 1 call", ratio <= 1.3 and exact,
-        "calls per cold read (GetSecretValue, all): %s" % calls)
+        return os.path.join(ro, "aws", REGION, "cold%05d/c" % i)
+
+    cold_rows("aws", "GetSecretValue",
+              ("raw-get", proxy.url, REGION, "cold00000/c", COLD_SEQ),
+              aws_cold, aws_count)
     # gcp cold: one decrypt
     ct_file = os.path.join(env.tmp, "store/gcp/keyfs-bench/global/r/k/c00")
     import base64
     ct = base64.b64encode(open(ct_file, "rb").read()).decode()
     kurl = emu.url + "/v1/projects/keyfs-bench/locations/global/keyRings/r/cryptoKeys/k:decrypt"
-    raw = [float(kfbench("raw-kms", kurl, "bench-token", ct, 5)[0]) for _ in range(R)]
-    cold, calls = [], []
-    for i in range(1, R + 1):
-        path = os.path.join(ro, "gcp/keyfs-bench/global/r/k/c%02d" % i)
-        b = emu.admin("GET", "/_emu/counters", None)
-        cold.append(float(kfbench("once", path)[0]))
-        a = emu.admin("GET", "/_emu/counters", None)
-        calls.append((a["calls"].get("cryptoKeys.decrypt", 0) - b["calls"].get("cryptoKeys.decrypt", 0),
-                      a["total"] - b["total"]))
-    ratio = median(cold) / median(raw)
-    exact = all(c == (1, 1) for c in calls)
-    row(rows, "b. cold read, gcp (first read: one KMS decrypt)",
-        "%.2f ms" % (median(cold) / 1e6), "%.2f ms raw decrypt" % (median(raw) / 1e6),
-        "%.2fx" % ratio, "<= 1.3x, 1 call", ratio <= 1.3 and exact,
-        "calls per cold read (decrypt, all): %s" % calls)
+    cold_rows("gcp", "decrypt", ("raw-kms", kurl, "bench-token", ct, COLD_SEQ),
+              lambda i: os.path.join(ro, "gcp/keyfs-bench/global/r/k/c%02d" % i),
+              kms_count)
     # local cold
     cold = [float(kfbench("once", os.path.join(ro, "local/r/k/c%02d" % i))[0])
             for i in range(1, R + 1)]
@@ -469,13 +494,14 @@ def run(env, args, rows):
         all(c == all_pages for c in calls),
         "ListSecrets calls per ls: %s (the same listing made directly "
         "takes %d pages)" % (calls, all_pages))
-    # RSS after listing and caching 1,000 values
+    # RSS after listing and caching 1,000 values (fewer if fewer exist)
     pid = keyfs_pid(m)
-    for i in range(1000):
+    nvals = min(1000, args.secrets)
+    for i in range(nvals):
         with open(os.path.join(m, "aws", REGION, "bulk-s%05d" % i), "rb") as f:
             f.read()
     rss = rss_kib(pid) / 1024.0
-    row(rows, "d. daemon RSS after %d names + 1k values" % args.secrets,
+    row(rows, "d. daemon RSS after %d names + %d values" % (args.secrets, nvals),
         "%.1f MiB" % rss, "-", "%.1f MiB" % rss, "<= 64 MiB", rss <= 64)
     # ls -l: sizes come with the values, 20 per BatchGetSecretValue.
     region = os.path.join(m, "aws", REGION)
@@ -486,7 +512,7 @@ def run(env, args, rows):
     dt = time.perf_counter() - t0
     nb = proxy.count("BatchGetSecretValue") - b_batch
     ng = proxy.count("GetSecretValue") - b_get
-    uncached = args.secrets - 1000
+    uncached = args.secrets - nvals
     row(rows, "d. ls -l sizes, read-only mount (%d entries)" % len(names),
         "%d batch + %d single calls" % (nb, ng), "-",
         "%.0f ms" % (dt * 1000), "<= 1 call per 20 uncached",
