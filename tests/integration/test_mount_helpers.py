@@ -1,8 +1,9 @@
 """mount-helpers/: the mount(8) helper, fstab lines, the systemd unit and
 `make install`, driven for real: mount.keyfs with the argv mount(8) uses,
 `mount -t keyfs`, `mount -T FSTAB`, the unit's command lines run by hand
-(systemd is not PID 1 here, so the unit itself cannot be started), and
-`systemd-analyze verify`.  Every mount made here is unmounted, and every
+under its limits, the unit itself started, killed and restarted by a real
+systemd (a `systemd --user` manager in a mount namespace of its own, since
+systemd is not PID 1 here), and `systemd-analyze verify`.  Every mount made here is unmounted, and every
 keyfs started here is gone, when a test ends."""
 import errno
 import os
@@ -651,3 +652,183 @@ def test_make_install(tmp_path):
     r = run(["sh", str(helper), "keyfs", str(mnt), "-fv"], env=env)
     assert "/usr/bin/keyfs" in r.stderr
     assert not is_mounted(str(mnt))
+
+
+# --- the unit under a real systemd ----------------------------------------
+
+SYSTEMD = "/lib/systemd/systemd"
+
+
+class UserManager:
+    """A real systemd (252, Debian's) running the shipped unit: `systemd
+    --user` as root, in a private mount namespace of its own.  systemd only
+    runs where /run/systemd/system exists; a tmpfs over /run/systemd inside
+    that namespace provides it without telling the host's tools that
+    systemd booted this machine.  The keyfs mounts it starts live in that
+    namespace too, so tests look at them with nsenter; when the namespace's
+    last process ends, they are gone."""
+
+    def __init__(self, base):
+        self.base = base
+        self.home = os.path.join(base, "home")
+        self.runtime = os.path.join(base, "run")
+        self.units = os.path.join(self.home, ".config", "systemd", "user")
+        os.makedirs(self.units)
+        os.makedirs(self.runtime, mode=0o700)
+        # An empty default target: nothing but what a test starts.
+        with open(os.path.join(self.units, "keyfs-test.target"), "w") as f:
+            f.write("[Unit]\nDescription=keyfs test default target\n")
+        self.log = open(os.path.join(base, "systemd.log"), "ab")
+        self.proc = None
+
+    def env(self):
+        return dict(os.environ, HOME=self.home, XDG_RUNTIME_DIR=self.runtime)
+
+    def start(self):
+        setup = ("mount -t tmpfs -o mode=0755 tmpfs /run/systemd && "
+                 "mkdir /run/systemd/system && exec %s --user "
+                 "--unit=keyfs-test.target --log-target=console" % SYSTEMD)
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             setup], env=self.env(), stdout=self.log, stderr=self.log,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 30
+        sock = os.path.join(self.runtime, "systemd", "private")
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("systemd exited: " + self.text())
+            if os.path.exists(sock) and \
+                    self.ctl("is-system-running").stdout.strip() in \
+                    ("running", "degraded"):
+                return
+            time.sleep(0.1)
+        raise AssertionError("systemd --user did not come up: " + self.text())
+
+    def text(self):
+        self.log.flush()
+        return open(self.log.name, errors="replace").read()[-3000:]
+
+    def ns(self, argv, timeout=60):
+        """Run argv in the manager's mount namespace."""
+        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m",
+                               "--"] + argv, env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def ctl(self, *args, timeout=120):
+        return self.ns(["systemctl", "--user", "--no-pager"] + list(args),
+                       timeout=timeout)
+
+    def show(self, unit, prop):
+        return self.ctl("show", "-p", prop, "--value", unit).stdout.strip()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.ctl("exit", timeout=30)
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def test_unit_under_systemd_restarts_killed_keyfs(tmp_path):
+    """The shipped unit, started by a real systemd: `systemctl start`
+    returns once the mount is live; after kill -9 of keyfs, systemd's
+    Restart=on-failure (RestartSec=5s) runs ExecStopPost, which clears the
+    dead mount, and starts keyfs again, and the value written before the
+    crash reads back; `systemctl stop` is a clean stop that unmounts."""
+    if os.geteuid() != 0:
+        pytest.skip("the unit runs as root")
+    if os.environ.get("KEYFS_SAN"):
+        pytest.skip("sanitizer runtimes are not run under the unit's "
+                    "hardening (LockPersonality stops TSan's re-exec)")
+    for tool in ("unshare", "nsenter", "mountpoint"):
+        if not shutil.which(tool):
+            pytest.skip(tool + " missing")
+    if not os.path.exists(SYSTEMD) or not os.path.isdir("/run/systemd"):
+        pytest.skip("systemd is not installed")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    inst = systemd_escape_path(mnt)
+    unit = "keyfs@%s.service" % inst
+    store = store_dir(tmp_path)
+    log = str(tmp_path / "unit.log")
+    m = UserManager(str(tmp_path / "sd"))
+    text = open(UNIT).read().replace("@BINDIR@", os.path.dirname(KEYFS_BIN))
+    with open(os.path.join(m.units, "keyfs@.service"), "w") as f:
+        f.write(text)
+    # What an operator would put in /etc/keyfs/INST.env, as a drop-in
+    # (systemctl edit), plus the unit's output in a file (no journald).
+    dropin = os.path.join(m.units, "keyfs@.service.d")
+    os.mkdir(dropin)
+    with open(os.path.join(dropin, "test.conf"), "w") as f:
+        f.write("[Service]\nEnvironment=KEYFS_OPTIONS=store=%s,"
+                "providers=local\nEnvironment=AWS_EC2_METADATA_SERVICE_"
+                "ENDPOINT=http://127.0.0.1:9\nStandardOutput=append:%s\n"
+                "StandardError=append:%s\n" % (store, log, log))
+    value = b"value written before the crash"
+    m.start()
+    try:
+        r = m.ctl("start", unit)
+        assert r.returncode == 0, r.stderr + m.text()
+        assert m.ns(["mountpoint", "-q", mnt]).returncode == 0
+        v = os.path.join(mnt, "local", "r", "k", "v")
+        r = m.ns(["sh", "-c", 'mkdir -p "$(dirname "$1")" && '
+                  'printf %s "$2" > "$1" && cat "$1"', "sh", v,
+                  value.decode()])
+        assert r.returncode == 0 and r.stdout == value.decode(), r.stderr
+        pid1 = int(m.show(unit, "MainPID"))
+        assert pid1 > 0 and keyfs_pids(mnt) == [pid1]
+        os.kill(pid1, signal.SIGKILL)
+        # systemd notices, clears the mount (ExecStopPost), waits
+        # RestartSec=5s and starts keyfs again.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if m.show(unit, "NRestarts") == "1" and \
+                    m.show(unit, "ActiveState") == "active" and \
+                    m.show(unit, "SubState") == "running":
+                break
+            time.sleep(0.2)
+        assert m.show(unit, "NRestarts") == "1", m.text()
+        assert m.show(unit, "ActiveState") == "active", m.text()
+        pid2 = int(m.show(unit, "MainPID"))
+        assert pid2 not in (0, pid1)
+        # The restarted keyfs runs with the unit's hardening applied.
+        status = dict(line.split(":", 1) for line in
+                      open("/proc/%d/status" % pid2).read().splitlines())
+        assert int(status["CapBnd"], 16) == 1 << 21     # CAP_SYS_ADMIN only
+        assert status["NoNewPrivs"].strip() == "1"
+        assert status["Seccomp"].strip() == "2"        # filter mode
+        limits = open("/proc/%d/limits" % pid2).read()
+        assert re.search(r"Max core file size\s+0\s+0", limits)
+        # LimitMEMLOCK=64M; a user manager cannot go above its own hard
+        # limit (PID 1 can), so here it gets min(64 MiB, that limit).
+        want = 64 << 20
+        hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+        if hard != resource.RLIM_INFINITY and hard < want:
+            want = hard
+        assert re.search(r"Max locked memory\s+%d\s+%d" % (want, want),
+                         limits), limits
+        r = m.ns(["cat", v])
+        assert r.returncode == 0 and r.stdout == value.decode(), r.stderr
+        # systemctl stop: SIGTERM, keyfs unmounts and exits 0.
+        r = m.ctl("stop", unit)
+        assert r.returncode == 0, r.stderr
+        assert m.show(unit, "ActiveState") == "inactive"
+        assert m.show(unit, "Result") == "success"
+        assert m.ns(["mountpoint", "-q", mnt]).returncode != 0
+        assert wait_gone(mnt)
+    finally:
+        m.ctl("stop", unit, timeout=60)
+        m.stop()
+        for pid in keyfs_pids(mnt):
+            os.kill(pid, signal.SIGKILL)
+        wait_gone(mnt)
+    out = open(log, "rb").read()
+    assert b"mounted at " + mnt.encode() in out
+    assert b"could not lock secret memory" not in out
+    assert value not in out
+    assert not is_mounted(mnt)
