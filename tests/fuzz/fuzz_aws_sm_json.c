@@ -177,7 +177,13 @@ static char *xml_elem(const char *tag)
 	return strndup((const char *)s, (size_t)(e - s));
 }
 
-/* Epoch seconds as aws_sm.c reads DeletedDate and friends. */
+/* Epoch seconds as aws_sm.c reads DeletedDate and friends: NaN, inf and
+ * values far outside any date are "absent" (0). */
+static int64_t epoch_of(double d)
+{
+	return d > -1e15 && d < 1e15 ? (int64_t)d : 0;
+}
+
 static int64_t jtime(const json_t *o, const char *key)
 {
 	const json_t *v = json_object_get(o, key);
@@ -185,7 +191,7 @@ static int64_t jtime(const json_t *o, const char *key)
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
 	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+		return epoch_of(json_real_value(v));
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		char *end = NULL;
@@ -194,7 +200,7 @@ static int64_t jtime(const json_t *o, const char *key)
 		errno = 0;
 		d = strtod(s, &end);
 		if (errno == 0 && end != s && *end == '\0')
-			return (int64_t)d;
+			return epoch_of(d);
 	}
 	return 0;
 }
