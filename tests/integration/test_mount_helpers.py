@@ -662,9 +662,9 @@ SYSTEMD = "/lib/systemd/systemd"
 class UserManager:
     """A real systemd (252, Debian's) running the shipped unit: `systemd
     --user` as root, in a private mount namespace of its own.  systemd only
-    runs where /run/systemd/system exists; a tmpfs over /run/systemd inside
-    that namespace provides it without telling the host's tools that
-    systemd booted this machine.  The keyfs mounts it starts live in that
+    runs where /run/systemd/system exists; a tmpfs over /run/systemd (or
+    over /run, where that is missing) inside that namespace provides it
+    without telling the host's tools that systemd booted this machine.  The keyfs mounts it starts live in that
     namespace too, so tests look at them with nsenter; when the namespace's
     last process ends, they are gone."""
 
@@ -685,9 +685,12 @@ class UserManager:
         return dict(os.environ, HOME=self.home, XDG_RUNTIME_DIR=self.runtime)
 
     def start(self):
-        setup = ("mount -t tmpfs -o mode=0755 tmpfs /run/systemd && "
-                 "mkdir /run/systemd/system && exec %s --user "
-                 "--unit=keyfs-test.target --log-target=console" % SYSTEMD)
+        # (Over /run itself where /run/systemd does not exist.)
+        over = "/run/systemd" if os.path.isdir("/run/systemd") else "/run"
+        setup = ("mount -t tmpfs -o mode=0755 tmpfs %s && "
+                 "mkdir -p /run/systemd/system && exec %s --user "
+                 "--unit=keyfs-test.target --log-target=console"
+                 % (over, SYSTEMD))
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              setup], env=self.env(), stdout=self.log, stderr=self.log,
@@ -748,7 +751,7 @@ def test_unit_under_systemd_restarts_killed_keyfs(tmp_path):
     for tool in ("unshare", "nsenter", "mountpoint"):
         if not shutil.which(tool):
             pytest.skip(tool + " missing")
-    if not os.path.exists(SYSTEMD) or not os.path.isdir("/run/systemd"):
+    if not os.path.exists(SYSTEMD):
         pytest.skip("systemd is not installed")
     mnt = str(tmp_path / "mnt")
     os.mkdir(mnt)
