@@ -16,7 +16,9 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KEYFS_BIN = os.environ.get("KEYFS_BIN") or os.path.join(ROOT, "build", "keyfs")
+# Absolute: unit files and helpers run it from other directories.
+KEYFS_BIN = os.path.abspath(os.environ.get("KEYFS_BIN")
+                            or os.path.join(ROOT, "build", "keyfs"))
 PYENV_PYTHON = shutil.which("python3", path="/root/.pyenv/shims") or "python3"
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
