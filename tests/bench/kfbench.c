@@ -89,18 +89,6 @@ fail:
 	return 1;
 }
 
-static int mode_once(const char *path)
-{
-	uint64_t t0 = ns();
-
-	if (read_once(path) < 0) {
-		perror(path);
-		return 1;
-	}
-	printf("%llu\n", (unsigned long long)(ns() - t0));
-	return 0;
-}
-
 static int mode_cold(char **paths, int n)
 {
 	uint64_t t0 = ns();
@@ -396,9 +384,9 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc == 4 && !strcmp(argv[1], "warm"))
 		return mode_warm(argv[2], num(argv[3]));
-	if (argc == 3 && !strcmp(argv[1], "once"))
-		return mode_once(argv[2]);
-	if (argc >= 3 && !strcmp(argv[1], "cold"))
+	/* once PATH is cold with one path. */
+	if ((argc == 3 && !strcmp(argv[1], "once")) ||
+	    (argc >= 3 && !strcmp(argv[1], "cold")))
 		return mode_cold(argv + 2, argc - 2);
 	if (argc == 4 && !strcmp(argv[1], "burst"))
 		return mode_burst(argv[2], num(argv[3]));
