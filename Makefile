@@ -38,7 +38,11 @@ HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	-DKF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(CFLAGS) \
-	$(PKG_CFLAGS) -Icloud -Ifs -MMD -MP
+	$(PKG_CFLAGS) $(INC) -MMD -MP
+# cloud/ sees only cloud/ headers (it never reaches back into fs/); fs/,
+# the tests and tools see both.
+INC = -Icloud -Ifs
+$(B)/cloud/%.o: INC := -Icloud
 LDFLAGS_ALL = -pie -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 ifneq ($(DEVELOPER),)
 ALL_CFLAGS += -Werror
@@ -50,7 +54,7 @@ LDFLAGS_ALL += -fsanitize=$(SAN)
 HARDEN := -fstack-protector-strong -fPIE
 endif
 
-CLOUD_SRC := $(wildcard cloud/*.c)
+CLOUD_SRC := $(wildcard cloud/*.c cloud/*/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -164,10 +168,10 @@ integration: $(B)/keyfs
 
 BANNED := strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|atol
 lint:
-	@if grep -nE '\b($(BANNED))\s*\(' cloud/*.c cloud/*.h fs/*.c fs/*.h \
+	@if grep -nE '\b($(BANNED))\s*\(' cloud/*.c cloud/*.h cloud/*/*.c cloud/*/*.h fs/*.c fs/*.h \
 		tests/unit/*.c; then \
 		echo "lint: banned function (see STYLE.md)" >&2; exit 1; fi
-	@if grep -nE '\b(printf|fprintf)\s*\([^)]*(->data|secret)' cloud/*.c fs/*.c; then \
+	@if grep -nE '\b(printf|fprintf)\s*\([^)]*(->data|secret)' cloud/*.c cloud/*/*.c fs/*.c; then \
 		echo "lint: printing secret memory?" >&2; exit 1; fi
 	cppcheck --quiet --error-exitcode=1 --std=c11 \
 		--suppress=missingIncludeSystem --inline-suppr -Icloud -Ifs cloud fs
@@ -199,11 +203,12 @@ FUZZ_B := build/fuzz
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	-DKF_VERSION=\"$(VERSION)\" $(WARN) -g -O1 -fno-omit-frame-pointer \
-	-fno-sanitize-recover=all $(PKG_CFLAGS) -Icloud -Ifs -MMD -MP
+	-fno-sanitize-recover=all $(PKG_CFLAGS) $(INC) -MMD -MP
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
 FUZZ_LIB_OBJ := $(CLOUD_SRC:%.c=$(FUZZ_B)/obj/%.o) $(FS_SRC:%.c=$(FUZZ_B)/obj/%.o)
 
+$(FUZZ_B)/obj/cloud/%.o: INC := -Icloud
 $(FUZZ_B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \

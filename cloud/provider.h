@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "err.h"
-#include "secret.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/secret.h"
 
 struct kf_provider;
 

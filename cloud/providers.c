@@ -3,9 +3,9 @@
  * a provider means adding its descriptor here; fs/ does not change.
  */
 #include "provider.h"
-#include "local.h"
-#include "aws.h"
-#include "gcp.h"
+#include "local/tree.h"
+#include "aws/tree.h"
+#include "gcp/tree.h"
 
 #include <string.h>
 

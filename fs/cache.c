@@ -6,8 +6,8 @@
  */
 #include "cache.h"
 
-#include "http.h"
-#include "log.h"
+#include "core/http.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * the provider's code and message, which never hold a value.
  */
 #include "errmap.h"
-#include "log.h"
+#include "core/log.h"
 
 #include <errno.h>
 

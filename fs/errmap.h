@@ -4,7 +4,7 @@
 #ifndef KF_ERRMAP_H
 #define KF_ERRMAP_H
 
-#include "err.h"
+#include "core/err.h"
 
 /* The positive errno for code (EIO for anything unknown). */
 int kf_errmap(enum kf_code code);

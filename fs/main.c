@@ -6,12 +6,12 @@
  */
 #include "audit.h"
 #include "errmap.h"
-#include "http.h"
-#include "log.h"
+#include "core/http.h"
+#include "core/log.h"
 #include "ops.h"
 #include "opts.h"
 #include "provider.h"
-#include "secret.h"
+#include "core/secret.h"
 
 #include <errno.h>
 #include <fuse.h>

@@ -6,10 +6,10 @@
 #include "ops.h"
 
 #include "audit.h"
-#include "crypto.h"
+#include "core/crypto.h"
 #include "errmap.h"
-#include "log.h"
-#include "stats.h"
+#include "core/log.h"
+#include "core/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>

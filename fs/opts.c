@@ -4,7 +4,7 @@
  * else is left for libfuse, which rejects what it does not know.
  */
 #include "opts.h"
-#include "log.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -18,10 +18,10 @@
  * The raw modes sign with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and
  * use the project's own libcurl layer, as keyfs does.
  */
-#include "buf.h"
-#include "crypto.h"
-#include "http.h"
-#include "sigv4.h"
+#include "core/buf.h"
+#include "core/crypto.h"
+#include "core/http.h"
+#include "aws/sigv4.h"
 
 #include <errno.h>
 #include <jansson.h>

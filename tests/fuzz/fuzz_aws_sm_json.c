@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the Secrets Manager response handling in
- * cloud/aws_sm.c, driven through the kf_http_set_transport seam with
+ * cloud/aws/sm.c, driven through the kf_http_set_transport seam with
  * static environment credentials.  The input picks the operation, the
  * HTTP status every attempt answers, an x-amzn-ErrorType header and the
  * options, and the rest is the response body (JSON, moto's XML errors,
@@ -22,13 +22,13 @@
  * Input: byte 0 = operation, byte 1 = status index, byte 2 = options
  * (bits 0-2 header, bit 3 list prefix, bit 4 list token), rest = body.
  */
-#include "aws_creds.h"
-#include "aws_sm.h"
-#include "buf.h"
-#include "crypto.h"
-#include "http.h"
-#include "log.h"
-#include "secret.h"
+#include "aws/creds.h"
+#include "aws/sm.h"
+#include "core/buf.h"
+#include "core/crypto.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "core/secret.h"
 
 #include <ctype.h>
 #include <errno.h>

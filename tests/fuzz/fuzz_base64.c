@@ -1,10 +1,10 @@
 /*
- * libFuzzer target for the base64 code in cloud/crypto.c.  Properties:
+ * libFuzzer target for the base64 code in cloud/core/crypto.c.  Properties:
  * decode(encode(x)) == x for both alphabets, and when arbitrary text
  * decodes, it is the canonical encoding of what it decoded to (alphabet
  * and padding aside), since the decoder refuses non-zero leftover bits.
  */
-#include "crypto.h"
+#include "core/crypto.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /*
- * libFuzzer target for cloud/ini.c: arbitrary bytes as an AWS config or
+ * libFuzzer target for cloud/aws/ini.c: arbitrary bytes as an AWS config or
  * credentials file.  Parse in place, then look up the keys aws_creds.c
  * uses; every entry must point into the text and have a lower-case key.
  */
-#include "ini.h"
+#include "aws/ini.h"
 
 #include <ctype.h>
 #include <stdint.h>

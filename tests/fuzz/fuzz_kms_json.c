@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the Cloud KMS response handling in
- * cloud/gcp_kms.c, driven through the kf_http_set_transport seam: the
+ * cloud/gcp/kms.c, driven through the kf_http_set_transport seam: the
  * input picks an operation and an HTTP status, and the rest of it is the
  * response body every KMS call receives (the OAuth token endpoint always
  * answers a valid token).  Properties: 0 or -1 with a known error code;
@@ -9,11 +9,11 @@
  *
  * Input: byte 0 = operation, byte 1 = status index, rest = body.
  */
-#include "crypto.h"
-#include "gcp_auth.h"
-#include "gcp_kms.h"
-#include "http.h"
-#include "log.h"
+#include "core/crypto.h"
+#include "gcp/auth.h"
+#include "gcp/kms.h"
+#include "core/http.h"
+#include "core/log.h"
 
 #include <jansson.h>
 #include <limits.h>

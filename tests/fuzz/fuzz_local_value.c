@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the local provider's value-file reader
- * (cloud/local.c).  A store with a fixed master key and a fixed data key
+ * (cloud/local/tree.c).  A store with a fixed master key and a fixed data key
  * (so seed files decrypt on every run) is built once in a temporary
  * directory; each input is written as the value file RING/KEY/NAME and
  * read back through the provider vtable.  The read must succeed or fail
@@ -9,8 +9,8 @@
  * KF_FUZZ_LOCAL_SEED=FILE makes the target write a valid value file
  * (the value "fuzz seed") to FILE at start-up, to regenerate the corpus.
  */
-#include "crypto.h"
-#include "local.h"
+#include "core/crypto.h"
+#include "local/tree.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -1,12 +1,12 @@
 /*
- * libFuzzer target for cloud/sigv4.c.  The input is decoded as
+ * libFuzzer target for cloud/aws/sigv4.c.  The input is decoded as
  *   METHOD \n PATH \n QUERY \n REGION \n SERVICE \n TIME \n
  *   Name: value \n ... \n \n BODY
  * (an empty or missing QUERY line means no query; TIME is decimal epoch seconds,
  * anything else means 2015-08-30T12:36:00Z) and signed three ways.  The
  * three results must agree with each other and with their contracts.
  */
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #include <stdint.h>
 #include <stdlib.h>

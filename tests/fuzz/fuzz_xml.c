@@ -1,10 +1,10 @@
 /*
- * libFuzzer target for cloud/xml.c: arbitrary bytes as an STS response,
+ * libFuzzer target for cloud/aws/xml.c: arbitrary bytes as an STS response,
  * read with every path aws_creds.c asks for (AssumeRoleWithWebIdentity
  * credentials and ErrorResponse code/message).  Checks the contract:
  * the result is -1, 0 or 1 and out never passes its maximum.
  */
-#include "xml.h"
+#include "aws/xml.h"
 
 #include <stdint.h>
 #include <stdlib.h>

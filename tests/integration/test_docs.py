@@ -221,8 +221,9 @@ def test_markdown_names_only_what_exists(doc):
         assert os.path.exists(os.path.join(ROOT, p)), p
     srcs = ""
     for d in ("fs", "cloud"):
-        for n in os.listdir(os.path.join(ROOT, d)):
-            if n.endswith((".c", ".h")):
-                srcs += open(os.path.join(ROOT, d, n)).read()
+        for dirpath, _, names in os.walk(os.path.join(ROOT, d)):
+            for n in names:
+                if n.endswith((".c", ".h")):
+                    srcs += open(os.path.join(dirpath, n)).read()
     for ident in set(re.findall(r"`([a-z_][a-z0-9_]*)\(\)`", text)):
         assert re.search(r"\b%s\b" % ident, srcs), ident

@@ -1,4 +1,4 @@
-"""cloud/sigv4.c against two independent signers.
+"""cloud/aws/sigv4.c against two independent signers.
 
 1. botocore's SigV4Auth (run with the pyenv python, which has botocore but
    no pytest) on >= 200 generated requests with a fixed seed: canonical

@@ -4,10 +4,10 @@
  * and session token.  It never prints a secret key or token itself.
  *   awscreds_tool [-p PROFILE] [-t TIMEOUT_MS] [-g GETS]
  */
-#include "aws_creds.h"
-#include "crypto.h"
-#include "http.h"
-#include "secret.h"
+#include "aws/creds.h"
+#include "core/crypto.h"
+#include "core/http.h"
+#include "core/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>

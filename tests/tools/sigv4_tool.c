@@ -1,5 +1,5 @@
 /*
- * sigv4_tool: a test driver for cloud/sigv4.c.  Reads a request
+ * sigv4_tool: a test driver for cloud/aws/sigv4.c.  Reads a request
  * description on stdin and prints the canonical request, the string to
  * sign (both hex-encoded) and the Authorization value.  Test use only: it
  * is handed fake keys, and it never prints the secret key.
@@ -16,9 +16,9 @@
  *   string_to_sign HEX
  *   authorization TEXT
  */
-#include "buf.h"
-#include "crypto.h"
-#include "sigv4.h"
+#include "core/buf.h"
+#include "core/crypto.h"
+#include "aws/sigv4.h"
 
 #include <errno.h>
 #include <stdio.h>

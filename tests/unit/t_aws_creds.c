@@ -5,11 +5,11 @@
  */
 #include "kt.h"
 
-#include "aws_creds.h"
-#include "http.h"
-#include "ini.h"
-#include "log.h"
-#include "xml.h"
+#include "aws/creds.h"
+#include "core/http.h"
+#include "aws/ini.h"
+#include "core/log.h"
+#include "aws/xml.h"
 
 #include <pthread.h>
 #include <stdio.h>

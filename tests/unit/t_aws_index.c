@@ -1,13 +1,13 @@
-/* Unit tests for cloud/aws_index.c (names, prefixes, overlay, field
- * sizes, freshness) and cloud/aws_fields.c (field-secret JSON). */
+/* Unit tests for cloud/aws/index.c (names, prefixes, overlay, field
+ * sizes, freshness) and cloud/aws/fields.c (field-secret JSON). */
 #include "kt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws_fields.h"
-#include "aws_index.h"
-#include "aws_sm.h"
+#include "aws/fields.h"
+#include "aws/index.h"
+#include "aws/sm.h"
 
 static void count_created(void *ctx, const char *name, int fields)
 {

@@ -1,5 +1,5 @@
 /*
- * Unit tests for cloud/aws_sm.c (and a little of cloud/aws.c) through the
+ * Unit tests for cloud/aws/sm.c (and a little of cloud/aws/tree.c) through the
  * HTTP transport seam: request shape and signing headers, idempotency
  * token reuse across retries, error classification by __type (moto's 404
  * and XML SignatureDoesNotMatch included), retry policy, SecretString vs
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws.h"
-#include "aws_creds.h"
-#include "aws_sm.h"
-#include "http.h"
-#include "secret.h"
+#include "aws/tree.h"
+#include "aws/creds.h"
+#include "aws/sm.h"
+#include "core/http.h"
+#include "core/secret.h"
 
 #define MAXREQ 16
 

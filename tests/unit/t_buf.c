@@ -1,7 +1,7 @@
-/* Unit tests for cloud/buf.c: bounded growth, formatting, failure keeps
+/* Unit tests for cloud/core/buf.c: bounded growth, formatting, failure keeps
  * the buffer valid. */
 #include "kt.h"
-#include "buf.h"
+#include "core/buf.h"
 
 KT_TEST(buf_add_and_cap)
 {

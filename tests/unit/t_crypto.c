@@ -1,8 +1,8 @@
-/* Unit tests for cloud/crypto.c: known-answer vectors for SHA-256, HMAC,
+/* Unit tests for cloud/core/crypto.c: known-answer vectors for SHA-256, HMAC,
  * CRC32C (protocols.md E), base64 in both alphabets, AES-GCM round trips
  * and tamper detection. */
 #include "kt.h"
-#include "crypto.h"
+#include "core/crypto.h"
 
 #include <stdio.h>
 

@@ -6,11 +6,11 @@
  */
 #include "kt.h"
 
-#include "aws_sm.h"
-#include "gcp_auth.h"
-#include "gcp_kms.h"
-#include "http.h"
-#include "ini.h"
+#include "aws/sm.h"
+#include "gcp/auth.h"
+#include "gcp/kms.h"
+#include "core/http.h"
+#include "aws/ini.h"
 
 #include <stdio.h>
 

@@ -1,14 +1,14 @@
-/* Unit tests for cloud/gcp_auth.c and cloud/gcp_kms.c through the HTTP
+/* Unit tests for cloud/gcp/auth.c and cloud/gcp/kms.c through the HTTP
  * transport seam: JWT assembly and signature (test RSA key generated with
  * OpenSSL at run time), token grants and refresh, the CRC32C integrity
  * checks of encrypt/decrypt, retry classification and behaviour, version
  * creation never retried, ALREADY_EXISTS after an ambiguous retry. */
 #include "kt.h"
-#include "crypto.h"
-#include "gcp.h"
-#include "gcp_auth.h"
-#include "gcp_kms.h"
-#include "http.h"
+#include "core/crypto.h"
+#include "gcp/tree.h"
+#include "gcp/auth.h"
+#include "gcp/kms.h"
+#include "core/http.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>

@@ -1,8 +1,8 @@
-/* Unit tests for cloud/http.c: URL policy, backoff bounds, header lookup,
+/* Unit tests for cloud/core/http.c: URL policy, backoff bounds, header lookup,
  * the transport seam, and real exchanges with a tiny loopback server
  * thread (127.0.0.1, ephemeral port, plain sockets, no network). */
 #include "kt.h"
-#include "http.h"
+#include "core/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* Unit tests for cloud/secret.c: locked allocation, bounds, wiping. */
+/* Unit tests for cloud/core/secret.c: locked allocation, bounds, wiping. */
 #include "kt.h"
-#include "secret.h"
+#include "core/secret.h"
 
 #include <stdint.h>
 #include <stdlib.h>

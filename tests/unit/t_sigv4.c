@@ -1,10 +1,10 @@
-/* Unit tests for cloud/sigv4.c against published vectors (AWS SigV4 test
+/* Unit tests for cloud/aws/sigv4.c against published vectors (AWS SigV4 test
  * suite get-vanilla, the IAM doc example, protocols.md section B) and
  * against botocore 1.43.11 SigV4Auth outputs computed offline for query
  * sorting, header folding, path encoding and session tokens. */
 #include "kt.h"
-#include "crypto.h"
-#include "sigv4.h"
+#include "core/crypto.h"
+#include "aws/sigv4.h"
 
 #include <stdio.h>
 

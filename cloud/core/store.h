@@ -1,0 +1,36 @@
+/*
+ * Files of the on-disk store (STORE/local, STORE/gcp): atomic replacement
+ * and bounded reads.  Only ciphertext and wrapped keys go through here;
+ * never plaintext.
+ */
+#ifndef KF_STORE_H
+#define KF_STORE_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+/* Temporary files in the store start with this (never a valid name). */
+#define KF_STORE_TMP_PREFIX ".kf-tmp."
+
+/*
+ * Replace dir/name with n bytes, all or nothing: a 0600 temporary file in
+ * dir, fsync, rename over name, fsync of dir.  On failure the old file is
+ * untouched and the temporary file removed.
+ */
+int kf_store_replace(const char *dir, const char *name, const void *data,
+		     size_t n, struct kf_err *err);
+
+/*
+ * Append the whole file at path (no symlinks) to out; more than max bytes
+ * is KF_E_INTEGRITY (no valid store file is that large).  KF_E_NOTFOUND
+ * when absent.
+ */
+int kf_store_read(const char *path, size_t max, struct kf_buf *out,
+		  struct kf_err *err);
+
+/* fsync a directory (after a rename or unlink in it); 0 or -1. */
+int kf_store_sync_dir(const char *dir);
+
+#endif
