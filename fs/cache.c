@@ -8,6 +8,7 @@
 
 #include "core/http.h"
 #include "core/log.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ void kf_cache_set_clock(uint64_t (*now_ms)(void))
 
 static uint64_t now(void)
 {
-	return clock_fn ? clock_fn() : kf_now_ms();
+	return clock_fn ? clock_fn() : kf_clock_now_ms();
 }
 
 static size_t hash(const char *s)

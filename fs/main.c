@@ -12,6 +12,7 @@
 #include "opts.h"
 #include "provider.h"
 #include "core/secret.h"
+#include "core/json.h"
 
 #include <errno.h>
 #include <fuse.h>
@@ -34,7 +35,7 @@ static void harden(void)
 	setrlimit(RLIMIT_CORE, &no);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	umask(077);
-	kf_secret_json_init();
+	kf_json_init();
 }
 
 /* mkdir -p with mode 0700 for the missing parts. */

@@ -11,6 +11,8 @@
 #include "aws/ini.h"
 #include "core/log.h"
 #include "aws/xml.h"
+#include "core/clock.h"
+#include "core/retry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -756,7 +758,7 @@ static int fetch_web_identity(struct kf_aws_chain *c,
 			break;
 		if (attempt >= 2 || !retryable(err))
 			goto out;
-		usleep(kf_backoff_ms(attempt, 200, 2000) * 1000u);
+		kf_clock_sleep_ms(kf_retry_backoff_ms(attempt, 200, 2000));
 	}
 	rc = 0;
 out:
@@ -894,7 +896,7 @@ static int fetch_container(struct kf_aws_chain *c, struct kf_aws_creds *out,
 		}
 		if (attempt >= 2 || !retryable(err))
 			goto out;
-		usleep(kf_backoff_ms(attempt, 250, 1000) * 1000u);
+		kf_clock_sleep_ms(kf_retry_backoff_ms(attempt, 250, 1000));
 	}
 	rc = 0;
 out:

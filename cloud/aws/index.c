@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/http.h"
+#include "core/clock.h"
 
 struct idx_field {
 	char *name;
@@ -212,7 +213,7 @@ static struct idx_change *change_locked(struct kf_aws_index *x, size_t ri,
 int kf_aws_index_get(struct kf_aws_index *x, size_t ri, const char *name,
 		     int *fields, int64_t *mtime)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	struct idx_name *k;
 	int rc = 0;
 
@@ -237,7 +238,7 @@ void kf_aws_index_put(struct kf_aws_index *x, size_t ri, const char *name,
 	if (ri >= x->nregions)
 		return;
 	pthread_mutex_lock(&x->lock);
-	put_locked(x, ri, name, fields, mtime, kf_now_ms());
+	put_locked(x, ri, name, fields, mtime, kf_clock_now_ms());
 	pthread_mutex_unlock(&x->lock);
 }
 
@@ -253,7 +254,7 @@ void kf_aws_index_del(struct kf_aws_index *x, size_t ri, const char *name)
 int kf_aws_index_has_prefix(struct kf_aws_index *x, size_t ri,
 			    const char *prefix)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	size_t plen = strlen(prefix);
 	struct idx_region *r;
 	int found = 0;
@@ -278,7 +279,7 @@ int kf_aws_index_has_prefix(struct kf_aws_index *x, size_t ri,
 void kf_aws_index_note(struct kf_aws_index *x, size_t ri, const char *name,
 		       int deleted, int fields)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	struct idx_change *c;
 
 	if (ri >= x->nregions)
@@ -319,7 +320,7 @@ int kf_aws_index_deleted(struct kf_aws_index *x, size_t ri, const char *name)
 	int rc;
 
 	pthread_mutex_lock(&x->lock);
-	prune_locked(x, kf_now_ms());
+	prune_locked(x, kf_clock_now_ms());
 	c = change_locked(x, ri, name);
 	rc = c && c->deleted;
 	pthread_mutex_unlock(&x->lock);
@@ -334,7 +335,7 @@ void kf_aws_index_created(struct kf_aws_index *x, size_t ri,
 	size_t plen = strlen(prefix);
 
 	pthread_mutex_lock(&x->lock);
-	prune_locked(x, kf_now_ms());
+	prune_locked(x, kf_clock_now_ms());
 	for (struct idx_change *c = x->changes; c; c = c->next)
 		if (c->region == ri && !c->deleted &&
 		    strncmp(c->name, prefix, plen) == 0)
@@ -348,7 +349,7 @@ void kf_aws_index_fields_set(struct kf_aws_index *x, size_t ri,
 {
 	struct idx_field *fv = NULL;
 	struct idx_name *k;
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	size_t i;
 
 	if (ri >= x->nregions)
@@ -387,7 +388,7 @@ drop:
 int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
 		       const char *field, uint64_t *size)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	struct idx_name *k;
 	int rc = -1;
 
@@ -415,7 +416,7 @@ void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
 {
 	const char *slash = strrchr(name, '/');
 	size_t dlen = slash ? (size_t)(slash - name) + 1 : 0;
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	struct idx_region *r;
 
 	*n = 0;

@@ -23,6 +23,8 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "aws/sigv4.h"
+#include "core/clock.h"
+#include "core/retry.h"
 
 #define SM_BODY_MAX (512u << 10)	/* escaped 64 KiB value + members */
 #define SM_RESP_MAX (4u << 20)
@@ -569,14 +571,6 @@ enum kf_aws_sm_action kf_aws_sm_classify(const char *op, long status,
 
 /* ---- one signed call with retries -------------------------------------- */
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* One attempt: sign with fresh time and credentials, send. */
 static int sm_attempt(struct kf_aws_sm *sm, const char *op,
 		      const struct kf_buf *body, unsigned timeout_ms,
@@ -688,7 +682,7 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 		   const struct kf_buf *body, json_t **out,
 		   struct kf_err *err)
 {
-	uint64_t deadline = kf_now_ms() + sm->timeout_ms;
+	uint64_t deadline = kf_clock_now_ms() + sm->timeout_ms;
 	struct kf_err last = KF_ERR_INIT;
 	int refreshed = 0;
 	int rc = -1;
@@ -697,7 +691,7 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 	for (unsigned attempt = 0;; attempt++) {
 		struct kf_http_resp resp;
 		enum kf_aws_sm_action act;
-		uint64_t now = kf_now_ms();
+		uint64_t now = kf_clock_now_ms();
 		unsigned left, slice, pause;
 		char hdr_type[128] = "";
 		uint64_t t0;
@@ -729,9 +723,9 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 		}
 		kf_http_resp_init(&resp);
 		kf_err_clear(&last);
-		t0 = kf_now_ms();
+		t0 = kf_clock_now_ms();
 		arc = sm_attempt(sm, op, body, slice, &resp, &last);
-		kf_stats_api("aws", op, (unsigned)(kf_now_ms() - t0),
+		kf_stats_api("aws", op, (unsigned)(kf_clock_now_ms() - t0),
 			     arc == 0 && resp.status >= 200 &&
 				     resp.status < 300,
 			     attempt > 0);
@@ -795,12 +789,12 @@ static int sm_call(struct kf_aws_sm *sm, const char *op,
 		}
 		kf_log(KF_LOG_DEBUG, "aws: %s attempt %u: %s; retrying", op,
 		       attempt + 1, last.msg);
-		pause = kf_backoff_ms(attempt, sm->backoff_base_ms,
+		pause = kf_retry_backoff_ms(attempt, sm->backoff_base_ms,
 				      SM_BACKOFF_CAP_MS);
-		now = kf_now_ms();
+		now = kf_clock_now_ms();
 		if (now + pause >= deadline)
 			pause = now < deadline ? (unsigned)(deadline - now) : 0;
-		sleep_ms(pause);
+		kf_clock_sleep_ms(pause);
 	}
 	return rc;
 }

@@ -143,3 +143,31 @@ char *kf_buf_detach(struct kf_buf *b, size_t *len)
 	b->cap = 0;
 	return d;
 }
+
+static int pct_keep(unsigned char c, const char *keep)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~')
+		return 1;
+	return c && keep && strchr(keep, c) != NULL;
+}
+
+int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n,
+		   const char *keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		char e[3] = { '%', hex[s[i] >> 4], hex[s[i] & 15] };
+
+		if (pct_keep(s[i], keep)) {
+			if (kf_buf_add(b, &s[i], 1) < 0)
+				return -1;
+		} else if (kf_buf_add(b, e, 3) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -41,6 +41,16 @@ int kf_buf_addf(struct kf_buf *b, const char *fmt, ...)
 int kf_buf_vaddf(struct kf_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/*
+ * Append n bytes percent-encoded: RFC 3986 unreserved characters
+ * (A-Z a-z 0-9 - . _ ~) and those in keep (may be NULL; e.g. "/" for a
+ * URI path) as they are, every other byte as %XX in upper-case hex (what
+ * SigV4, form bodies and Google's query strings all require).  0 or -1
+ * as kf_buf_add (on -1 the buffer may hold part of the encoding).
+ */
+int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n,
+		   const char *keep);
+
 /* The contents as a string: never NULL ("" for an empty buffer). */
 const char *kf_buf_str(const struct kf_buf *b);
 

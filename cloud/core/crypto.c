@@ -4,6 +4,7 @@
  */
 #include "core/crypto.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -43,6 +44,11 @@ int kf_uuid4(char out[37], struct kf_err *err)
 	memcpy(out + 24, hex + 20, 12);
 	out[36] = '\0';
 	return 0;
+}
+
+int kf_memeq(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 void kf_hex(const unsigned char *p, size_t n, char *out)

@@ -28,6 +28,9 @@ void kf_sha256_hex(const void *p, size_t n, char out[65]);
 void kf_hmac_sha256(const void *key, size_t klen, const void *msg,
 		    size_t mlen, unsigned char out[32]);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
+/* n bytes of a and b equal?  Time independent of the contents. */
+int kf_memeq(const void *a, const void *b, size_t n);
+
 void kf_hex(const unsigned char *p, size_t n, char *out);
 
 /*

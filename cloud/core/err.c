@@ -16,12 +16,14 @@ void kf_err_clear(struct kf_err *err)
 	err->http_status = 0;
 	err->provider_code[0] = '\0';
 	err->msg[0] = '\0';
+	err->reason = KF_R_NONE;
 }
 
 static void fill(struct kf_err *err, enum kf_code code, int http_status,
 		 const char *provider_code, const char *fmt, va_list ap)
 {
 	err->code = code;
+	err->reason = KF_R_NONE;
 	err->http_status = http_status;
 	err->provider_code[0] = '\0';
 	if (provider_code)
@@ -54,6 +56,25 @@ int kf_fail_provider(struct kf_err *err, enum kf_code code, int http_status,
 	fill(err, code, http_status, provider_code, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+int kf_fail_reason(struct kf_err *err, enum kf_code code,
+		   enum kf_reason reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	fill(err, code, 0, NULL, fmt, ap);
+	va_end(ap);
+	err->reason = reason;
+	return -1;
+}
+
+int kf_err_is(const struct kf_err *err, enum kf_reason reason)
+{
+	return err && err->reason == reason;
 }
 
 static const char *const names[KF_E__COUNT] = {

@@ -33,14 +33,29 @@ enum kf_code {
 	KF_E__COUNT
 };
 
+/*
+ * Why an operation met an object in the wrong state (or what exactly a
+ * code means where callers must tell cases apart), so that no caller
+ * inspects message text.
+ */
+enum kf_reason {
+	KF_R_NONE = 0,
+	KF_R_DELETING,		/* scheduled for deletion */
+	KF_R_NO_VALUE,		/* the secret has no current value */
+	KF_R_NOT_OBJECT,	/* the value is not a JSON object */
+	KF_R_BAD_CIPHERTEXT,	/* the store refused the ciphertext */
+	KF_R__COUNT
+};
+
 struct kf_err {
 	enum kf_code code;
 	int http_status;		/* 0 when not an HTTP error */
 	char provider_code[64];		/* e.g. ResourceNotFoundException */
 	char msg[256];			/* never holds secret text */
+	enum kf_reason reason;		/* KF_R_NONE unless set */
 };
 
-#define KF_ERR_INIT { KF_OK, 0, "", "" }
+#define KF_ERR_INIT { KF_OK, 0, "", "", KF_R_NONE }
 
 /* Reset *err to "no error".  err may be NULL. */
 void kf_err_clear(struct kf_err *err);
@@ -57,6 +72,14 @@ int kf_fail(struct kf_err *err, enum kf_code code, const char *fmt, ...)
 int kf_fail_provider(struct kf_err *err, enum kf_code code, int http_status,
 		     const char *provider_code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* As kf_fail, also setting the reason. */
+int kf_fail_reason(struct kf_err *err, enum kf_code code,
+		   enum kf_reason reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Does *err carry this reason?  err may be NULL (no). */
+int kf_err_is(const struct kf_err *err, enum kf_reason reason);
 
 /* Stable short name of a code ("NOTFOUND"), for logs and tests. */
 const char *kf_code_name(enum kf_code code);

@@ -53,8 +53,6 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u)
 		pthread_mutex_unlock(&share_locks[d]);
 }
 
-static __thread unsigned backoff_seed;
-static __thread int backoff_seeded;
 
 static void handle_destroy(void *p)
 {
@@ -288,35 +286,7 @@ int kf_http_check_url(const char *url, struct kf_err *err)
 	return check_url(url, host, sizeof(host), &loopback, err);
 }
 
-uint64_t kf_now_ms(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-unsigned kf_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
-{
-	unsigned d = base_ms, lo, r;
-
-	for (unsigned i = 0; i < attempt && d < cap_ms; i++)
-		d = d > cap_ms / 2 ? cap_ms : d * 2;
-	if (d > cap_ms)
-		d = cap_ms;
-	if (d == 0)
-		return 0;
-	if (!backoff_seeded) {
-		if (kf_rand_bytes(&backoff_seed, sizeof(backoff_seed), NULL) <
-		    0)
-			backoff_seed = (unsigned)kf_now_ms() ^
-				       (unsigned)(uintptr_t)&backoff_seed;
-		backoff_seeded = 1;
-	}
-	lo = d / 2;
-	r = (unsigned)rand_r(&backoff_seed);
-	return lo + r % (d - lo + 1);
-}
 
 struct xfer {
 	struct kf_http_resp *resp;

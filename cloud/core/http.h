@@ -4,7 +4,7 @@
  * capped response sizes, TLS always verified, plain http only to loopback
  * hosts.  Bodies go into sensitive buffers; nothing here logs a body, a
  * header value or a URL query.  One call = one attempt: retry policy
- * belongs to the caller (kf_backoff_ms helps), because only the caller
+ * belongs to the caller (core/retry.h drives it), because only the caller
  * knows which errors are safe to retry.
  */
 #ifndef KF_HTTP_H
@@ -68,15 +68,6 @@ int kf_http_do(const struct kf_http_req *req, struct kf_http_resp *resp,
 /* Check the URL policy alone (https, or http to 127.0.0.0/8, ::1,
  * localhost).  0 when allowed, else -1 with KF_E_INVALID. */
 int kf_http_check_url(const char *url, struct kf_err *err);
-
-/*
- * Jittered exponential backoff: a random delay in [d/2, d] where
- * d = min(cap_ms, base_ms * 2^attempt).  attempt counts from 0.
- */
-unsigned kf_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms);
-
-/* Milliseconds on CLOCK_MONOTONIC, for deadlines. */
-uint64_t kf_now_ms(void);
 
 /*
  * Test seam: route every kf_http_do through fn instead of libcurl (NULL

@@ -4,9 +4,8 @@
  */
 #include "core/secret.h"
 #include "core/log.h"
+#include "core/crypto.h"
 
-#include <jansson.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -247,7 +246,7 @@ int kf_secret_equal(const struct kf_secret *a, const struct kf_secret *b)
 {
 	if (a->len != b->len)
 		return 0;
-	return CRYPTO_memcmp(a->data, b->data, a->len) == 0;
+	return kf_memeq(a->data, b->data, a->len);
 }
 
 size_t kf_secret_locked_bytes(void)
@@ -286,16 +285,3 @@ void kf_wipe_free(void *v)
 	free(p);
 }
 
-void kf_secret_json_init(void)
-{
-	json_set_alloc_funcs(kf_wipe_malloc, kf_wipe_free);
-}
-
-void kf_json_free(void *p)
-{
-	json_malloc_t m;
-	json_free_t f;
-
-	json_get_alloc_funcs(&m, &f);
-	f(p);
-}

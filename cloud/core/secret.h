@@ -59,23 +59,13 @@ void kf_secret_relock_all(void);
 size_t kf_secret_locked_bytes(void);
 
 /*
- * Make jansson allocate through a wrapper that wipes every block on free,
- * so parsed JSON bodies holding secrets leave nothing behind.  Call once
- * from main() before any JSON is parsed.
- */
-void kf_secret_json_init(void);
-
-/* Free memory jansson returned (json_dumps) with jansson's allocator. */
-void kf_json_free(void *p);
-
-/*
  * Test seam: fn is called with each block just before it is returned to
  * the system (munmap for secrets, free for kf_wipe_malloc blocks), after
  * wiping, so a test can check that nothing is left.  NULL turns it off.
  */
 void kf_secret_set_release_hook(void (*fn)(const void *p, size_t n));
 
-/* malloc/free pair that wipes on free; used by the jansson hook. */
+/* malloc/free pair that wipes on free; core/json.c gives it to jansson. */
 void *kf_wipe_malloc(size_t n);
 void kf_wipe_free(void *p);
 

@@ -3,6 +3,7 @@
  * bounded reads.  Callers pass ciphertext only; nothing here logs data.
  */
 #include "core/store.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,35 +89,19 @@ out:
 int kf_store_read(const char *path, size_t max, struct kf_buf *out,
 		  struct kf_err *err)
 {
-	char chunk[4096];
-	int fd, rc = -1;
+	size_t cap = out->max;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
-			       "cannot open store file: %s", strerror(errno));
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			kf_fail(err, KF_E_IO, "store read failed: %s",
-				strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		if ((size_t)r > max - out->len ||
-		    kf_buf_add(out, chunk, (size_t)r) < 0) {
-			kf_fail(err, KF_E_INTEGRITY,
-				"store file is larger than any valid one");
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	close(fd);
+	if (max < cap)
+		out->max = max;
+	rc = kf_file_read(path, O_NOFOLLOW, out, err);
+	out->max = cap;
+	if (rc == 0 || !err)
+		return rc;
+	if (err->code == KF_E_TOOBIG)
+		return kf_fail(err, KF_E_INTEGRITY,
+			       "store file is larger than any valid one");
+	if (err->code != KF_E_NOTFOUND)
+		err->code = KF_E_IO;
 	return rc;
 }

@@ -8,6 +8,8 @@
 #include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/clock.h"
+#include "core/retry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -514,8 +516,8 @@ static int fetch_token(struct kf_gcp_auth *a, struct kf_secret **hdr,
 			goto out;
 		kf_log(KF_LOG_DEBUG, "gcp: %s failed (%s), retrying", what,
 		       kf_code_name(err->code));
-		usleep(kf_backoff_ms(attempt, backoff_base_ms,
-				     backoff_base_ms * 4) * 1000u);
+		kf_clock_sleep_ms(kf_retry_backoff_ms(attempt, backoff_base_ms,
+						      backoff_base_ms * 4));
 	}
 out:
 	if (rc < 0 && err_out)

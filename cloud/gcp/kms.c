@@ -8,6 +8,8 @@
 #include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/clock.h"
+#include "core/retry.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -232,15 +234,6 @@ static int juint32(json_t *o, const char *k, uint32_t *out)
 	return 0;
 }
 
-static int sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-	return 0;
-}
-
 /* Turn an error answer into *err.  Returns the retry class. */
 static int answer_error(const struct kf_http_resp *r, const char *method,
 			const char *path, struct kf_err *err)
@@ -312,7 +305,7 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 	struct kf_secret *auth = NULL;
 	struct kf_buf url, qp;
 	const char *hdrs[6];
-	uint64_t deadline = kf_now_ms() + k->timeout_ms, now, gen = 0, t0;
+	uint64_t deadline = kf_clock_now_ms() + k->timeout_ms, now, gen = 0, t0;
 	int hrc;
 	unsigned attempt = 0, delay;
 	int refreshed = 0, ambiguous = 0, rc = -1, cls, h;
@@ -355,7 +348,7 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 			hdrs[h++] = kf_buf_str(&qp);
 		hdrs[h] = NULL;
 		req.headers = hdrs;
-		now = kf_now_ms();
+		now = kf_clock_now_ms();
 		if (now >= deadline) {
 			if (!attempt)
 				kf_fail(err, KF_E_TIMEOUT,
@@ -365,10 +358,10 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 		req.timeout_ms = (unsigned)(deadline - now);
 		kf_http_resp_release(&resp);
 		kf_http_resp_init(&resp);
-		t0 = kf_now_ms();
+		t0 = kf_clock_now_ms();
 		hrc = kf_http_do(&req, &resp, err);
 		kf_stats_api("gcp", op_name(method, path),
-			     (unsigned)(kf_now_ms() - t0),
+			     (unsigned)(kf_clock_now_ms() - t0),
 			     hrc == 0 && resp.status >= 200 && resp.status < 300,
 			     attempt > 0 || refreshed);
 		if (hrc < 0) {
@@ -420,16 +413,16 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 			goto out;
 		if (++attempt >= k->max_attempts)
 			goto out;
-		delay = cls == 2 ? kf_backoff_ms(attempt - 1, k->backoff_429_ms,
+		delay = cls == 2 ? kf_retry_backoff_ms(attempt - 1, k->backoff_429_ms,
 						 k->backoff_429_ms * 16) :
-				   kf_backoff_ms(attempt - 1, k->backoff_ms,
+				   kf_retry_backoff_ms(attempt - 1, k->backoff_ms,
 						 k->backoff_ms * 32);
-		now = kf_now_ms();
+		now = kf_clock_now_ms();
 		if (now + delay >= deadline)
 			goto out;
 		kf_log(KF_LOG_DEBUG, "gcp: %s retry %u after %s (%u ms)", method,
 		       attempt, kf_code_name(err->code), delay);
-		sleep_ms(delay);
+		kf_clock_sleep_ms(delay);
 	}
 out:
 	json_decref(j);

@@ -10,6 +10,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -161,7 +162,7 @@ static int project_known(struct gcp *s, const char *p)
 
 static int cache_has(struct gcp *s, const char *name)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	int hit = 0;
 
 	pthread_mutex_lock(&s->mu);
@@ -174,7 +175,7 @@ static int cache_has(struct gcp *s, const char *name)
 
 static void cache_add(struct gcp *s, const char *name)
 {
-	uint64_t now = kf_now_ms();
+	uint64_t now = kf_clock_now_ms();
 	size_t slot;
 
 	if (!s->ttl || strlen(name) >= sizeof(s->dirs[0].name))

@@ -14,6 +14,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/store.h"
+#include "core/json.h"
 
 #include <dirent.h>
 #include <errno.h>

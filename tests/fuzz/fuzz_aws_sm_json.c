@@ -29,6 +29,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "core/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -100,7 +101,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	kf_log_set_level(KF_LOG_ERROR);
-	kf_secret_json_init();
+	kf_json_init();
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	setenv("AWS_CONFIG_FILE", "/dev/null", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null", 1);

@@ -8,6 +8,7 @@
 #include "core/crypto.h"
 #include "core/http.h"
 #include "core/secret.h"
+#include "core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	kf_secret_json_init();
+	kf_json_init();
 	if (kf_http_global_init(&err) < 0)
 		goto fail;
 	if (kf_aws_chain_new(&cfg, &c, &err) < 0)

@@ -8,6 +8,7 @@
 #include "aws/fields.h"
 #include "aws/index.h"
 #include "aws/sm.h"
+#include "core/json.h"
 
 static void count_created(void *ctx, const char *name, int fields)
 {
@@ -69,7 +70,7 @@ KT_TEST(aws_fields_json)
 	struct kf_err err = KF_ERR_INIT;
 	json_t *obj = NULL;
 
-	kf_secret_json_init();
+	kf_json_init();
 	KT_EQ_INT(kf_aws_fields_parse(e, &obj, &err), 0);
 	KT_EQ_INT(json_object_size(obj), 0);
 	json_decref(obj);

@@ -17,6 +17,7 @@
 #include "aws/sm.h"
 #include "core/http.h"
 #include "core/secret.h"
+#include "core/json.h"
 
 #define MAXREQ 16
 
@@ -82,7 +83,7 @@ static struct kf_aws_sm *setup(const char *token, size_t n,
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_aws_sm *sm = NULL;
 
-	kf_secret_json_init();
+	kf_json_init();
 	memset(&fk, 0, sizeof(fk));
 	for (size_t i = 0; i < n && i < MAXREQ; i++)
 		fk.resp[i] = resp[i];

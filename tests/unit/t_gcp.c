@@ -9,6 +9,7 @@
 #include "gcp/auth.h"
 #include "gcp/kms.h"
 #include "core/http.h"
+#include "core/clock.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -408,10 +409,10 @@ static void *hdr_worker(void *v)
 	struct hdr_thread *t = v;
 	struct kf_secret *h = NULL;
 	struct kf_err err = KF_ERR_INIT;
-	uint64_t t0 = kf_now_ms();
+	uint64_t t0 = kf_clock_now_ms();
 
 	t->rc = kf_gcp_auth_header(t->a, &h, NULL, &err);
-	t->ms = kf_now_ms() - t0;
+	t->ms = kf_clock_now_ms() - t0;
 	if (h)
 		snprintf(t->tok, sizeof(t->tok), "%s",
 			 (const char *)h->data + strlen("Authorization: Bearer "));
