@@ -453,58 +453,49 @@ static int valid_method(const char *m)
 
 #define SETOPT(h, o, v)                                                     \
 	do {                                                                \
-		if (curl_easy_setopt((h), (o), (v)) != CURLE_OK) {          \
-			kf_fail(err, KF_E_IO, "%.200s: libcurl option %d "  \
-				"refused", host, (int)(o));                 \
-			goto out;                                           \
-		}                                                           \
+		if (curl_easy_setopt((h), (o), (v)) != CURLE_OK)            \
+			return kf_fail(err, KF_E_IO, "%.200s: libcurl "     \
+				       "option %d refused", host, (int)(o)); \
 	} while (0)
 
-static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
-		   const char *host, int loopback, struct kf_err *err)
+/* The request's headers, plus "Expect:" (no 100-continue round trip)
+ * unless the caller set one.  *out is freed with slist_free_wiped. */
+static int build_headers(const struct kf_http_req *req, const char *host,
+			 struct curl_slist **out, struct kf_err *err)
 {
-	struct curl_slist *hdrs = NULL, *tmp;
-	struct xfer x = { resp, 0, 0, 0 };
-	char errbuf[CURL_ERROR_SIZE];
-	unsigned timeout, ctimeout;
-	int has_expect = 0, rc = -1;
-	CURLcode c;
-	CURL *h;
-
-	h = thread_handle();
-	if (!h)
-		return kf_fail(err, KF_E_NOMEM, "%.200s: no libcurl handle",
-			       host);
-	/* Reset keeps live connections, so keep-alive survives. */
-	curl_easy_reset(h);
-	errbuf[0] = '\0';
-
-	timeout = req->timeout_ms ? req->timeout_ms : 30000;
-	ctimeout = req->connect_timeout_ms ? req->connect_timeout_ms :
-		   (timeout < 10000 ? timeout : 10000);
-	x.max = req->max_response ? req->max_response :
-		KF_HTTP_MAX_RESPONSE_DEFAULT;
-	resp->body.max = x.max;
+	struct curl_slist *tmp;
+	int has_expect = 0;
 
 	for (const char *const *p = req->headers; p && *p; p++) {
 		if (strncasecmp(*p, "Expect:", 7) == 0)
 			has_expect = 1;
-		tmp = curl_slist_append(hdrs, *p);
-		if (!tmp) {
-			kf_fail(err, KF_E_NOMEM, "%.200s: out of memory", host);
-			goto out;
-		}
-		hdrs = tmp;
+		tmp = curl_slist_append(*out, *p);
+		if (!tmp)
+			return kf_fail(err, KF_E_NOMEM, "%.200s: out of memory",
+				       host);
+		*out = tmp;
 	}
 	if (!has_expect) {
-		/* No 100-continue round trip. */
-		tmp = curl_slist_append(hdrs, "Expect:");
-		if (!tmp) {
-			kf_fail(err, KF_E_NOMEM, "%.200s: out of memory", host);
-			goto out;
-		}
-		hdrs = tmp;
+		tmp = curl_slist_append(*out, "Expect:");
+		if (!tmp)
+			return kf_fail(err, KF_E_NOMEM, "%.200s: out of memory",
+				       host);
+		*out = tmp;
 	}
+	return 0;
+}
+
+/* Transport options every request gets: TLS verified, no redirects, no
+ * signals, timeouts, keep-alive, the body and header callbacks. */
+static int set_transport(CURL *h, const struct kf_http_req *req,
+			 struct curl_slist *hdrs, struct xfer *x,
+			 char *errbuf, const char *host, int loopback,
+			 struct kf_err *err)
+{
+	unsigned timeout = req->timeout_ms ? req->timeout_ms : 30000;
+	unsigned ctimeout = req->connect_timeout_ms ?
+				    req->connect_timeout_ms :
+				    (timeout < 10000 ? timeout : 10000);
 
 	SETOPT(h, CURLOPT_URL, req->url);
 	SETOPT(h, CURLOPT_NOSIGNAL, 1L);
@@ -526,10 +517,15 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 		SETOPT(h, CURLOPT_NOPROXY, "*");
 	SETOPT(h, CURLOPT_HTTPHEADER, hdrs);
 	SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
-	SETOPT(h, CURLOPT_WRITEDATA, &x);
+	SETOPT(h, CURLOPT_WRITEDATA, x);
 	SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
-	SETOPT(h, CURLOPT_HEADERDATA, &x);
+	SETOPT(h, CURLOPT_HEADERDATA, x);
+	return 0;
+}
 
+static int set_method(CURL *h, const struct kf_http_req *req,
+		      const char *host, struct kf_err *err)
+{
 	if (strcmp(req->method, "GET") == 0 && req->body_len == 0) {
 		SETOPT(h, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(req->method, "HEAD") == 0) {
@@ -544,7 +540,33 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 		if (strcmp(req->method, "POST") != 0)
 			SETOPT(h, CURLOPT_CUSTOMREQUEST, req->method);
 	}
+	return 0;
+}
 
+static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
+		   const char *host, int loopback, struct kf_err *err)
+{
+	struct curl_slist *hdrs = NULL;
+	struct xfer x = { resp, 0, 0, 0 };
+	char errbuf[CURL_ERROR_SIZE];
+	int rc = -1;
+	CURLcode c;
+	CURL *h;
+
+	h = thread_handle();
+	if (!h)
+		return kf_fail(err, KF_E_NOMEM, "%.200s: no libcurl handle",
+			       host);
+	/* Reset keeps live connections, so keep-alive survives. */
+	curl_easy_reset(h);
+	errbuf[0] = '\0';
+	x.max = req->max_response ? req->max_response :
+		KF_HTTP_MAX_RESPONSE_DEFAULT;
+	resp->body.max = x.max;
+	if (build_headers(req, host, &hdrs, err) < 0 ||
+	    set_transport(h, req, hdrs, &x, errbuf, host, loopback, err) < 0 ||
+	    set_method(h, req, host, err) < 0)
+		goto out;
 	c = curl_easy_perform(h);
 	if (c != CURLE_OK) {
 		map_curl_error(c, &x, host, errbuf, err);
