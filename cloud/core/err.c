@@ -26,9 +26,11 @@ static void fill(struct kf_err *err, enum kf_code code, int http_status,
 	err->reason = KF_R_NONE;
 	err->http_status = http_status;
 	err->provider_code[0] = '\0';
+	/* A longer provider code is cut; the message stays. */
 	if (provider_code)
-		snprintf(err->provider_code, sizeof(err->provider_code), "%s",
-			 provider_code);
+		(void)snprintf(err->provider_code,
+			       sizeof(err->provider_code), "%s",
+			       provider_code);
 	/* Truncation of a log message is acceptable; it stays terminated. */
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }

@@ -57,7 +57,7 @@ int kf_file_read(const char *path, int extra_flags, struct kf_buf *out,
 	if (rc < 0 && err) {
 		char msg[sizeof(err->msg)];
 
-		snprintf(msg, sizeof(msg), "%s", err->msg);
+		(void)snprintf(msg, sizeof(msg), "%s", err->msg); /* same size */
 		kf_fail(err, err->code, "%s: %s", path, msg);
 	}
 	close(fd);
