@@ -40,17 +40,45 @@ int kf_log_level_parse(const char *s)
 	return -1;
 }
 
+size_t kf_log_escape(const char *in, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!outlen)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		int esc = *p < 0x20 || *p == 0x7f || *p == '\\';
+
+		if (o + (esc ? 4 : 1) >= outlen)
+			break;
+		if (esc) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		} else {
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void kf_log(enum kf_log_level lvl, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[1024];
+	char raw[1024], line[4 * sizeof(raw)];
 	va_list ap;
 
 	if ((int)lvl > atomic_load(&level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	/* A longer message is cut; it stays one line. */
+	(void)vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* Names come from users: a newline in one must not forge a line. */
+	kf_log_escape(raw, line, sizeof(line));
 	if (atomic_load(&use_syslog)) {
 		syslog(prio[lvl], "%s", line);
 	} else {

@@ -1,7 +1,7 @@
 /*
  * Logging to stderr (foreground) or syslog (daemon), with levels.  Callers
- * never pass a value, key, token or credential; use kf_log_redacted() to
- * mention that a value exists.
+ * never pass a value, key, token or credential.  Every message is escaped
+ * (control characters and backslashes as \xHH) and written as one line.
  */
 #ifndef KF_LOG_H
 #define KF_LOG_H
@@ -23,6 +23,14 @@ void kf_log_use_syslog(void);
 
 void kf_log(enum kf_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Copy in to out (outlen bytes, NUL included), writing control characters
+ * and backslashes as \xHH, so that a path name holding a newline cannot
+ * forge a log line.  kf_log() applies it to every message.  Returns the
+ * length written (cut at a whole character when out is too small).
+ */
+size_t kf_log_escape(const char *in, char *out, size_t outlen);
 
 /* Parse "error|warn|info|debug"; -1 when unknown. */
 int kf_log_level_parse(const char *s);

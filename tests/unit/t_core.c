@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/retry.h"
 
 #include <fcntl.h>
@@ -301,4 +302,46 @@ KT_TEST(err_reasons_are_set_and_cleared)
 	kf_fail(&err, KF_E_STATE, "other");
 	KT_CHECK(kf_err_is(&err, KF_R_NONE));
 	KT_CHECK(!kf_err_is(NULL, KF_R_DELETING));
+}
+
+KT_TEST(log_escapes_control_characters_and_backslashes)
+{
+	char out[64];
+
+	KT_EQ_INT(kf_log_escape("a\nb\\c\x7f\td", out, sizeof(out)), 20);
+	KT_EQ_STR(out, "a\\x0ab\\x5cc\\x7f\\x09d");
+	/* Cut at a whole character, always terminated. */
+	KT_EQ_INT(kf_log_escape("ab\n", out, 5), 2);
+	KT_EQ_STR(out, "ab");
+	KT_EQ_INT(kf_log_escape("plain", out, sizeof(out)), 5);
+}
+
+KT_TEST(log_line_with_newline_in_a_name_stays_one_line)
+{
+	char path[512], buf[512];
+	int saved, fd;
+	ssize_t n;
+	int lines = 0;
+
+	snprintf(path, sizeof(path), "%s/log", kt_tmpdir());
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	KT_CHECK(fd >= 0);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	kf_log(KF_LOG_ERROR, "local: %s: not found",
+	       "r/k/x\nkeyfs: 2026-01-01T00:00:00Z error: forged");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	KT_CHECK(n > 0);
+	buf[n > 0 ? n : 0] = '\0';
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	KT_EQ_INT(lines, 1);
+	KT_CHECK(strstr(buf, "x\\x0akeyfs:") != NULL);
 }
