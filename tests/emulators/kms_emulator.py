@@ -100,8 +100,8 @@ updatePrimaryVersion,encrypt,decrypt}, cryptoKeyVersions.{create,get,list,
 patch,destroy,restore}, oauth.token, metadata.token, metadata.email,
 metadata.project_id, metadata.info, metadata.ping, unknown.
 
-KMS behaviour: see tests/integration/test_kms_emulator_gcloud.py and
-/work/shared/reference/protocols.md section C.  Only purpose ENCRYPT_DECRYPT
+KMS behaviour: Cloud KMS v1 REST as gcloud speaks it, checked against gcloud
+by tests/integration/test_kms_emulator_gcloud.py.  Only purpose ENCRYPT_DECRYPT
 (GOOGLE_SYMMETRIC_ENCRYPTION) is supported.  Ciphertext = 0x4B 0x45 'E' 0x01
 | 16-byte key uid | 4-byte version id | 12-byte nonce | AES-256-GCM(ct|tag)
 with GCM AAD = header || user AAD, so old ciphertext decrypts after

@@ -1,4 +1,4 @@
-"""Access control (issue 6.4): mounted by root with allow_other, another
+"""Access control: mounted by root with allow_other, another
 uid is refused unless uid=/gid=/umask= grant it access; the kernel checks
 the bits (default_permissions)."""
 import os

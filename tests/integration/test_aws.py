@@ -128,7 +128,7 @@ def no_canary(m, canary):
     assert canary not in m.log(), "a value reached the keyfs log"
 
 
-# ---- the DESIGN.md seed flow and field secrets -----------------------------
+# ---- the first-use flow (mkdir, write fields, rm, rmdir) and field secrets --
 
 def test_seed_flow_field_secret(keyfs, tmp_path, moto):
     canary = make_canary()

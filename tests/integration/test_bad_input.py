@@ -1,4 +1,4 @@
-"""Bad input (issue 6.2) against aws/ (moto), gcp/ (the Cloud KMS emulator)
+"""Bad input against aws/ (moto), gcp/ (the Cloud KMS emulator)
 and local/: illegal and over-long names, traversal attempts, oversized
 values, NUL bytes, writes at offsets, O_APPEND/O_TRUNC, truncate(2),
 refused operations and extended attributes.  Every refused operation is

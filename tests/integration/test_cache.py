@@ -1,5 +1,7 @@
-"""Caching and freshness (DESIGN.md "Caching and freshness"), through the
-local provider.  Counters come from the mount root's user.keyfs.stats."""
+"""Caching and freshness (the page cache of read-only mounts, direct_io,
+ttl, refresh-ahead, single flight, the negative cache) and the audit
+trail, through the local provider.  Counters come from the mount root's
+user.keyfs.stats."""
 import json
 import os
 import threading

@@ -1,4 +1,4 @@
-"""Cloud faults (issue 6.1): keyfs behind tests/emulators/fault_proxy.py.
+"""Cloud faults: keyfs behind tests/emulators/fault_proxy.py.
 Under 30 % injected faults a mixed workload ends with no wrong value and
 no lost write; with the provider down, cached values are served stale up
 to max_stale and uncached reads fail with EIO within the deadline."""

@@ -1,4 +1,4 @@
-"""Secret hygiene (issue 6.5): a canary value and the credentials never
+"""Secret hygiene: a canary value and the credentials never
 reach a log, the audit trail, a file under the store, /tmp or the working
 directory, or a core dump; the process is not dumpable; value memory is
 locked."""

@@ -1,4 +1,4 @@
-"""kill -9 of keyfs (issue 6.3) during writes and during reads, for aws/
+"""kill -9 of keyfs during writes and during reads, for aws/
 (moto), gcp/ (the Cloud KMS emulator) and local/.  A writer process writes
 v1, v2, ... to a few files in 4 KiB chunks while a reader process reads
 them; keyfs is killed at a seeded random moment and lazily unmounted.
