@@ -16,6 +16,9 @@ MDS = [os.path.join(ROOT, "docs", "architecture.md"),
        os.path.join(ROOT, "docs", "security.md"),
        os.path.join(ROOT, "docs", "gcp.md"),
        os.path.join(ROOT, "docs", "aws.md"),
+       os.path.join(ROOT, "docs", "design.md"),
+       os.path.join(ROOT, "docs", "performance.md"),
+       os.path.join(ROOT, "README.md"),
        os.path.join(ROOT, "mount-helpers", "README.md")]
 
 
