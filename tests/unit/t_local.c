@@ -257,7 +257,8 @@ KT_TEST(local_store_rotation_keeps_old_values_readable)
 		return;
 	KT_EQ_INT(p->ops->mkdir(p, "ring", &err), 0);
 	KT_EQ_INT(p->ops->mkdir(p, "ring/key", &err), 0);
-	KT_CHECK(snprintf(mk, sizeof(mk), "%s/master.key", kt_tmpdir()) > 0);
+	KT_CHECK((size_t)snprintf(mk, sizeof(mk), "%s/master.key",
+				 kt_tmpdir()) < sizeof(mk));
 	KT_EQ_INT(stat(mk, &st), 0);
 	KT_EQ_INT(st.st_mode & 0777, 0600);
 	KT_EQ_INT(st.st_size, 32);
@@ -314,7 +315,8 @@ KT_TEST(local_master_key_checks)
 	char mk[PATH_MAX];
 	struct kf_provider *p;
 
-	KT_CHECK(snprintf(mk, sizeof(mk), "%s/mk", kt_tmpdir()) > 0);
+	KT_CHECK((size_t)snprintf(mk, sizeof(mk), "%s/mk", kt_tmpdir()) <
+		 sizeof(mk));
 	write_master(mk, 32, 0644);
 	KT_CHECK(open_store(kt_tmpdir(), mk, &err) == NULL);
 	KT_EQ_INT(err.code, KF_E_DENIED);
