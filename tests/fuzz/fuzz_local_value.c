@@ -1,16 +1,21 @@
 /*
  * libFuzzer target for the local provider's value-file reader
- * (cloud/local/tree.c).  A store with a fixed master key and a fixed data key
- * (so seed files decrypt on every run) is built once in a temporary
- * directory; each input is written as the value file RING/KEY/NAME and
- * read back through the provider vtable.  The read must succeed or fail
- * with KF_E_INTEGRITY, never anything else, and never crash.
+ * (cloud/local/value.c through cloud/local/tree.c).  A store with a fixed
+ * master key and fixed data keys (so seed files decrypt on every run) is
+ * built once in a temporary directory, its key file wrapped by the real
+ * kf_local_key_wrap; each input is written as the value file RING/KEY/NAME
+ * and read back through the provider vtable, and opened directly with
+ * kf_local_value_open under version 1's data key.  Both must succeed or
+ * fail with KF_E_INTEGRITY, agree for a version-1 header, and never crash.
  *
  * KF_FUZZ_LOCAL_SEED=FILE makes the target write a valid value file
  * (the value "fuzz seed") to FILE at start-up, to regenerate the corpus.
  */
 #include "core/crypto.h"
+#include "core/file.h"
+#include "local/keys.h"
 #include "local/tree.h"
+#include "local/value.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct kf_provider *prov;
 static char store[PATH_MAX], value_path[PATH_MAX];
+static unsigned char dk1[32];	/* the data key of version 1 (primary) */
 
 static void die(const char *what)
 {
@@ -53,16 +59,12 @@ static void path_of(char *out, const char *leaf)
 static void wrapped_entry(struct kf_buf *json, const unsigned char mk[32],
 			  const unsigned char dk[32], long ver)
 {
-	unsigned char blob[KF_GCM_IV + 32 + KF_GCM_TAG];
-	char aad[64];
+	unsigned char blob[KF_LOCAL_WRAPPED_LEN];
 	struct kf_buf b64;
 	struct kf_err err = KF_ERR_INIT;
 
-	memset(blob, 0x40 + (int)ver, KF_GCM_IV);
-	snprintf(aad, sizeof(aad), "keyfs-local-wrap-v1:r/k:%ld", ver);
 	kf_buf_init(&b64, 256);
-	if (kf_gcm_encrypt(mk, blob, aad, strlen(aad), dk, 32,
-			   blob + KF_GCM_IV, blob + KF_GCM_IV + 32, &err) < 0 ||
+	if (kf_local_key_wrap(mk, "r/k", ver, dk, blob, &err) < 0 ||
 	    kf_base64_encode(blob, sizeof(blob), &b64) < 0 ||
 	    kf_buf_addf(json, "%s{\"version\": %ld, \"created\": 0, "
 			"\"wrapped\": \"%s\"}", ver > 1 ? ", " : "", ver,
@@ -96,29 +98,20 @@ static void write_seed(const char *out)
 	static const char v[] = "fuzz seed";
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_buf b;
-	FILE *f;
 
 	if (prov->ops->commit(prov, "r/k/v", (const unsigned char *)v,
 			      sizeof(v) - 1, "seed", KF_COMMIT_CREATE, &err) < 0)
 		die("commit failed");
 	kf_buf_init(&b, 1 << 20);
-	f = fopen(value_path, "rb");
-	if (!f)
-		die("no value file");
-	for (int c; (c = fgetc(f)) != EOF;) {
-		char ch = (char)c;
-
-		if (kf_buf_add(&b, &ch, 1) < 0)
-			die("value file too big");
-	}
-	fclose(f);
+	if (kf_file_read(value_path, 0, &b, &err) < 0)
+		die("cannot read the value file");
 	write_file(out, b.data, b.len, 0644);
 	kf_buf_release(&b);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	unsigned char mk[32], dk1[32], dk2[32];
+	unsigned char mk[32], dk2[32];
 	const char *tmp = getenv("TMPDIR");
 	struct kf_config cfg;
 	struct kf_err err = KF_ERR_INIT;
@@ -169,6 +162,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* The same bytes straight through the format under version 1's key. */
+static void open_direct(const uint8_t *data, size_t size, int vtable_rc,
+			const struct kf_secret *via)
+{
+	struct kf_secret *s = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	uint32_t ver;
+	int r;
+
+	r = kf_local_value_open(dk1, "r/k/v", data, size, &s, &err);
+	if (r == 0 ? !s || s->len != size - KF_LOCAL_OVERHEAD :
+		     r != -1 || s || err.code != KF_E_INTEGRITY) {
+		fprintf(stderr, "open: rc %d code %s: %s\n", r,
+			kf_code_name(err.code), err.msg);
+		abort();
+	}
+	if (kf_local_value_peek(data, size, &ver) == 0 && ver == 1 &&
+	    ((r == 0) != (vtable_rc == 0) ||
+	     (r == 0 && !kf_memeq(s->data, via->data, s->len))))
+		abort();
+	kf_secret_free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kf_secret *s = (struct kf_secret *)1;
@@ -178,14 +194,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	write_file(value_path, data, size, 0600);
 	r = prov->ops->read(prov, "r/k/v", &s, &err);
 	if (r == 0) {
-		/* header 20 bytes + ciphertext + tag 16 */
-		if (!s || s->len != size - 36)
+		if (!s || s->len != size - KF_LOCAL_OVERHEAD)
 			abort();
-		kf_secret_free(s);
 	} else if (r != -1 || s != NULL || err.code != KF_E_INTEGRITY) {
 		fprintf(stderr, "read: rc %d code %s: %s\n", r,
 			kf_code_name(err.code), err.msg);
 		abort();
 	}
+	open_direct(data, size, r, s);
+	kf_secret_free(s);
 	return 0;
 }

@@ -1,0 +1,35 @@
+/*
+ * Wrapping local/ data keys with the master key: AES-256-GCM, IV (12) |
+ * encrypted key (32) | tag (16), associated data
+ * "keyfs-local-wrap-v1:RING/KEY:VERSION", so a wrapped key moved to
+ * another key or version fails to unwrap.  Pure functions: no I/O, no
+ * logs; every stack copy of a key is wiped.
+ */
+#ifndef KF_LOCAL_KEYS_H
+#define KF_LOCAL_KEYS_H
+
+#include "core/crypto.h"
+#include "core/err.h"
+
+#define KF_LOCAL_WRAPPED_LEN (KF_GCM_IV + 32 + KF_GCM_TAG)
+
+/*
+ * Wrap data key dk as version `version` of ringkey ("RING/KEY") under
+ * master into out, with a fresh random IV.  0, or -1 with err.
+ */
+int kf_local_key_wrap(const unsigned char master[32], const char *ringkey,
+		      long version, const unsigned char dk[32],
+		      unsigned char out[KF_LOCAL_WRAPPED_LEN],
+		      struct kf_err *err);
+
+/*
+ * Unwrap `in` (as kf_local_key_wrap made it for ringkey and version)
+ * into dk.  -1 with KF_E_INTEGRITY when it does not verify (wrong master
+ * key, another key or version, damaged); dk is then wiped.
+ */
+int kf_local_key_unwrap(const unsigned char master[32], const char *ringkey,
+			long version,
+			const unsigned char in[KF_LOCAL_WRAPPED_LEN],
+			unsigned char dk[32], struct kf_err *err);
+
+#endif
