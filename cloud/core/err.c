@@ -19,6 +19,7 @@ void kf_err_clear(struct kf_err *err)
 	err->reason = KF_R_NONE;
 }
 
+__attribute__((format(printf, 5, 0)))
 static void fill(struct kf_err *err, enum kf_code code, int http_status,
 		 const char *provider_code, const char *fmt, va_list ap)
 {
@@ -32,7 +33,7 @@ static void fill(struct kf_err *err, enum kf_code code, int http_status,
 			       sizeof(err->provider_code), "%s",
 			       provider_code);
 	/* Truncation of a log message is acceptable; it stays terminated. */
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
 
 int kf_fail(struct kf_err *err, enum kf_code code, const char *fmt, ...)
