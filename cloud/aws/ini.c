@@ -5,51 +5,24 @@
  * logs a line, key or value.
  */
 #include "aws/ini.h"
+#include "core/file.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int kf_ini_read_file(const char *path, struct kf_buf *out, struct kf_err *err)
 {
-	char chunk[4096];
-	int fd, rc = -1;
-	ssize_t n;
+	struct kf_err ferr = KF_ERR_INIT;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return 1;
-		return kf_fail(err, KF_E_IO, "cannot open %s: %s", path,
-			       strerror(errno));
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			kf_fail(err, KF_E_IO, "cannot read %s: %s", path,
-				strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (kf_buf_add(out, chunk, (size_t)n) < 0) {
-			kf_fail(err, KF_E_TOOBIG, "%s is too large", path);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	close(fd);
-	return rc;
+	if (kf_file_read(path, 0, out, &ferr) == 0)
+		return 0;
+	if (ferr.code == KF_E_NOTFOUND)
+		return 1;
+	/* An unreadable file is an I/O error to callers, as it always was. */
+	return kf_fail(err, ferr.code == KF_E_DENIED ? KF_E_IO : ferr.code,
+		       "%s", ferr.msg);
 }
-
 
 static void trim_span(const char **s, const char **e)
 {

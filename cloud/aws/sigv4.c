@@ -21,53 +21,19 @@ void kf_sigv4_amz_date(time_t t, char out[17])
 		memcpy(out, "19700101T000000Z", 17);
 }
 
-static int unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	       c == '~';
-}
-
-/* URI-encode n bytes the SigV4 way: unreserved kept, the rest %XX upper. */
-static int uri_encode(struct kf_buf *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-		if (unreserved(c)) {
-			if (kf_buf_add(out, &s[i], 1) < 0)
-				return -1;
-		} else if (kf_buf_add(out, e, 3) < 0) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Each '/'-separated segment encoded once (the non-S3 rule for an
- * unencoded path); an empty path is "/". */
+/*
+ * The path with each '/'-separated segment encoded once (the non-S3 rule
+ * for an unencoded path): kf_buf_add_pct keeps the slashes and encodes
+ * every other byte outside the unreserved set, which is the same thing;
+ * an empty path is "/".
+ */
 static int canonical_uri(struct kf_buf *out, const char *path)
 {
 	const char *p = path ? path : "";
 
 	if (*p != '/' && kf_buf_add(out, "/", 1) < 0)
 		return -1;
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if (uri_encode(out, p, n) < 0)
-			return -1;
-		p += n;
-		if (*p == '/') {
-			if (kf_buf_add(out, "/", 1) < 0)
-				return -1;
-			p++;
-		}
-	}
-	return 0;
+	return kf_buf_add_pct(out, p, strlen(p), "/");
 }
 
 struct qparam {
@@ -83,20 +49,19 @@ static int qparam_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->value, y->value);
 }
 
+/* n bytes percent-encoded into a new string ("" for none). */
 static char *encoded_dup(const char *s, size_t n)
 {
 	struct kf_buf b;
 	char *r;
 
 	kf_buf_init(&b, KF_SIGV4_MAX);
-	if (uri_encode(&b, s, n) < 0) {
+	if (kf_buf_add_pct(&b, s, n, NULL) < 0) {
 		kf_buf_release(&b);
 		return NULL;
 	}
 	r = kf_buf_detach(&b, NULL);
-	if (!r)
-		r = strdup("");
-	return r;
+	return r ? r : strdup("");
 }
 
 /*
@@ -126,8 +91,8 @@ static int canonical_query(struct kf_buf *out, const char *query)
 				cap = ncap;
 			}
 			v[n].name = encoded_dup(p, nlen);
-			v[n].value = eq ? encoded_dup(eq + 1, len - nlen - 1) :
-					  strdup("");
+			v[n].value = encoded_dup(eq ? eq + 1 : "",
+						 eq ? len - nlen - 1 : 0);
 			n++;
 			if (!v[n - 1].name || !v[n - 1].value)
 				goto out;

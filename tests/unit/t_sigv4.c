@@ -1,5 +1,6 @@
 /* Unit tests for cloud/aws/sigv4.c against published vectors (AWS SigV4 test
- * suite get-vanilla, the IAM doc example, protocols.md section B) and
+ * suite get-vanilla, the IAM doc example, Secrets Manager requests as
+ * keyfs sends them) and
  * against botocore 1.43.11 SigV4Auth outputs computed offline for query
  * sorting, header folding, path encoding and session tokens. */
 #include "kt.h"
@@ -101,8 +102,8 @@ KT_TEST(sigv4_iam_doc_example)
 	kf_buf_release(&auth);
 }
 
-/* protocols.md B.1: SM GetSecretValue with a session token, plus the
- * published kSigning, checked as Signature == HMAC(kSigning, sts). */
+/* Secrets Manager GetSecretValue with a session token, plus its
+ * kSigning, checked as Signature == HMAC(kSigning, sts). */
 KT_TEST(sigv4_sm_get_secret_value_token)
 {
 	static const char body[] = "{\"SecretId\": \"app/db\"}";
@@ -165,7 +166,8 @@ KT_TEST(sigv4_sm_get_secret_value_token)
 	kf_buf_release(&auth);
 }
 
-/* protocols.md B.1: ListSecrets to an emulator on a non-default port. */
+/* Secrets Manager ListSecrets to an emulator on a non-default port (the
+ * host header keeps the port). */
 KT_TEST(sigv4_sm_list_secrets_emulator)
 {
 	const struct kf_sigv4_header h[] = {
