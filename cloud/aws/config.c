@@ -268,10 +268,10 @@ static int aws_url(const struct aws_service *svc, const char *region,
 static const char *profile_endpoint(const struct kf_ini *cfg, const char *name,
 				    const struct aws_service *svc)
 {
-	const char *ig = config_get(cfg, name, "ignore_configured_endpoint_urls");
-	const char *svcs, *u = NULL;
+	const char *ig, *svcs, *u = NULL;
 	char sect[256], key[64];
 
+	ig = config_get(cfg, name, "ignore_configured_endpoint_urls");
 	if (ig && strcasecmp(ig, "true") == 0)
 		return NULL;
 	svcs = config_get(cfg, name, "services");

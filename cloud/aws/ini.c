@@ -84,6 +84,47 @@ fail:
 	return -1;
 }
 
+static int ini_nomem(struct kf_err *err)
+{
+	return kf_fail(err, KF_E_NOMEM, "out of memory parsing AWS config");
+}
+
+/*
+ * A "key = value" or "key: value" line s..e (already trimmed), cut in
+ * place.  An indented line under a key whose value is empty (*nest) is
+ * nested: stored as "key.sub".  Lines outside any section or with an
+ * empty key are skipped; so is indented text without a delimiter.
+ */
+static int ini_pair(struct kf_ini *ini, const char *sect, const char **nest,
+		    const char *s, const char *e, int indented, int lineno,
+		    struct kf_err *err)
+{
+	const char *eq = s, *ks = s, *ke, *vs, *ve = e;
+
+	while (eq < e && *eq != '=' && *eq != ':')
+		eq++;
+	if (eq == e) {
+		if (!indented)
+			return kf_fail(err, KF_E_INVALID,
+				       "line %d: expected key = value", lineno);
+		return 0;	/* stray continuation text */
+	}
+	ke = eq;
+	vs = eq + 1;
+	trim_span(&ks, &ke);
+	trim_span(&vs, &ve);
+	if (!sect || ks == ke)
+		return 0;
+	*(char *)ke = '\0';
+	*(char *)ve = '\0';
+	if (ini_push(ini, sect, indented ? *nest : NULL, ks, vs) < 0)
+		return ini_nomem(err);
+	if (indented && *nest)
+		return 0;
+	*nest = *vs ? NULL : ini->ents[ini->n - 1].key;
+	return 0;
+}
+
 /*
  * Parse ini->text in place.  Sections `[name]` (inner whitespace kept),
  * `key = value` or `key: value`, full-line comments (# or ;), and
@@ -128,39 +169,10 @@ int kf_ini_parse(struct kf_ini *ini, struct kf_err *err)
 			nest = NULL;
 			continue;
 		}
-		{
-			const char *eq = s, *ks = s, *ke, *vs, *ve = e;
-
-			while (eq < e && *eq != '=' && *eq != ':')
-				eq++;
-			if (eq == e) {
-				if (!indented)
-					return kf_fail(err, KF_E_INVALID,
-						       "line %d: expected key = value",
-						       lineno);
-				continue;	/* stray continuation text */
-			}
-			ke = eq;
-			vs = eq + 1;
-			trim_span(&ks, &ke);
-			trim_span(&vs, &ve);
-			if (!sect || ks == ke)
-				continue;
-			*(char *)ke = '\0';
-			*(char *)ve = '\0';
-			if (indented && nest) {
-				if (ini_push(ini, sect, nest, ks, vs) < 0)
-					goto nomem;
-				continue;
-			}
-			if (ini_push(ini, sect, NULL, ks, vs) < 0)
-				goto nomem;
-			nest = *vs ? NULL : ini->ents[ini->n - 1].key;
-		}
+		if (ini_pair(ini, sect, &nest, s, e, indented, lineno, err) < 0)
+			return -1;
 	}
 	return 0;
-nomem:
-	return kf_fail(err, KF_E_NOMEM, "out of memory parsing AWS config");
 }
 
 /* Load and parse path; a missing file is an empty ini (returns 1). */

@@ -152,13 +152,75 @@ static void chdrs_free(struct chdr *h, size_t n)
 	free(h);
 }
 
+static int chdr_bad(struct kf_err *err)
+{
+	/* Names are not secret; values are never quoted. */
+	return kf_fail(err, KF_E_INVALID,
+		       "sigv4: invalid header name or value");
+}
+
+/* vl trimmed, each inner run of spaces/tabs folded to one, into dst
+ * (strlen(vl) + 1 bytes); -1 on a line break. */
+static int chdr_fold(char *dst, const char *vl)
+{
+	size_t k = 0;
+	int sp = 0;
+
+	for (const char *s = vl; *s; s++) {
+		if (*s == '\r' || *s == '\n')
+			return -1;
+		if (is_space(*s)) {
+			sp = k > 0;
+			continue;
+		}
+		if (sp)
+			dst[k++] = ' ';
+		sp = 0;
+		dst[k++] = *s;
+	}
+	dst[k] = '\0';
+	return 0;
+}
+
+/* One header normalised into *h: name trimmed and lower-cased, value
+ * folded.  On -1, h may hold parts (chdrs_free frees them). */
+static int chdr_set(struct chdr *h, const struct kf_sigv4_header *in,
+		    struct kf_err *err)
+{
+	const char *nm = in->name;
+	const char *vl = in->value ? in->value : "";
+	size_t a, b;
+
+	if (!nm)
+		return chdr_bad(err);
+	for (a = 0; is_space(nm[a]); a++)
+		;
+	for (b = strlen(nm); b > a && is_space(nm[b - 1]); b--)
+		;
+	if (a == b)
+		return chdr_bad(err);
+	h->name = malloc(b - a + 1);
+	/* Zeroed: chdrs_free may wipe it before it is complete. */
+	h->value = calloc(strlen(vl) + 1, 1);
+	if (!h->name || !h->value)
+		return kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
+	for (size_t j = a; j < b; j++) {
+		char c = nm[j];
+
+		if ((unsigned char)c <= ' ' || c == ':' || c == 127)
+			return chdr_bad(err);
+		h->name[j - a] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	h->name[b - a] = '\0';
+	return chdr_fold(h->value, vl) < 0 ? chdr_bad(err) : 0;
+}
+
 /* Normalised, sorted copies of the headers; -1 on a bad header. */
 static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 		       struct kf_err *err)
 {
 	struct chdr *h = NULL;
 	size_t n = req->nheaders;
-	int rc = -1;
 
 	*outp = NULL;
 	if (n == 0)
@@ -167,63 +229,15 @@ static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 	if (!h)
 		return kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
 	for (size_t i = 0; i < n; i++) {
-		const char *nm = req->headers[i].name;
-		const char *vl = req->headers[i].value ? req->headers[i].value :
-			"";
-		size_t a, b, k = 0;
-		int sp = 0;
-
 		h[i].idx = i;
-		if (!nm)
-			goto bad;
-		for (a = 0; is_space(nm[a]); a++)
-			;
-		for (b = strlen(nm); b > a && is_space(nm[b - 1]); b--)
-			;
-		if (a == b)
-			goto bad;
-		h[i].name = malloc(b - a + 1);
-		/* Zeroed: chdrs_free may wipe it before it is complete. */
-		h[i].value = calloc(strlen(vl) + 1, 1);
-		if (!h[i].name || !h[i].value) {
-			kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
-			goto out;
+		if (chdr_set(&h[i], &req->headers[i], err) < 0) {
+			chdrs_free(h, n);
+			return -1;
 		}
-		for (size_t j = a; j < b; j++) {
-			char c = nm[j];
-
-			if ((unsigned char)c <= ' ' || c == ':' || c == 127)
-				goto bad;
-			h[i].name[j - a] = (char)(c >= 'A' && c <= 'Z' ?
-						  c + 32 : c);
-		}
-		h[i].name[b - a] = '\0';
-		/* Trim, and fold each inner run of spaces/tabs to one. */
-		for (const char *s = vl; *s; s++) {
-			if (*s == '\r' || *s == '\n')
-				goto bad;
-			if (is_space(*s)) {
-				sp = k > 0;
-				continue;
-			}
-			if (sp)
-				h[i].value[k++] = ' ';
-			sp = 0;
-			h[i].value[k++] = *s;
-		}
-		h[i].value[k] = '\0';
 	}
 	qsort(h, n, sizeof(*h), chdr_cmp);
 	*outp = h;
-	h = NULL;
-	rc = 0;
-	goto out;
-bad:
-	/* Names are not secret; values are never quoted. */
-	kf_fail(err, KF_E_INVALID, "sigv4: invalid header name or value");
-out:
-	chdrs_free(h, n);
-	return rc;
+	return 0;
 }
 
 static int signed_headers(struct kf_buf *out, const struct chdr *h,

@@ -318,11 +318,12 @@ out:
  */
 static int container_auth(struct kf_buf *auth, struct kf_err *err)
 {
-	const char *tfile = kf_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	const char *tenv = kf_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	const char *tfile, *tenv;
 	struct kf_buf tok;
 	int rc = -1;
 
+	tfile = kf_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	tenv = kf_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	kf_buf_init_sensitive(&tok, 16000);
 	if (tfile) {
 		if (read_token_file(tfile, &tok, err) < 0)
@@ -436,7 +437,8 @@ static int imds_do(const struct kf_aws_source_cfg *s, const char *method,
 	kf_buf_init(&url, 4096);
 	kf_buf_init_sensitive(&th, 4096);
 	if (kf_buf_addf(&url, "%s%s%s", s->url, path, leaf ? leaf : "") < 0 ||
-	    (tok && kf_buf_addf(&th, "x-aws-ec2-metadata-token: %s", tok) < 0)) {
+	    (tok &&
+	     kf_buf_addf(&th, "x-aws-ec2-metadata-token: %s", tok) < 0)) {
 		kf_fail(err, KF_E_RANGE, "IMDS URL or token too long");
 		goto out;
 	}

@@ -6,10 +6,13 @@
 #include "kt.h"
 
 #include "aws/creds.h"
-#include "core/http.h"
+#include "aws/config.h"
 #include "aws/ini.h"
-#include "core/log.h"
+#include "aws/sources.h"
 #include "aws/xml.h"
+#include "core/clock.h"
+#include "core/http.h"
+#include "core/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -413,6 +416,108 @@ KT_TEST(aws_endpoint)
 	KT_EQ_STR(u, "https://secretsmanager.eu-west-1.amazonaws.com");
 }
 
+KT_TEST(aws_region_valid_accepts_names_not_paths)
+{
+	static const char r63[] = "a23456789-123456789-123456789-123456789-"
+				  "123456789-123456789-123";
+	static const struct {
+		const char *s;
+		int ok;
+	} cases[] = {
+		{ "us-east-1", 1 }, { "cn-north-1", 1 }, { "a", 1 },
+		{ "us-gov-west-1", 1 }, { "", 0 }, { "US-east-1", 0 },
+		{ "us_east_1", 0 }, { "us-east-1/../x", 0 }, { "eu-west-1 ", 0 },
+		{ "eu.west", 0 }, { "r\xc3\xa9gion", 0 },
+	};
+	char r64[80];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		KT_EQ_INT(kf_aws_region_valid(cases[i].s, strlen(cases[i].s)),
+			  cases[i].ok);
+	KT_EQ_INT(strlen(r63), 63);
+	KT_EQ_INT(kf_aws_region_valid(r63, 63), 1);
+	snprintf(r64, sizeof(r64), "%s4", r63);
+	KT_EQ_INT(kf_aws_region_valid(r64, 64), 0);
+	/* a span of a list: the bytes after n do not count */
+	KT_EQ_INT(kf_aws_region_valid("us-east-1,eu-west-1", 9), 1);
+	KT_EQ_INT(kf_aws_region_valid("us-east-1,eu-west-1", 10), 0);
+}
+
+KT_TEST(aws_iso8601_times)
+{
+	static const struct {
+		const char *s;
+		long long t;
+	} cases[] = {
+		{ "2024-01-02T03:04:05Z", 1704164645 },
+		{ "2024-01-02T03:04:05z", 1704164645 },
+		{ "2024-01-02T03:04:05.123456Z", 1704164645 },
+		{ "2024-01-02T03:04:05+01:00", 1704164645 - 3600 },
+		{ "2024-01-02T03:04:05-02:30", 1704164645 + 9000 },
+		{ "2024-01-02 03:04:05Z", -1 },
+		{ "2024-01-02T03:04:05", -1 },
+		{ "2024-13-02T03:04:05Z", -1 },
+		{ "2024-01-02T24:04:05Z", -1 },
+		{ "2024-01-02T03:04:05.Z", -1 },
+		{ "2024-01-02T03:04:05Zx", -1 },
+		{ "2024-01-02T03:04:05+0100", -1 },
+		{ "2024-01-02T03:04:05+01:00x", -1 },
+		{ "", -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		KT_EQ_INT((long long)kf_aws_iso8601(cases[i].s), cases[i].t);
+	KT_EQ_INT((long long)kf_aws_iso8601(NULL), -1);
+}
+
+KT_TEST(aws_env_uint_falls_back_to_the_default)
+{
+	static const struct {
+		const char *v;
+		unsigned want;
+	} cases[] = {
+		{ "5", 5 }, { "1", 1 }, { "10", 10 }, { "0", 7 }, { "11", 7 },
+		{ "3x", 7 }, { "", 7 }, { "-1", 7 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("AWS_KF_TEST_UINT", cases[i].v, 1);
+		KT_EQ_INT(kf_aws_env_uint("AWS_KF_TEST_UINT", 1, 10, 7),
+			  cases[i].want);
+	}
+	unsetenv("AWS_KF_TEST_UINT");
+	KT_EQ_INT(kf_aws_env_uint("AWS_KF_TEST_UINT", 1, 10, 7), 7);
+	KT_EQ_INT(kf_aws_url_len("http://h:1///"), 10);
+	KT_EQ_INT(kf_aws_url_len("///"), 0);
+}
+
+KT_TEST(aws_ini_read_file_missing_is_1)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_buf b;
+	char path[512];
+
+	clean_env();
+	kf_buf_init_sensitive(&b, 8);
+	snprintf(path, sizeof(path), "%s/nope/x", kt_tmpdir());
+	KT_EQ_INT(kf_ini_read_file(path, &b, &err), 1);
+	KT_EQ_INT(err.code, KF_OK);
+	write_file("small", "[a]\nk=v");
+	snprintf(path, sizeof(path), "%s/small", kt_tmpdir());
+	KT_EQ_INT(kf_ini_read_file(path, &b, &err), 0);
+	KT_EQ_STR(kf_buf_str(&b), "[a]\nk=v");
+	kf_buf_reset(&b);
+	write_file("big", "0123456789");
+	snprintf(path, sizeof(path), "%s/big", kt_tmpdir());
+	KT_EQ_INT(kf_ini_read_file(path, &b, &err), -1);
+	KT_EQ_INT(err.code, KF_E_TOOBIG);
+	kf_buf_reset(&b);
+	/* a directory opens but cannot be read */
+	KT_EQ_INT(kf_ini_read_file(kt_tmpdir(), &b, &err), -1);
+	KT_EQ_INT(err.code, KF_E_IO);
+	kf_buf_release(&b);
+}
+
 /* ---------- the fake network ---------- */
 
 static struct {
@@ -421,6 +526,8 @@ static struct {
 	int requests;		/* every request */
 	int delay_ms;
 	int status;		/* for the credential response */
+	int fails;		/* answer this many credential requests 503 */
+	int token_status;	/* IMDS token answer; 0 = 200 with a token */
 	long exp_in;		/* Expiration = now + exp_in seconds */
 	int serial;		/* numbers the access keys handed out */
 	char last_url[512];
@@ -434,6 +541,7 @@ static void fk_reset(int status, long exp_in, int delay_ms)
 {
 	pthread_mutex_lock(&fk.lock);
 	fk.calls = fk.requests = fk.serial = fk.saw_ttl = 0;
+	fk.fails = fk.token_status = 0;
 	fk.status = status;
 	fk.exp_in = exp_in;
 	fk.delay_ms = delay_ms;
@@ -480,7 +588,10 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 		pthread_mutex_lock(&fk.lock);
 		fk.saw_ttl = hdr(req, "x-aws-ec2-metadata-token-ttl-seconds") &&
 			     strcmp(req->method, "PUT") == 0;
+		resp->status = fk.token_status;
 		pthread_mutex_unlock(&fk.lock);
+		if (resp->status)
+			return 0;
 		resp->status = 200;
 		return kf_buf_adds(&resp->body, "imds-tok-1");
 	}
@@ -500,6 +611,10 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	pthread_mutex_lock(&fk.lock);
 	serial = ++fk.serial;
 	fk.calls++;
+	if (fk.fails > 0) {
+		fk.fails--;
+		status = 503;
+	}
 	snprintf(fk.last_body, sizeof(fk.last_body), "%.*s",
 		 (int)req->body_len, req->body ? (const char *)req->body : "");
 	v = hdr(req, "Authorization");
@@ -716,6 +831,247 @@ KT_TEST(aws_container_and_imds)
 	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);
 	KT_CHECK(strstr(err.msg, "imds (") != NULL);
+	kf_http_set_transport(NULL);
+}
+
+/* A test clock: pauses between attempts take no time and are counted. */
+static struct {
+	uint64_t now;
+	unsigned sleeps, slept;
+} fclock;
+
+static uint64_t fclock_now(void *ctx)
+{
+	(void)ctx;
+	return fclock.now;
+}
+
+static void fclock_sleep(void *ctx, unsigned ms)
+{
+	(void)ctx;
+	fclock.now += ms;
+	fclock.sleeps++;
+	fclock.slept += ms;
+}
+
+static void fclock_use(void)
+{
+	struct kf_clock c = { fclock_now, fclock_sleep, NULL };
+
+	memset(&fclock, 0, sizeof(fclock));
+	fclock.now = 1000000;
+	kf_clock_set(&c);
+}
+
+/* Each configured source hides the ones after it, in the SDKs' order. */
+KT_TEST(aws_chain_source_order)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	aws_dir();
+	kf_http_set_transport(fake);
+	fk_reset(200, 7200, 0);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "imds");
+	kf_aws_creds_release(&cr);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "container");
+	kf_aws_creds_release(&cr);
+	write_file(".aws/credentials", cred_file);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "profile default");
+	kf_aws_creds_release(&cr);
+	web_identity_env();
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "web identity");
+	kf_aws_creds_release(&cr);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-env", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "environment");
+	kf_aws_creds_release(&cr);
+
+	/* The files are read only once a source needs them: environment
+	 * keys work beside a broken config file. */
+	write_file(".aws/config", "[broken\n");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "environment");
+	kf_aws_creds_release(&cr);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+	kf_http_set_transport(NULL);
+}
+
+/* What "nothing found" lists: every source looked at, in order. */
+KT_TEST(aws_chain_lists_the_sources_tried)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile default, container, "
+			   "imds (disabled)");
+	setenv("AWS_PROFILE", "dev", 1);
+	aws_dir();
+	write_file(".aws/credentials", "[dev]\nregion = x\n");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile dev, container, "
+			   "imds (disabled)");
+	/* IMDS that fails is also "nothing found", with why. */
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	kf_http_set_transport(fake);
+	fk_reset(500, 7200, 0);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile dev, container, "
+			   "imds (UNAVAILABLE)");
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_sts_retries_transient_errors_three_times)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	web_identity_env();
+	fclock_use();
+	fk_reset(503, 3600, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
+	KT_EQ_INT(err.http_status, 503);
+	KT_CHECK(strstr(err.msg, "web identity") == err.msg);
+	KT_EQ_INT(fk.calls, 3);
+	/* 100..200 ms, then 200..400 ms */
+	KT_EQ_INT(fclock.sleeps, 2);
+	KT_CHECK(fclock.slept >= 300 && fclock.slept <= 600);
+
+	/* two failures, then an answer */
+	fclock_use();
+	fk_reset(200, 3600, 0);
+	fk.fails = 2;
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_INT(fk.calls, 3);
+	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
+	KT_EQ_STR(cr.access_key, "ASIASTS3");
+	kf_aws_creds_release(&cr);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* a refusal is final at once */
+	fclock_use();
+	fk_reset(400, 3600, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_DENIED);
+	KT_EQ_INT(fk.calls, 1);
+	KT_EQ_INT(fclock.sleeps, 0);
+	kf_clock_set(NULL);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_container_retries_server_errors_three_times)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	kf_http_set_transport(fake);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	fclock_use();
+	fk_reset(503, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
+	KT_EQ_INT(fk.calls, 3);
+	/* 125..250 ms, then 250..500 ms */
+	KT_EQ_INT(fclock.sleeps, 2);
+	KT_CHECK(fclock.slept >= 375 && fclock.slept <= 750);
+
+	fclock_use();
+	fk_reset(200, 7200, 0);
+	fk.fails = 1;
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_INT(fk.calls, 2);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* refused, or an answer that is not credentials: no retry */
+	fclock_use();
+	fk_reset(403, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_DENIED);
+	KT_EQ_INT(fk.calls, 1);
+	fk_reset(404, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_IO);
+	KT_EQ_INT(fk.calls, 1);
+	KT_EQ_INT(fclock.sleeps, 0);
+	kf_clock_set(NULL);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_imds_attempts_come_from_the_environment)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	kf_http_set_transport(fake);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	fclock_use();
+	fk_reset(500, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(fk.calls, 1);		/* one attempt by default */
+	setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3", 1);
+	fk_reset(500, 7200, 0);
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_INT(fk.calls, 3);
+	KT_EQ_INT(fclock.slept, 0);	/* no pause between them */
+
+	fk_reset(200, 7200, 0);
+	fk.fails = 2;
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_INT(fk.calls, 3);
+	kf_aws_chain_free(c);
+	c = NULL;
+
+	/* a refusal ends the attempts: token refused, IMDSv1 disabled */
+	setenv("AWS_EC2_METADATA_V1_DISABLED", "true", 1);
+	fk_reset(200, 7200, 0);
+	fk.token_status = 403;
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_CHECK(strstr(err.msg, "imds (DENIED)") != NULL);
+	KT_EQ_INT(fk.requests, 1);
+	/* with IMDSv1 allowed, a refused token means no token header */
+	unsetenv("AWS_EC2_METADATA_V1_DISABLED");
+	fk_reset(200, 7200, 0);
+	fk.token_status = 404;
+	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
+	KT_EQ_STR(fk.last_imds_token, "");
+	kf_aws_chain_free(c);
+	kf_clock_set(NULL);
 	kf_http_set_transport(NULL);
 }
 
