@@ -943,135 +943,117 @@ KT_TEST(aws_chain_lists_the_sources_tried)
 	kf_http_set_transport(NULL);
 }
 
-KT_TEST(aws_sts_retries_transient_errors_three_times)
+/* One attempt schedule: the fake's answers, then what the chain did. */
+struct retry_case {
+	int status;		/* credential requests answer this ... */
+	int fails;		/* ... after this many 503 answers */
+	int token_status;	/* IMDS token answer (0: a token) */
+	int rc;			/* kf_aws_chain_new's result */
+	enum kf_code code;	/* its error code when rc is -1 */
+	int calls;		/* credential requests made */
+	unsigned min_ms, max_ms;	/* time paused between attempts */
+};
+
+/* kf_aws_chain_new against the fake as t says, on the test clock. */
+static int chain_round(const struct retry_case *t, struct kf_err *err)
 {
 	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
 	struct kf_aws_chain *c = NULL;
-	struct kf_aws_creds cr;
+	int rc;
+
+	fclock_use();
+	fk_reset(t->status, 7200, 0);
+	fk.fails = t->fails;
+	fk.token_status = t->token_status;
+	kf_err_clear(err);
+	rc = kf_aws_chain_new(&cfg, &c, err);
+	kf_aws_chain_free(c);
+	kf_clock_set(NULL);
+	return rc;
+}
+
+static void retry_cases(const struct retry_case *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++, t++) {
+		struct kf_err err = KF_ERR_INIT;
+
+		KT_EQ_INT(chain_round(t, &err), t->rc);
+		KT_EQ_INT(err.code, t->rc < 0 ? t->code : KF_OK);
+		KT_EQ_INT(fk.calls, t->calls);
+		KT_CHECK(fclock.slept >= t->min_ms && fclock.slept <= t->max_ms);
+	}
+}
+
+KT_TEST(aws_sts_retries_transient_errors_three_times)
+{
+	/* pauses of 100..200 ms, then 200..400 ms */
+	static const struct retry_case cases[] = {
+		{ 503, 0, 0, -1, KF_E_UNAVAILABLE, 3, 300, 600 },
+		{ 200, 2, 0, 0, KF_OK, 3, 300, 600 },
+		{ 200, 1, 0, 0, KF_OK, 2, 100, 200 },
+		{ 400, 0, 0, -1, KF_E_DENIED, 1, 0, 0 },	/* refused */
+	};
 	struct kf_err err = KF_ERR_INIT;
 
 	clean_env();
 	web_identity_env();
-	fclock_use();
-	fk_reset(503, 3600, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
+	retry_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	KT_EQ_INT(chain_round(&cases[0], &err), -1);
 	KT_EQ_INT(err.http_status, 503);
 	KT_CHECK(strstr(err.msg, "web identity") == err.msg);
-	KT_EQ_INT(fk.calls, 3);
-	/* 100..200 ms, then 200..400 ms */
-	KT_EQ_INT(fclock.sleeps, 2);
-	KT_CHECK(fclock.slept >= 300 && fclock.slept <= 600);
-
-	/* two failures, then an answer */
-	fclock_use();
-	fk_reset(200, 3600, 0);
-	fk.fails = 2;
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
-	KT_EQ_INT(fk.calls, 3);
-	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
-	KT_EQ_STR(cr.access_key, "ASIASTS3");
-	kf_aws_creds_release(&cr);
-	kf_aws_chain_free(c);
-	c = NULL;
-
-	/* a refusal is final at once */
-	fclock_use();
-	fk_reset(400, 3600, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_DENIED);
-	KT_EQ_INT(fk.calls, 1);
-	KT_EQ_INT(fclock.sleeps, 0);
-	kf_clock_set(NULL);
 	kf_http_set_transport(NULL);
 }
 
 KT_TEST(aws_container_retries_server_errors_three_times)
 {
-	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
-	struct kf_aws_chain *c = NULL;
-	struct kf_err err = KF_ERR_INIT;
+	/* pauses of 125..250 ms, then 250..500 ms */
+	static const struct retry_case cases[] = {
+		{ 503, 0, 0, -1, KF_E_UNAVAILABLE, 3, 375, 750 },
+		{ 200, 1, 0, 0, KF_OK, 2, 125, 250 },
+		/* refused, or an answer that is not credentials: final */
+		{ 403, 0, 0, -1, KF_E_DENIED, 1, 0, 0 },
+		{ 404, 0, 0, -1, KF_E_IO, 1, 0, 0 },
+	};
 
 	clean_env();
 	kf_http_set_transport(fake);
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
 	       "http://127.0.0.1:9/creds", 1);
-	fclock_use();
-	fk_reset(503, 7200, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
-	KT_EQ_INT(fk.calls, 3);
-	/* 125..250 ms, then 250..500 ms */
-	KT_EQ_INT(fclock.sleeps, 2);
-	KT_CHECK(fclock.slept >= 375 && fclock.slept <= 750);
-
-	fclock_use();
-	fk_reset(200, 7200, 0);
-	fk.fails = 1;
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
-	KT_EQ_INT(fk.calls, 2);
-	kf_aws_chain_free(c);
-	c = NULL;
-
-	/* refused, or an answer that is not credentials: no retry */
-	fclock_use();
-	fk_reset(403, 7200, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_DENIED);
-	KT_EQ_INT(fk.calls, 1);
-	fk_reset(404, 7200, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_IO);
-	KT_EQ_INT(fk.calls, 1);
-	KT_EQ_INT(fclock.sleeps, 0);
-	kf_clock_set(NULL);
+	retry_cases(cases, sizeof(cases) / sizeof(cases[0]));
 	kf_http_set_transport(NULL);
 }
 
 KT_TEST(aws_imds_attempts_come_from_the_environment)
 {
-	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
-	struct kf_aws_chain *c = NULL;
+	/* IMDS failing means "not on EC2": NOTFOUND. */
+	static const struct retry_case one[] = {
+		{ 500, 0, 0, -1, KF_E_NOTFOUND, 1, 0, 0 },
+	};
+	static const struct retry_case three[] = {
+		{ 500, 0, 0, -1, KF_E_NOTFOUND, 3, 0, 0 },	/* no pause */
+		{ 200, 2, 0, 0, KF_OK, 3, 0, 0 },
+		/* IMDSv1 allowed: a refused token means no token header */
+		{ 200, 0, 404, 0, KF_OK, 1, 0, 0 },
+	};
+	static const struct retry_case refused = {
+		200, 0, 403, -1, KF_E_NOTFOUND, 0, 0, 0
+	};
 	struct kf_err err = KF_ERR_INIT;
 
 	clean_env();
 	kf_http_set_transport(fake);
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
-	fclock_use();
-	fk_reset(500, 7200, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(fk.calls, 1);		/* one attempt by default */
+	retry_cases(one, 1);
 	setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3", 1);
-	fk_reset(500, 7200, 0);
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_NOTFOUND);
-	KT_EQ_INT(fk.calls, 3);
-	KT_EQ_INT(fclock.slept, 0);	/* no pause between them */
-
-	fk_reset(200, 7200, 0);
-	fk.fails = 2;
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
-	KT_EQ_INT(fk.calls, 3);
-	kf_aws_chain_free(c);
-	c = NULL;
-
+	retry_cases(three, sizeof(three) / sizeof(three[0]));
+	KT_EQ_STR(fk.last_imds_token, "");
 	/* a refusal ends the attempts: token refused, IMDSv1 disabled */
 	setenv("AWS_EC2_METADATA_V1_DISABLED", "true", 1);
-	fk_reset(200, 7200, 0);
-	fk.token_status = 403;
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
-	KT_EQ_INT(err.code, KF_E_NOTFOUND);
-	KT_CHECK(strstr(err.msg, "imds (DENIED)") != NULL);
+	retry_cases(&refused, 1);
 	KT_EQ_INT(fk.requests, 1);
-	/* with IMDSv1 allowed, a refused token means no token header */
-	unsetenv("AWS_EC2_METADATA_V1_DISABLED");
-	fk_reset(200, 7200, 0);
-	fk.token_status = 404;
-	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
-	KT_EQ_STR(fk.last_imds_token, "");
-	kf_aws_chain_free(c);
-	kf_clock_set(NULL);
+	KT_EQ_INT(chain_round(&refused, &err), -1);
+	KT_CHECK(strstr(err.msg, "imds (DENIED)") != NULL);
 	kf_http_set_transport(NULL);
 }
 
