@@ -1,8 +1,8 @@
 /*
  * Configuration files in the INI dialect of Python's configparser (raw),
- * as the AWS SDKs and gcloud read them.  Files may hold credentials, so
- * the text lives in a sensitive buffer wiped on release; nothing here
- * logs a line, key or value.
+ * as the AWS SDKs read them.  Files may hold credentials, so the text
+ * lives in a sensitive buffer wiped on release; nothing here logs a line,
+ * key or value.
  */
 #include "aws/ini.h"
 #include "core/file.h"
