@@ -1,10 +1,10 @@
 /*
- * AWS credentials and configuration resolved as the AWS SDKs do: the
- * credential chain (environment, shared config/credentials files and
- * profiles, web identity via STS, container credentials, EC2 IMDSv2),
- * region and endpoint resolution.  Temporary credentials are refreshed
- * before they expire without stalling readers.  Nothing here logs a secret
- * key, session token or web-identity token; logs name only the source.
+ * AWS credentials resolved as the AWS SDKs do: the credential chain
+ * (environment, shared config/credentials files and profiles, web identity
+ * via STS, container credentials, EC2 IMDSv2), refreshed before they
+ * expire without stalling readers; region and endpoints come with
+ * aws/config.h.  Nothing here logs a secret key, session token or
+ * web-identity token; logs name only the source.
  */
 #ifndef KF_AWS_CREDS_H
 #define KF_AWS_CREDS_H
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "aws/config.h"
 #include "core/err.h"
 #include "core/secret.h"
 
@@ -58,29 +59,5 @@ void kf_aws_chain_invalidate(struct kf_aws_chain *c);
 const char *kf_aws_chain_source(const struct kf_aws_chain *c);
 
 void kf_aws_chain_free(struct kf_aws_chain *c);
-
-/*
- * Whether any AWS configuration or credentials exist without network I/O
- * (env keys, AWS_PROFILE, config/credentials files, web identity or
- * container env vars, an explicit region).  Used to enable aws/ by default.
- */
-int kf_aws_config_present(const char *profile);
-
-/*
- * Region as the SDKs resolve it: AWS_REGION, AWS_DEFAULT_REGION, then the
- * profile's `region` in the config file.  0 when found, else -1 with
- * KF_E_NOTFOUND.
- */
-int kf_aws_default_region(const char *profile, char *out, size_t outlen,
-			  struct kf_err *err);
-
-/*
- * The Secrets Manager endpoint URL for region: opt (-o aws_endpoint=) if
- * set, else AWS_ENDPOINT_URL_SECRETS_MANAGER, else AWS_ENDPOINT_URL, else
- * the profile's endpoint_url settings, else
- * https://secretsmanager.REGION.amazonaws.com  (.com.cn for cn-*).
- */
-int kf_aws_endpoint(const char *opt, const char *profile, const char *region,
-		    char *out, size_t outlen, struct kf_err *err);
 
 #endif

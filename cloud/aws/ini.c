@@ -1,55 +1,28 @@
 /*
  * Configuration files in the INI dialect of Python's configparser (raw),
- * as the AWS SDKs and gcloud read them.  Files may hold credentials, so
- * the text lives in a sensitive buffer wiped on release; nothing here
- * logs a line, key or value.
+ * as the AWS SDKs read them.  Files may hold credentials, so the text
+ * lives in a sensitive buffer wiped on release; nothing here logs a line,
+ * key or value.
  */
 #include "aws/ini.h"
+#include "core/file.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int kf_ini_read_file(const char *path, struct kf_buf *out, struct kf_err *err)
 {
-	char chunk[4096];
-	int fd, rc = -1;
-	ssize_t n;
+	struct kf_err ferr = KF_ERR_INIT;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return 1;
-		return kf_fail(err, KF_E_IO, "cannot open %s: %s", path,
-			       strerror(errno));
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			kf_fail(err, KF_E_IO, "cannot read %s: %s", path,
-				strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (kf_buf_add(out, chunk, (size_t)n) < 0) {
-			kf_fail(err, KF_E_TOOBIG, "%s is too large", path);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	close(fd);
-	return rc;
+	if (kf_file_read(path, 0, out, &ferr) == 0)
+		return 0;
+	if (ferr.code == KF_E_NOTFOUND)
+		return 1;
+	/* An unreadable file is an I/O error to callers, as it always was. */
+	return kf_fail(err, ferr.code == KF_E_DENIED ? KF_E_IO : ferr.code,
+		       "%s", ferr.msg);
 }
-
 
 static void trim_span(const char **s, const char **e)
 {
@@ -111,6 +84,47 @@ fail:
 	return -1;
 }
 
+static int ini_nomem(struct kf_err *err)
+{
+	return kf_fail(err, KF_E_NOMEM, "out of memory parsing AWS config");
+}
+
+/*
+ * A "key = value" or "key: value" line s..e (already trimmed), cut in
+ * place.  An indented line under a key whose value is empty (*nest) is
+ * nested: stored as "key.sub".  Lines outside any section or with an
+ * empty key are skipped; so is indented text without a delimiter.
+ */
+static int ini_pair(struct kf_ini *ini, const char *sect, const char **nest,
+		    const char *s, const char *e, int indented, int lineno,
+		    struct kf_err *err)
+{
+	const char *eq = s, *ks = s, *ke, *vs, *ve = e;
+
+	while (eq < e && *eq != '=' && *eq != ':')
+		eq++;
+	if (eq == e) {
+		if (!indented)
+			return kf_fail(err, KF_E_INVALID,
+				       "line %d: expected key = value", lineno);
+		return 0;	/* stray continuation text */
+	}
+	ke = eq;
+	vs = eq + 1;
+	trim_span(&ks, &ke);
+	trim_span(&vs, &ve);
+	if (!sect || ks == ke)
+		return 0;
+	*(char *)ke = '\0';
+	*(char *)ve = '\0';
+	if (ini_push(ini, sect, indented ? *nest : NULL, ks, vs) < 0)
+		return ini_nomem(err);
+	if (indented && *nest)
+		return 0;
+	*nest = *vs ? NULL : ini->ents[ini->n - 1].key;
+	return 0;
+}
+
 /*
  * Parse ini->text in place.  Sections `[name]` (inner whitespace kept),
  * `key = value` or `key: value`, full-line comments (# or ;), and
@@ -155,39 +169,10 @@ int kf_ini_parse(struct kf_ini *ini, struct kf_err *err)
 			nest = NULL;
 			continue;
 		}
-		{
-			const char *eq = s, *ks = s, *ke, *vs, *ve = e;
-
-			while (eq < e && *eq != '=' && *eq != ':')
-				eq++;
-			if (eq == e) {
-				if (!indented)
-					return kf_fail(err, KF_E_INVALID,
-						       "line %d: expected key = value",
-						       lineno);
-				continue;	/* stray continuation text */
-			}
-			ke = eq;
-			vs = eq + 1;
-			trim_span(&ks, &ke);
-			trim_span(&vs, &ve);
-			if (!sect || ks == ke)
-				continue;
-			*(char *)ke = '\0';
-			*(char *)ve = '\0';
-			if (indented && nest) {
-				if (ini_push(ini, sect, nest, ks, vs) < 0)
-					goto nomem;
-				continue;
-			}
-			if (ini_push(ini, sect, NULL, ks, vs) < 0)
-				goto nomem;
-			nest = *vs ? NULL : ini->ents[ini->n - 1].key;
-		}
+		if (ini_pair(ini, sect, &nest, s, e, indented, lineno, err) < 0)
+			return -1;
 	}
 	return 0;
-nomem:
-	return kf_fail(err, KF_E_NOMEM, "out of memory parsing AWS config");
 }
 
 /* Load and parse path; a missing file is an empty ini (returns 1). */

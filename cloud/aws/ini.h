@@ -1,7 +1,7 @@
 /*
- * INI files as Python's RawConfigParser reads them (AWS shared config and
- * credentials, gcloud configurations).  The text is kept in a sensitive
- * buffer and cut in place; entries point into it.  Never logs contents.
+ * INI files as Python's RawConfigParser reads them (the AWS shared config
+ * and credentials files).  The text is kept in a sensitive buffer and cut
+ * in place; entries point into it.  Never logs contents.
  */
 #ifndef KF_INI_H
 #define KF_INI_H

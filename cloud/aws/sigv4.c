@@ -21,53 +21,19 @@ void kf_sigv4_amz_date(time_t t, char out[17])
 		memcpy(out, "19700101T000000Z", 17);
 }
 
-static int unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	       c == '~';
-}
-
-/* URI-encode n bytes the SigV4 way: unreserved kept, the rest %XX upper. */
-static int uri_encode(struct kf_buf *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-		if (unreserved(c)) {
-			if (kf_buf_add(out, &s[i], 1) < 0)
-				return -1;
-		} else if (kf_buf_add(out, e, 3) < 0) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Each '/'-separated segment encoded once (the non-S3 rule for an
- * unencoded path); an empty path is "/". */
+/*
+ * The path with each '/'-separated segment encoded once (the non-S3 rule
+ * for an unencoded path): kf_buf_add_pct keeps the slashes and encodes
+ * every other byte outside the unreserved set, which is the same thing;
+ * an empty path is "/".
+ */
 static int canonical_uri(struct kf_buf *out, const char *path)
 {
 	const char *p = path ? path : "";
 
 	if (*p != '/' && kf_buf_add(out, "/", 1) < 0)
 		return -1;
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if (uri_encode(out, p, n) < 0)
-			return -1;
-		p += n;
-		if (*p == '/') {
-			if (kf_buf_add(out, "/", 1) < 0)
-				return -1;
-			p++;
-		}
-	}
-	return 0;
+	return kf_buf_add_pct(out, p, strlen(p), "/");
 }
 
 struct qparam {
@@ -83,20 +49,19 @@ static int qparam_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->value, y->value);
 }
 
+/* n bytes percent-encoded into a new string ("" for none). */
 static char *encoded_dup(const char *s, size_t n)
 {
 	struct kf_buf b;
 	char *r;
 
 	kf_buf_init(&b, KF_SIGV4_MAX);
-	if (uri_encode(&b, s, n) < 0) {
+	if (kf_buf_add_pct(&b, s, n, NULL) < 0) {
 		kf_buf_release(&b);
 		return NULL;
 	}
 	r = kf_buf_detach(&b, NULL);
-	if (!r)
-		r = strdup("");
-	return r;
+	return r ? r : strdup("");
 }
 
 /*
@@ -126,8 +91,8 @@ static int canonical_query(struct kf_buf *out, const char *query)
 				cap = ncap;
 			}
 			v[n].name = encoded_dup(p, nlen);
-			v[n].value = eq ? encoded_dup(eq + 1, len - nlen - 1) :
-					  strdup("");
+			v[n].value = encoded_dup(eq ? eq + 1 : "",
+						 eq ? len - nlen - 1 : 0);
 			n++;
 			if (!v[n - 1].name || !v[n - 1].value)
 				goto out;
@@ -187,13 +152,75 @@ static void chdrs_free(struct chdr *h, size_t n)
 	free(h);
 }
 
+static int chdr_bad(struct kf_err *err)
+{
+	/* Names are not secret; values are never quoted. */
+	return kf_fail(err, KF_E_INVALID,
+		       "sigv4: invalid header name or value");
+}
+
+/* vl trimmed, each inner run of spaces/tabs folded to one, into dst
+ * (strlen(vl) + 1 bytes); -1 on a line break. */
+static int chdr_fold(char *dst, const char *vl)
+{
+	size_t k = 0;
+	int sp = 0;
+
+	for (const char *s = vl; *s; s++) {
+		if (*s == '\r' || *s == '\n')
+			return -1;
+		if (is_space(*s)) {
+			sp = k > 0;
+			continue;
+		}
+		if (sp)
+			dst[k++] = ' ';
+		sp = 0;
+		dst[k++] = *s;
+	}
+	dst[k] = '\0';
+	return 0;
+}
+
+/* One header normalised into *h: name trimmed and lower-cased, value
+ * folded.  On -1, h may hold parts (chdrs_free frees them). */
+static int chdr_set(struct chdr *h, const struct kf_sigv4_header *in,
+		    struct kf_err *err)
+{
+	const char *nm = in->name;
+	const char *vl = in->value ? in->value : "";
+	size_t a, b;
+
+	if (!nm)
+		return chdr_bad(err);
+	for (a = 0; is_space(nm[a]); a++)
+		;
+	for (b = strlen(nm); b > a && is_space(nm[b - 1]); b--)
+		;
+	if (a == b)
+		return chdr_bad(err);
+	h->name = malloc(b - a + 1);
+	/* Zeroed: chdrs_free may wipe it before it is complete. */
+	h->value = calloc(strlen(vl) + 1, 1);
+	if (!h->name || !h->value)
+		return kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
+	for (size_t j = a; j < b; j++) {
+		char c = nm[j];
+
+		if ((unsigned char)c <= ' ' || c == ':' || c == 127)
+			return chdr_bad(err);
+		h->name[j - a] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	h->name[b - a] = '\0';
+	return chdr_fold(h->value, vl) < 0 ? chdr_bad(err) : 0;
+}
+
 /* Normalised, sorted copies of the headers; -1 on a bad header. */
 static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 		       struct kf_err *err)
 {
 	struct chdr *h = NULL;
 	size_t n = req->nheaders;
-	int rc = -1;
 
 	*outp = NULL;
 	if (n == 0)
@@ -202,63 +229,15 @@ static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 	if (!h)
 		return kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
 	for (size_t i = 0; i < n; i++) {
-		const char *nm = req->headers[i].name;
-		const char *vl = req->headers[i].value ? req->headers[i].value :
-			"";
-		size_t a, b, k = 0;
-		int sp = 0;
-
 		h[i].idx = i;
-		if (!nm)
-			goto bad;
-		for (a = 0; is_space(nm[a]); a++)
-			;
-		for (b = strlen(nm); b > a && is_space(nm[b - 1]); b--)
-			;
-		if (a == b)
-			goto bad;
-		h[i].name = malloc(b - a + 1);
-		/* Zeroed: chdrs_free may wipe it before it is complete. */
-		h[i].value = calloc(strlen(vl) + 1, 1);
-		if (!h[i].name || !h[i].value) {
-			kf_fail(err, KF_E_NOMEM, "sigv4: out of memory");
-			goto out;
+		if (chdr_set(&h[i], &req->headers[i], err) < 0) {
+			chdrs_free(h, n);
+			return -1;
 		}
-		for (size_t j = a; j < b; j++) {
-			char c = nm[j];
-
-			if ((unsigned char)c <= ' ' || c == ':' || c == 127)
-				goto bad;
-			h[i].name[j - a] = (char)(c >= 'A' && c <= 'Z' ?
-						  c + 32 : c);
-		}
-		h[i].name[b - a] = '\0';
-		/* Trim, and fold each inner run of spaces/tabs to one. */
-		for (const char *s = vl; *s; s++) {
-			if (*s == '\r' || *s == '\n')
-				goto bad;
-			if (is_space(*s)) {
-				sp = k > 0;
-				continue;
-			}
-			if (sp)
-				h[i].value[k++] = ' ';
-			sp = 0;
-			h[i].value[k++] = *s;
-		}
-		h[i].value[k] = '\0';
 	}
 	qsort(h, n, sizeof(*h), chdr_cmp);
 	*outp = h;
-	h = NULL;
-	rc = 0;
-	goto out;
-bad:
-	/* Names are not secret; values are never quoted. */
-	kf_fail(err, KF_E_INVALID, "sigv4: invalid header name or value");
-out:
-	chdrs_free(h, n);
-	return rc;
+	return 0;
 }
 
 static int signed_headers(struct kf_buf *out, const struct chdr *h,

@@ -1,8 +1,9 @@
 /*
  * libFuzzer target for cloud/aws/xml.c: arbitrary bytes as an STS response,
- * read with every path aws_creds.c asks for (AssumeRoleWithWebIdentity
- * credentials and ErrorResponse code/message).  Checks the contract:
- * the result is -1, 0 or 1 and out never passes its maximum.
+ * read with every path the STS source (cloud/aws/sources.c) asks for
+ * (AssumeRoleWithWebIdentity credentials and ErrorResponse code/message).
+ * Checks the contract: the result is -1, 0 or 1 and out never passes its
+ * maximum.
  */
 #include "aws/xml.h"
 
@@ -53,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		copy[i] = doc[i];
 	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
 		path[3] = leaves[i];
-		/* aws_creds: small plain buffers and sensitive ones */
+		/* sources.c: small plain buffers and sensitive ones */
 		one(copy, size, path, 4, 127, 0);
 		one(copy, size, path, 4, 16384, 1);
 	}

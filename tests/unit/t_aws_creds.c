@@ -6,10 +6,13 @@
 #include "kt.h"
 
 #include "aws/creds.h"
-#include "core/http.h"
+#include "aws/config.h"
 #include "aws/ini.h"
-#include "core/log.h"
+#include "aws/sources.h"
 #include "aws/xml.h"
+#include "core/clock.h"
+#include "core/http.h"
+#include "core/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -49,13 +52,19 @@ static void clean_env(void)
 	kf_log_set_level(KF_LOG_WARN);	/* "using credentials from" noise */
 }
 
+/* kt_tmpdir()/rel into path[512]. */
+static const char *tmp_path(char path[512], const char *rel)
+{
+	KT_CHECK((size_t)snprintf(path, 512, "%s/%s", kt_tmpdir(), rel) < 512);
+	return path;
+}
+
 static void write_file(const char *rel, const char *text)
 {
 	char path[512];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", kt_tmpdir(), rel);
-	f = fopen(path, "w");
+	f = fopen(tmp_path(path, rel), "w");
 	if (!f) {
 		KT_CHECK(!"cannot write test file");
 		return;
@@ -68,8 +77,7 @@ static void aws_dir(void)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/.aws", kt_tmpdir());
-	mkdir(path, 0700);
+	mkdir(tmp_path(path, ".aws"), 0700);
 }
 
 static int secret_is(const struct kf_secret *s, const char *want)
@@ -231,7 +239,8 @@ static int chain_static(const char *profile, char *src, size_t srclen,
 	memset(out, 0, sizeof(*out));
 	if (kf_aws_chain_new(&cfg, &c, err) < 0)
 		return -1;
-	snprintf(src, srclen, "%s", kf_aws_chain_source(c));
+	KT_CHECK((size_t)snprintf(src, srclen, "%s", kf_aws_chain_source(c)) <
+		 srclen);
 	rc = kf_aws_chain_get(c, out, err);
 	kf_aws_chain_free(c);
 	return rc;
@@ -413,6 +422,105 @@ KT_TEST(aws_endpoint)
 	KT_EQ_STR(u, "https://secretsmanager.eu-west-1.amazonaws.com");
 }
 
+KT_TEST(aws_region_valid_accepts_names_not_paths)
+{
+	static const char r63[] = "a23456789-123456789-123456789-123456789-"
+				  "123456789-123456789-123";
+	static const struct {
+		const char *s;
+		int ok;
+	} cases[] = {
+		{ "us-east-1", 1 }, { "cn-north-1", 1 }, { "a", 1 },
+		{ "us-gov-west-1", 1 }, { "", 0 }, { "US-east-1", 0 },
+		{ "us_east_1", 0 }, { "us-east-1/../x", 0 }, { "eu-west-1 ", 0 },
+		{ "eu.west", 0 }, { "r\xc3\xa9gion", 0 },
+	};
+	char r64[80];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		KT_EQ_INT(kf_aws_region_valid(cases[i].s, strlen(cases[i].s)),
+			  cases[i].ok);
+	KT_EQ_INT(strlen(r63), 63);
+	KT_EQ_INT(kf_aws_region_valid(r63, 63), 1);
+	KT_CHECK((size_t)snprintf(r64, sizeof(r64), "%s4", r63) < sizeof(r64));
+	KT_EQ_INT(kf_aws_region_valid(r64, 64), 0);
+	/* a span of a list: the bytes after n do not count */
+	KT_EQ_INT(kf_aws_region_valid("us-east-1,eu-west-1", 9), 1);
+	KT_EQ_INT(kf_aws_region_valid("us-east-1,eu-west-1", 10), 0);
+}
+
+KT_TEST(aws_iso8601_times)
+{
+	static const struct {
+		const char *s;
+		long long t;
+	} cases[] = {
+		{ "2024-01-02T03:04:05Z", 1704164645 },
+		{ "2024-01-02T03:04:05z", 1704164645 },
+		{ "2024-01-02T03:04:05.123456Z", 1704164645 },
+		{ "2024-01-02T03:04:05+01:00", 1704164645 - 3600 },
+		{ "2024-01-02T03:04:05-02:30", 1704164645 + 9000 },
+		{ "2024-01-02 03:04:05Z", -1 },
+		{ "2024-01-02T03:04:05", -1 },
+		{ "2024-13-02T03:04:05Z", -1 },
+		{ "2024-01-02T24:04:05Z", -1 },
+		{ "2024-01-02T03:04:05.Z", -1 },
+		{ "2024-01-02T03:04:05Zx", -1 },
+		{ "2024-01-02T03:04:05+0100", -1 },
+		{ "2024-01-02T03:04:05+01:00x", -1 },
+		{ "", -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		KT_EQ_INT((long long)kf_aws_iso8601(cases[i].s), cases[i].t);
+	KT_EQ_INT((long long)kf_aws_iso8601(NULL), -1);
+}
+
+KT_TEST(aws_env_uint_falls_back_to_the_default)
+{
+	static const struct {
+		const char *v;
+		unsigned want;
+	} cases[] = {
+		{ "5", 5 }, { "1", 1 }, { "10", 10 }, { "0", 7 }, { "11", 7 },
+		{ "3x", 7 }, { "", 7 }, { "-1", 7 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("AWS_KF_TEST_UINT", cases[i].v, 1);
+		KT_EQ_INT(kf_aws_env_uint("AWS_KF_TEST_UINT", 1, 10, 7),
+			  cases[i].want);
+	}
+	unsetenv("AWS_KF_TEST_UINT");
+	KT_EQ_INT(kf_aws_env_uint("AWS_KF_TEST_UINT", 1, 10, 7), 7);
+	KT_EQ_INT(kf_aws_url_len("http://h:1///"), 10);
+	KT_EQ_INT(kf_aws_url_len("///"), 0);
+}
+
+KT_TEST(aws_ini_read_file_missing_is_1)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_buf b;
+	char path[512];
+
+	clean_env();
+	kf_buf_init_sensitive(&b, 8);
+	KT_EQ_INT(kf_ini_read_file(tmp_path(path, "nope/x"), &b, &err), 1);
+	KT_EQ_INT(err.code, KF_OK);
+	write_file("small", "[a]\nk=v");
+	KT_EQ_INT(kf_ini_read_file(tmp_path(path, "small"), &b, &err), 0);
+	KT_EQ_STR(kf_buf_str(&b), "[a]\nk=v");
+	kf_buf_reset(&b);
+	write_file("big", "0123456789");
+	KT_EQ_INT(kf_ini_read_file(tmp_path(path, "big"), &b, &err), -1);
+	KT_EQ_INT(err.code, KF_E_TOOBIG);
+	kf_buf_reset(&b);
+	/* a directory opens but cannot be read */
+	KT_EQ_INT(kf_ini_read_file(kt_tmpdir(), &b, &err), -1);
+	KT_EQ_INT(err.code, KF_E_IO);
+	kf_buf_release(&b);
+}
+
 /* ---------- the fake network ---------- */
 
 static struct {
@@ -421,6 +529,8 @@ static struct {
 	int requests;		/* every request */
 	int delay_ms;
 	int status;		/* for the credential response */
+	int fails;		/* answer this many credential requests 503 */
+	int token_status;	/* IMDS token answer; 0 = 200 with a token */
 	long exp_in;		/* Expiration = now + exp_in seconds */
 	int serial;		/* numbers the access keys handed out */
 	char last_url[512];
@@ -434,6 +544,7 @@ static void fk_reset(int status, long exp_in, int delay_ms)
 {
 	pthread_mutex_lock(&fk.lock);
 	fk.calls = fk.requests = fk.serial = fk.saw_ttl = 0;
+	fk.fails = fk.token_status = 0;
 	fk.status = status;
 	fk.exp_in = exp_in;
 	fk.delay_ms = delay_ms;
@@ -470,7 +581,8 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 
 	pthread_mutex_lock(&fk.lock);
 	fk.requests++;
-	snprintf(fk.last_url, sizeof(fk.last_url), "%s", req->url);
+	/* The fake's records may be cut: assertions compare short ones. */
+	(void)snprintf(fk.last_url, sizeof(fk.last_url), "%s", req->url);
 	status = fk.status;
 	delay = fk.delay_ms;
 	iso(exp, sizeof(exp), fk.exp_in);
@@ -480,7 +592,10 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 		pthread_mutex_lock(&fk.lock);
 		fk.saw_ttl = hdr(req, "x-aws-ec2-metadata-token-ttl-seconds") &&
 			     strcmp(req->method, "PUT") == 0;
+		resp->status = fk.token_status;
 		pthread_mutex_unlock(&fk.lock);
+		if (resp->status)
+			return 0;
 		resp->status = 200;
 		return kf_buf_adds(&resp->body, "imds-tok-1");
 	}
@@ -488,8 +603,8 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	    !strstr(req->url, "/iam/security-credentials/role-a")) {
 		v = hdr(req, "x-aws-ec2-metadata-token");
 		pthread_mutex_lock(&fk.lock);
-		snprintf(fk.last_imds_token, sizeof(fk.last_imds_token), "%s",
-			 v ? v : "");
+		(void)snprintf(fk.last_imds_token, sizeof(fk.last_imds_token),
+			       "%s", v ? v : "");
 		pthread_mutex_unlock(&fk.lock);
 		resp->status = 200;
 		return kf_buf_adds(&resp->body, "role-a\n");
@@ -500,10 +615,15 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	pthread_mutex_lock(&fk.lock);
 	serial = ++fk.serial;
 	fk.calls++;
-	snprintf(fk.last_body, sizeof(fk.last_body), "%.*s",
-		 (int)req->body_len, req->body ? (const char *)req->body : "");
+	if (fk.fails > 0) {
+		fk.fails--;
+		status = 503;
+	}
+	(void)snprintf(fk.last_body, sizeof(fk.last_body), "%.*s",
+		       (int)req->body_len,
+		       req->body ? (const char *)req->body : "");
 	v = hdr(req, "Authorization");
-	snprintf(fk.last_auth, sizeof(fk.last_auth), "%s", v ? v : "");
+	(void)snprintf(fk.last_auth, sizeof(fk.last_auth), "%s", v ? v : "");
 	pthread_mutex_unlock(&fk.lock);
 
 	resp->status = status;
@@ -547,9 +667,8 @@ static void web_identity_env(void)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/wi-token", kt_tmpdir());
 	write_file("wi-token", "  eyJ.tok+en/x=\n\n");
-	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tmp_path(path, "wi-token"), 1);
 	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
 	setenv("AWS_ROLE_SESSION_NAME", "sess", 1);
 	setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/sts", 1);
@@ -620,11 +739,13 @@ KT_TEST(aws_web_identity)
 	{
 		char conf[1024];
 
-		snprintf(conf, sizeof(conf),
-			 "[profile wi]\nrole_arn = arn:aws:iam::1:role/p\n"
-			 "web_identity_token_file = %s/wi-token\n"
-			 "endpoint_url = http://127.0.0.1:9/sts\n",
-			 kt_tmpdir());
+		int n = snprintf(conf, sizeof(conf),
+				 "[profile wi]\nrole_arn = arn:aws:iam::1:"
+				 "role/p\nweb_identity_token_file = %s/wi-token"
+				 "\nendpoint_url = http://127.0.0.1:9/sts\n",
+				 kt_tmpdir());
+
+		KT_CHECK(n > 0 && (size_t)n < sizeof(conf));
 		write_file(".aws/config", conf);
 	}
 	cfg.profile = "wi";
@@ -664,9 +785,9 @@ KT_TEST(aws_container_and_imds)
 	c = NULL;
 
 	/* the token file wins over the variable, newline stripped */
-	snprintf(path, sizeof(path), "%s/auth", kt_tmpdir());
 	write_file("auth", "file-auth\n");
-	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
+	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", tmp_path(path, "auth"),
+	       1);
 	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
 	KT_EQ_STR(fk.last_auth, "file-auth");
 	kf_aws_chain_free(c);
@@ -719,6 +840,229 @@ KT_TEST(aws_container_and_imds)
 	kf_http_set_transport(NULL);
 }
 
+/* A test clock: pauses between attempts take no time and are counted. */
+static struct {
+	uint64_t now;
+	unsigned sleeps, slept;
+} fclock;
+
+static uint64_t fclock_now(void *ctx)
+{
+	(void)ctx;
+	return fclock.now;
+}
+
+static void fclock_sleep(void *ctx, unsigned ms)
+{
+	(void)ctx;
+	fclock.now += ms;
+	fclock.sleeps++;
+	fclock.slept += ms;
+}
+
+static void fclock_use(void)
+{
+	struct kf_clock c = { fclock_now, fclock_sleep, NULL };
+
+	memset(&fclock, 0, sizeof(fclock));
+	fclock.now = 1000000;
+	kf_clock_set(&c);
+}
+
+/* Each configured source hides the ones after it, in the SDKs' order. */
+KT_TEST(aws_chain_source_order)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	aws_dir();
+	kf_http_set_transport(fake);
+	fk_reset(200, 7200, 0);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "imds");
+	kf_aws_creds_release(&cr);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "container");
+	kf_aws_creds_release(&cr);
+	write_file(".aws/credentials", cred_file);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "profile default");
+	kf_aws_creds_release(&cr);
+	web_identity_env();
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "web identity");
+	kf_aws_creds_release(&cr);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-env", 1);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "environment");
+	kf_aws_creds_release(&cr);
+
+	/* The files are read only once a source needs them: environment
+	 * keys work beside a broken config file. */
+	write_file(".aws/config", "[broken\n");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
+	KT_EQ_STR(src, "environment");
+	kf_aws_creds_release(&cr);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_INVALID);
+	kf_http_set_transport(NULL);
+}
+
+/* What "nothing found" lists: every source looked at, in order. */
+KT_TEST(aws_chain_lists_the_sources_tried)
+{
+	struct kf_aws_creds cr;
+	struct kf_err err = KF_ERR_INIT;
+	char src[160];
+
+	clean_env();
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile default, container, "
+			   "imds (disabled)");
+	setenv("AWS_PROFILE", "dev", 1);
+	aws_dir();
+	write_file(".aws/credentials", "[dev]\nregion = x\n");
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile dev, container, "
+			   "imds (disabled)");
+	/* IMDS that fails is also "nothing found", with why. */
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	kf_http_set_transport(fake);
+	fk_reset(500, 7200, 0);
+	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.msg, "no AWS credentials found: tried environment, "
+			   "web identity, profile dev, container, "
+			   "imds (UNAVAILABLE)");
+	kf_http_set_transport(NULL);
+}
+
+/* One attempt schedule: the fake's answers, then what the chain did. */
+struct retry_case {
+	int status;		/* credential requests answer this ... */
+	int fails;		/* ... after this many 503 answers */
+	int token_status;	/* IMDS token answer (0: a token) */
+	int rc;			/* kf_aws_chain_new's result */
+	enum kf_code code;	/* its error code when rc is -1 */
+	int calls;		/* credential requests made */
+	unsigned min_ms, max_ms;	/* time paused between attempts */
+};
+
+/* kf_aws_chain_new against the fake as t says, on the test clock. */
+static int chain_round(const struct retry_case *t, struct kf_err *err)
+{
+	struct kf_aws_chain_cfg cfg = { NULL, 1000 };
+	struct kf_aws_chain *c = NULL;
+	int rc;
+
+	fclock_use();
+	fk_reset(t->status, 7200, 0);
+	fk.fails = t->fails;
+	fk.token_status = t->token_status;
+	kf_err_clear(err);
+	rc = kf_aws_chain_new(&cfg, &c, err);
+	kf_aws_chain_free(c);
+	kf_clock_set(NULL);
+	return rc;
+}
+
+static void retry_cases(const struct retry_case *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++, t++) {
+		struct kf_err err = KF_ERR_INIT;
+
+		KT_EQ_INT(chain_round(t, &err), t->rc);
+		KT_EQ_INT(err.code, t->rc < 0 ? t->code : KF_OK);
+		KT_EQ_INT(fk.calls, t->calls);
+		KT_CHECK(fclock.slept >= t->min_ms && fclock.slept <= t->max_ms);
+	}
+}
+
+KT_TEST(aws_sts_retries_transient_errors_three_times)
+{
+	/* pauses of 100..200 ms, then 200..400 ms */
+	static const struct retry_case cases[] = {
+		{ 503, 0, 0, -1, KF_E_UNAVAILABLE, 3, 300, 600 },
+		{ 200, 2, 0, 0, KF_OK, 3, 300, 600 },
+		{ 200, 1, 0, 0, KF_OK, 2, 100, 200 },
+		{ 400, 0, 0, -1, KF_E_DENIED, 1, 0, 0 },	/* refused */
+	};
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	web_identity_env();
+	retry_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	KT_EQ_INT(chain_round(&cases[0], &err), -1);
+	KT_EQ_INT(err.http_status, 503);
+	KT_CHECK(strstr(err.msg, "web identity") == err.msg);
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_container_retries_server_errors_three_times)
+{
+	/* pauses of 125..250 ms, then 250..500 ms */
+	static const struct retry_case cases[] = {
+		{ 503, 0, 0, -1, KF_E_UNAVAILABLE, 3, 375, 750 },
+		{ 200, 1, 0, 0, KF_OK, 2, 125, 250 },
+		/* refused, or an answer that is not credentials: final */
+		{ 403, 0, 0, -1, KF_E_DENIED, 1, 0, 0 },
+		{ 404, 0, 0, -1, KF_E_IO, 1, 0, 0 },
+	};
+
+	clean_env();
+	kf_http_set_transport(fake);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	       "http://127.0.0.1:9/creds", 1);
+	retry_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	kf_http_set_transport(NULL);
+}
+
+KT_TEST(aws_imds_attempts_come_from_the_environment)
+{
+	/* IMDS failing means "not on EC2": NOTFOUND. */
+	static const struct retry_case one[] = {
+		{ 500, 0, 0, -1, KF_E_NOTFOUND, 1, 0, 0 },
+	};
+	static const struct retry_case three[] = {
+		{ 500, 0, 0, -1, KF_E_NOTFOUND, 3, 0, 0 },	/* no pause */
+		{ 200, 2, 0, 0, KF_OK, 3, 0, 0 },
+		/* IMDSv1 allowed: a refused token means no token header */
+		{ 200, 0, 404, 0, KF_OK, 1, 0, 0 },
+	};
+	static const struct retry_case refused = {
+		200, 0, 403, -1, KF_E_NOTFOUND, 0, 0, 0
+	};
+	struct kf_err err = KF_ERR_INIT;
+
+	clean_env();
+	kf_http_set_transport(fake);
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+	retry_cases(one, 1);
+	setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3", 1);
+	retry_cases(three, sizeof(three) / sizeof(three[0]));
+	KT_EQ_STR(fk.last_imds_token, "");
+	/* a refusal ends the attempts: token refused, IMDSv1 disabled */
+	setenv("AWS_EC2_METADATA_V1_DISABLED", "true", 1);
+	retry_cases(&refused, 1);
+	KT_EQ_INT(fk.requests, 1);
+	KT_EQ_INT(chain_round(&refused, &err), -1);
+	KT_CHECK(strstr(err.msg, "imds (DENIED)") != NULL);
+	kf_http_set_transport(NULL);
+}
+
 /* ---------- refresh ---------- */
 
 struct getter {
@@ -746,7 +1090,8 @@ static void *getter_fn(void *arg)
 	g->rc = kf_aws_chain_get(g->c, &cr, &err);
 	g->ms = now_ms() - t0;
 	if (g->rc == 0)
-		snprintf(g->ak, sizeof(g->ak), "%s", cr.access_key);
+		/* Cannot truncate: both are 128 bytes. */
+		(void)snprintf(g->ak, sizeof(g->ak), "%s", cr.access_key);
 	kf_aws_creds_release(&cr);
 	return NULL;
 }
