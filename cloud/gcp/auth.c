@@ -77,8 +77,9 @@ static int use_metadata(struct kf_gcp_auth *a, const char *adc,
 						merr.msg);
 		return kf_fail(err, KF_E_NOTFOUND,
 			       "no Google credentials found: tried "
-			       "gcp_credentials, GOOGLE_APPLICATION_CREDENTIALS, "
-			       "%s, metadata server %s (%s)",
+			       "gcp_credentials, "
+			       "GOOGLE_APPLICATION_CREDENTIALS, %s, metadata "
+			       "server %s (%s)",
 			       adc, a->md_host, kf_code_name(merr.code));
 	}
 	a->timeout_ms = t;
@@ -96,8 +97,8 @@ static int find_source(struct kf_gcp_auth *a, const char *credentials,
 	if (credentials && *credentials)
 		return kf_gcp_cred_load(a, credentials, "gcp_credentials", err);
 	if (env && *env)
-		return kf_gcp_cred_load(a, env, "GOOGLE_APPLICATION_CREDENTIALS",
-					err);
+		return kf_gcp_cred_load(a, env,
+					"GOOGLE_APPLICATION_CREDENTIALS", err);
 	if (kf_gcp_adc_path(adc, sizeof(adc)) < 0)
 		kf_gcp_copy_str(adc, sizeof(adc), "the gcloud ADC file");
 	else if (access(adc, F_OK) == 0)

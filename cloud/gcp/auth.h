@@ -1,14 +1,16 @@
 /*
- * Google credentials as google-auth finds them: a key file named by
- * -o gcp_credentials= or GOOGLE_APPLICATION_CREDENTIALS (service account:
- * RS256 JWT bearer grant to the file's token_uri; authorized_user:
- * refresh-token grant), the gcloud ADC file, then the GCE metadata server.
- * Unlike google-auth, a token_uri field in an authorized_user file is
- * honoured (default https://oauth2.googleapis.com/token): that is keyfs's
- * knob for pointing user credentials at another token endpoint.  Access
- * tokens live in locked memory and are refreshed before they expire.
- * Nothing here logs a private key, client secret, refresh token or access
- * token; logs and errors name only the source.  auth.c holds the object
+ * Google credentials and access tokens, found as google-auth finds them.
+ * Access tokens live in locked memory and are refreshed before they
+ * expire; nothing here logs a private key, client secret, refresh token
+ * or access token (logs and errors name only the source).
+ *
+ * Sources, in order: a key file named by -o gcp_credentials= or
+ * GOOGLE_APPLICATION_CREDENTIALS (service account: RS256 JWT bearer grant
+ * to the file's token_uri; authorized_user: refresh-token grant), the
+ * gcloud ADC file, then the GCE metadata server.  Unlike google-auth, a
+ * token_uri field in an authorized_user file is honoured (default
+ * https://oauth2.googleapis.com/token): that is keyfs's knob for pointing
+ * user credentials at another token endpoint.  auth.c holds the object
  * and the refresher, cred.c key files and grants, token.c the token
  * fetch, adc.c where credentials and the project are found.
  */

@@ -1,11 +1,13 @@
 /*
  * Google Cloud KMS REST v1 client: locations, key rings, crypto keys,
- * versions, encrypt and decrypt with the CRC32C integrity procedure gcloud
- * uses (checksums of request data sent, the server's verified flags and
- * the answer's checksum checked).  Retries only what is safe to repeat.
- * Plaintext crosses this module only in sensitive buffers and kf_secret;
- * nothing here logs a body.  kms.c holds the call, kms_keys.c the
- * resource methods, kms_crypt.c encrypt and decrypt.
+ * versions, encrypt and decrypt.  Retries only what is safe to repeat;
+ * plaintext crosses this module only in sensitive buffers and kf_secret,
+ * and nothing here logs a body.
+ *
+ * Encrypt and decrypt follow gcloud's CRC32C integrity procedure: the
+ * request carries the checksums of its data, the server's verified flags
+ * and the answer's checksum are checked.  kms.c holds the call, kms_keys.c
+ * the resource methods, kms_crypt.c encrypt and decrypt.
  */
 #ifndef KF_GCP_KMS_H
 #define KF_GCP_KMS_H

@@ -1,7 +1,7 @@
 /*
- * Inside the gcp provider only (tree.c, path.c, values.c, xattr.c): the
- * provider's state, its path form and what those files share.  Included
- * nowhere else; nothing declared here handles plaintext but the value
+ * Inside the gcp provider only (tree.c, path.c, values.c, xattr.c, and
+ * their unit tests): the provider's state, its path form and what those
+ * files share.  Nothing declared here handles plaintext but the value
  * operations, which never write it to disk or log it.
  */
 #ifndef KF_GCP_TREE_INT_H

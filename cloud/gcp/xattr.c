@@ -51,7 +51,8 @@ static int key_xattrs_get(struct kf_gcp *s, const char *name,
 	for (size_t i = 0; i < N_KEY_XATTRS && rc == 0; i++) {
 		const char *x = key_xattrs[i].xname, *sub = key_xattrs[i].sub;
 		json_t *f = json_object_get(k, key_xattrs[i].field);
-		const char *v = sub ? kf_json_str(f, sub) : json_string_value(f);
+		const char *v = sub ? kf_json_str(f, sub) :
+				      json_string_value(f);
 
 		if (xname && strcmp(xname, x) != 0)
 			continue;

@@ -592,7 +592,7 @@ KT_TEST(gcp_kms_token_refresh_even_without_retry)
 	gf_make_kms(&k, a);
 	gf_token_calls = 10;
 	/* Version creation is never retried, but a 401 still refreshes. */
-	gf_push(401, "{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
+	gf_push(401, "{\"error\":{\"status\":\"UNAUTHENTICATED\"}}");
 	gf_push(200, "{\"name\":\"" KEY "/cryptoKeyVersions/4\"}");
 	gf_push(200, "{\"name\":\"" KEY "\"}");
 	KT_EQ_INT(kf_gcp_kms_rotate(&k, KEY, ver, sizeof(ver), &err), 0);

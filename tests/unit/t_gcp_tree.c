@@ -172,7 +172,8 @@ KT_TEST(gcp_key_xattrs_read_from_kms)
 	gf_push(200, bare);
 	kf_buf_reset(&out);
 	KT_EQ_INT(kf_gcp_listxattr(p, k, &out, &err), 0);
-	KT_EQ_INT(out.len, sizeof("user.keyfs.id") + sizeof("user.keyfs.primary"));
+	KT_EQ_INT(out.len,
+		  sizeof("user.keyfs.id") + sizeof("user.keyfs.primary"));
 	gf_push(200, bare);
 	gf_push(200, bare);
 	KT_EQ_INT(kf_gcp_getxattr(p, k, "user.keyfs.primary", &out, &err), -1);
