@@ -1,14 +1,18 @@
 /*
- * Google credentials as google-auth finds them: a key file named by
- * -o gcp_credentials= or GOOGLE_APPLICATION_CREDENTIALS (service account:
- * RS256 JWT bearer grant to the file's token_uri; authorized_user:
- * refresh-token grant), the gcloud ADC file, then the GCE metadata server.
- * Unlike google-auth, a token_uri field in an authorized_user file is
- * honoured (default https://oauth2.googleapis.com/token): that is keyfs's
- * knob for pointing user credentials at another token endpoint.  Access tokens live in locked
- * memory and are refreshed before they expire.  Nothing here logs a
- * private key, client secret, refresh token or access token; logs and
- * errors name only the source.
+ * Google credentials and access tokens, found as google-auth finds them.
+ * Access tokens live in locked memory and are refreshed before they
+ * expire; nothing here logs a private key, client secret, refresh token
+ * or access token (logs and errors name only the source).
+ *
+ * Sources, in order: a key file named by -o gcp_credentials= or
+ * GOOGLE_APPLICATION_CREDENTIALS (service account: RS256 JWT bearer grant
+ * to the file's token_uri; authorized_user: refresh-token grant), the
+ * gcloud ADC file, then the GCE metadata server.  Unlike google-auth, a
+ * token_uri field in an authorized_user file is honoured (default
+ * https://oauth2.googleapis.com/token): that is keyfs's knob for pointing
+ * user credentials at another token endpoint.  auth.c holds the object
+ * and the refresher, cred.c key files and grants, token.c the token
+ * fetch, adc.c where credentials and the project are found.
  */
 #ifndef KF_GCP_AUTH_H
 #define KF_GCP_AUTH_H
@@ -99,7 +103,8 @@ void kf_gcp_auth_free(struct kf_gcp_auth *a);
 int kf_gcp_auth_present(const char *credentials);
 
 /*
- * Build the signed JWT for the bearer grant (protocols.md D.3): header
+ * Build the signed JWT for the bearer grant (RFC 7523, as Google's token
+ * endpoint takes it for a service account): header
  * {"alg":"RS256","typ":"JWT","kid":kid}, claims iss=email, scope, aud,
  * iat=now, exp=now+3600, base64url without padding.  The assertion is
  * appended to out (use a sensitive buffer).  kid may be NULL or "".

@@ -1,9 +1,13 @@
 /*
  * Google Cloud KMS REST v1 client: locations, key rings, crypto keys,
- * versions, encrypt and decrypt with the CRC32C integrity procedure gcloud
- * uses (protocols.md C.5).  Retries only what is safe to repeat.  Plaintext
- * crosses this module only in sensitive buffers and kf_secret; nothing
- * here logs a body.
+ * versions, encrypt and decrypt.  Retries only what is safe to repeat;
+ * plaintext crosses this module only in sensitive buffers and kf_secret,
+ * and nothing here logs a body.
+ *
+ * Encrypt and decrypt follow gcloud's CRC32C integrity procedure: the
+ * request carries the checksums of its data, the server's verified flags
+ * and the answer's checksum are checked.  kms.c holds the call, kms_keys.c
+ * the resource methods, kms_crypt.c encrypt and decrypt.
  */
 #ifndef KF_GCP_KMS_H
 #define KF_GCP_KMS_H
@@ -51,7 +55,9 @@ int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
  * the token and repeats once, whatever the flags.  With KF_GCP_RETRY it
  * retries UNAVAILABLE, DEADLINE_EXCEEDED, network errors, server checksum
  * mismatches and (with a longer backoff) RESOURCE_EXHAUSTED / 429, within
- * k->timeout_ms.  Errors carry the canonical status in provider_code.
+ * k->timeout_ms.  Errors carry the canonical status in provider_code;
+ * an INVALID_ARGUMENT answer refusing a ciphertext also carries
+ * KF_R_BAD_CIPHERTEXT.
  */
 int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
 		    const char *path, const struct kf_buf *body, int flags,
@@ -136,7 +142,8 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
  * Decrypt raw ciphertext with key.  *pt receives a new kf_secret (caller
  * frees) only when CRC32C(plaintext) equals the response's
  * plaintextCrc32c; otherwise the bytes are wiped and the result is
- * KF_E_INTEGRITY, as for "the ciphertext is invalid" answers.
+ * KF_E_INTEGRITY, as when Cloud KMS refuses the ciphertext (the error
+ * then also carries KF_R_BAD_CIPHERTEXT).
  */
 int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key,
 		       const void *ct, size_t n, struct kf_secret **pt,

@@ -1,0 +1,113 @@
+/*
+ * Inside the gcp provider only (tree.c, path.c, values.c, xattr.c, and
+ * their unit tests): the provider's state, its path form and what those
+ * files share.  Nothing declared here handles plaintext but the value
+ * operations, which never write it to disk or log it.
+ */
+#ifndef KF_GCP_TREE_INT_H
+#define KF_GCP_TREE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "gcp/auth.h"
+#include "gcp/kms.h"
+#include "gcp/tree.h"
+
+#define KF_GCP_MAX_PROJECTS 32
+#define KF_GCP_DIR_CACHE 512
+#define KF_GCP_MIN_ROTATION 86400LL
+
+/* A path split into its components (project, location, ring, key, name). */
+struct kf_gcp_path {
+	int depth;
+	char c[5][256];
+};
+
+struct kf_gcp_dir_ent {
+	char name[640];		/* resource name known to exist */
+	uint64_t until_ms;
+};
+
+struct kf_gcp {
+	struct kf_gcp_auth *auth;
+	struct kf_gcp_kms kms;
+	char *projects[KF_GCP_MAX_PROJECTS];
+	size_t nprojects;
+	char store[PATH_MAX];		/* CFG_STORE/gcp */
+	long long rotation_s;
+	unsigned ttl;
+	int read_only;
+	pthread_mutex_t mu;
+	struct kf_gcp_dir_ent dirs[KF_GCP_DIR_CACHE];	/* protected by mu */
+	size_t next_dir;				/* protected by mu */
+};
+
+static inline struct kf_gcp *kf_gcp_of(struct kf_provider *p)
+{
+	return p->priv;
+}
+
+/* ---- path.c: the path form, nothing but syntax */
+
+/* Split path into up to 5 components; NOTDIR past a value, NOTFOUND for
+ * an empty component, INVALID for one of 256 bytes or more. */
+int kf_gcp_path_split(const char *path, struct kf_gcp_path *g,
+		      struct kf_err *err);
+
+/* "projects/P/locations/L/keyRings/R/cryptoKeys/K" cut to depth 1..4;
+ * -1 when it does not fit. */
+int kf_gcp_path_resource(const struct kf_gcp_path *g, int depth, char *out,
+			 size_t n);
+
+/* STORE/gcp/P/L/R/K/NAME cut to depth 0..5; -1 when it does not fit. */
+int kf_gcp_path_store(const struct kf_gcp *s, const struct kf_gcp_path *g,
+		      int depth, char *out, size_t n);
+
+/* Split a value path (depth 5, valid name) and give its store path. */
+int kf_gcp_path_value(const struct kf_gcp *s, const char *path,
+		      struct kf_gcp_path *g, char *sp, size_t splen,
+		      struct kf_err *err);
+
+/* Locations: [a-z0-9-]{1,63}.  Project ids: [A-Za-z0-9.:_-]{1,100}. */
+int kf_gcp_valid_location(const char *s);
+int kf_gcp_valid_project(const char *s);
+
+/* ---- tree.c: projects and the directories Cloud KMS holds */
+
+int kf_gcp_project_known(const struct kf_gcp *s, const char *p);
+
+/* Does the directory at depth 1..4 exist?  Syntax, the cache, one get. */
+int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g,
+		      int depth, struct kf_err *err);
+
+/* getattr on the provider's state (xattr.c checks targets with it). */
+int kf_gcp_getattr_s(struct kf_gcp *s, const char *path,
+		     struct kf_attr *attr, struct kf_err *err);
+
+/* ---- values.c: the ciphertext store (struct kf_provider_ops entries) */
+
+int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
+		      kf_list_fn fn, void *ctx, struct kf_err *err);
+int kf_gcp_unlink(struct kf_provider *p, const char *path,
+		  struct kf_err *err);
+int kf_gcp_can_create(struct kf_provider *p, const char *path,
+		      struct kf_err *err);
+int kf_gcp_read(struct kf_provider *p, const char *path,
+		struct kf_secret **value, struct kf_err *err);
+int kf_gcp_commit(struct kf_provider *p, const char *path,
+		  const unsigned char *value, size_t n, const char *token,
+		  int flags, struct kf_err *err);
+
+/* ---- xattr.c: user.keyfs.* attributes */
+
+int kf_gcp_getxattr(struct kf_provider *p, const char *path,
+		    const char *xname, struct kf_buf *out, struct kf_err *err);
+int kf_gcp_listxattr(struct kf_provider *p, const char *path,
+		     struct kf_buf *out, struct kf_err *err);
+int kf_gcp_setxattr(struct kf_provider *p, const char *path,
+		    const char *xname, const void *value, size_t n,
+		    struct kf_err *err);
+
+#endif

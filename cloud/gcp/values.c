@@ -1,0 +1,234 @@
+/*
+ * The gcp provider's value files: each is the Cloud KMS ciphertext of one
+ * value in the store (STORE/gcp/P/L/R/K/NAME), byte for byte what
+ * `gcloud kms encrypt` writes, replaced atomically.  Plaintext never
+ * touches the disk (only KMS ciphertext reaches the store) and is never
+ * logged.
+ */
+#include "gcp/tree_int.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
+		      kf_list_fn fn, void *ctx, struct kf_err *err)
+{
+	char sp[PATH_MAX];
+	DIR *d = NULL;
+	struct dirent *de;
+	int rc = -1;
+
+	if (kf_gcp_dir_exists(s, g, 4, err) < 0)
+		return -1;
+	if (kf_gcp_path_store(s, g, 4, sp, sizeof(sp)) < 0)
+		return kf_fail(err, KF_E_INVALID, "path too long");
+	d = opendir(sp);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;	/* no value written yet */
+		return kf_fail(err, KF_E_IO, "cannot read the store: %s",
+			       strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		struct kf_attr a = { KF_KIND_FILE, 0, 0, 0 };
+		struct stat st;
+
+		if (!kf_gcp_valid_value_name(de->d_name))
+			continue;	/* ".", "..", temp files, strays */
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+			    0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		a.size_known = st.st_size == 0;
+		a.mtime = st.st_mtime;
+		if (fn(ctx, de->d_name, &a))
+			break;
+	}
+	rc = 0;
+	closedir(d);
+	return rc;
+}
+
+int kf_gcp_unlink(struct kf_provider *p, const char *path,
+		  struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX];
+
+	if (kf_gcp_path_split(path, &g, err) < 0)
+		return -1;
+	if (g.depth < 5)
+		return kf_fail(err, KF_E_ISDIR, "is a directory");
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0) {
+		if (err && err->code == KF_E_INVALID)
+			err->code = KF_E_NOTFOUND;
+		return -1;
+	}
+	if (s->read_only)
+		return kf_fail(err, KF_E_ROFS, "read-only mount");
+	if (unlink(sp) < 0)
+		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
+			       "cannot remove ciphertext: %s", strerror(errno));
+	return 0;
+}
+
+int kf_gcp_can_create(struct kf_provider *p, const char *path,
+		      struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX];
+	struct stat st;
+
+	if (kf_gcp_path_split(path, &g, err) < 0)
+		return -1;
+	if (g.depth == 4)	/* a file in a key ring: values need a key */
+		return kf_fail(err, KF_E_PERM,
+			       "value files live below a crypto key "
+			       "(PROJECT/LOCATION/RING/KEY/NAME)");
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0)
+		return -1;
+	if (s->read_only)
+		return kf_fail(err, KF_E_ROFS, "read-only mount");
+	if (kf_gcp_dir_exists(s, &g, 4, err) < 0)
+		return -1;
+	if (lstat(sp, &st) == 0 && !S_ISREG(st.st_mode))
+		return kf_fail(err, KF_E_ISDIR, "not a value file");
+	return 0;
+}
+
+/*
+ * The ciphertext file at sp into ct: NOTFOUND when absent, INTEGRITY
+ * when larger than any ciphertext Cloud KMS makes, IO otherwise.
+ */
+static int read_ciphertext(const char *sp, struct kf_buf *ct,
+			   struct kf_err *err)
+{
+	int fd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+
+	if (fd < 0)
+		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
+			       "cannot open ciphertext: %s", strerror(errno));
+	rc = kf_file_read_fd(fd, ct, err);
+	close(fd);
+	if (rc < 0 && err && err->code == KF_E_TOOBIG)
+		kf_fail(err, KF_E_INTEGRITY,
+			"ciphertext file larger than %d bytes",
+			KF_GCP_KMS_MAX_CIPHERTEXT);
+	return rc;
+}
+
+int kf_gcp_read(struct kf_provider *p, const char *path,
+		struct kf_secret **value, struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX], key[640];
+	struct kf_buf ct;
+	int rc = -1;
+
+	*value = NULL;
+	kf_buf_init(&ct, KF_GCP_KMS_MAX_CIPHERTEXT);
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0) {
+		if (err && err->code == KF_E_INVALID)
+			err->code = KF_E_NOTFOUND;
+		goto out;
+	}
+	if (read_ciphertext(sp, &ct, err) < 0)
+		goto out;
+	if (ct.len == 0) {
+		/* An empty value is stored as an empty file: no KMS call. */
+		*value = kf_secret_new(0);
+		if (!*value)
+			kf_fail(err, KF_E_NOMEM, "out of memory");
+		else
+			rc = 0;
+		goto out;
+	}
+	if (kf_gcp_path_resource(&g, 4, key, sizeof(key)) < 0) {
+		kf_fail(err, KF_E_INVALID, "name too long");
+		goto out;
+	}
+	rc = kf_gcp_kms_decrypt(&s->kms, key, ct.data, ct.len, value, err);
+out:
+	kf_buf_release(&ct);
+	return rc;
+}
+
+/* mkdir -p below the store, 0700. */
+static int make_dirs(const struct kf_gcp *s, const struct kf_gcp_path *g,
+		     int depth, struct kf_err *err)
+{
+	char sp[PATH_MAX];
+
+	for (int i = 1; i <= depth; i++) {
+		if (kf_gcp_path_store(s, g, i, sp, sizeof(sp)) < 0)
+			return kf_fail(err, KF_E_INVALID, "path too long");
+		if (mkdir(sp, 0700) < 0 && errno != EEXIST)
+			return kf_fail(err, KF_E_IO,
+				       "cannot create store directory: %s",
+				       strerror(errno));
+	}
+	return 0;
+}
+
+int kf_gcp_commit(struct kf_provider *p, const char *path,
+		  const unsigned char *value, size_t n, const char *token,
+		  int flags, struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX], dir[PATH_MAX], key[640], used[700] = "";
+	struct kf_buf ct;
+	struct stat st;
+	int rc = -1;
+
+	kf_buf_init(&ct, 4 * KF_GCP_KMS_MAX_PLAINTEXT);
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0)
+		goto out;
+	if (s->read_only) {
+		kf_fail(err, KF_E_ROFS, "read-only mount");
+		goto out;
+	}
+	if (n > KF_GCP_KMS_MAX_PLAINTEXT) {
+		kf_fail(err, KF_E_TOOBIG,
+			"Cloud KMS encrypts at most %d bytes",
+			KF_GCP_KMS_MAX_PLAINTEXT);
+		goto out;
+	}
+	if (!(flags & KF_COMMIT_CREATE) && lstat(sp, &st) < 0) {
+		kf_fail(err, KF_E_NOTFOUND, "no such value");
+		goto out;
+	}
+	if (kf_gcp_path_resource(&g, 4, key, sizeof(key)) < 0 ||
+	    kf_gcp_path_store(s, &g, 4, dir, sizeof(dir)) < 0) {
+		kf_fail(err, KF_E_INVALID, "name too long");
+		goto out;
+	}
+	if (n == 0) {
+		/* No KMS call, but the key must exist. */
+		if (kf_gcp_dir_exists(s, &g, 4, err) < 0)
+			goto out;
+	} else if (kf_gcp_kms_encrypt(&s->kms, key, value, n, &ct, used,
+				      sizeof(used), err) < 0) {
+		goto out;
+	}
+	if (make_dirs(s, &g, 4, err) < 0 ||
+	    kf_store_replace(dir, g.c[4], ct.data, ct.len, err) < 0)
+		goto out;
+	kf_log(KF_LOG_DEBUG, "gcp: stored %s (%s)", path,
+	       used[0] ? used : "empty value");
+	rc = 0;
+out:
+	kf_buf_release(&ct);
+	return rc;
+}
+
