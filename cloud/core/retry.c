@@ -69,18 +69,21 @@ static int timed_out(const char *what, unsigned n, const struct kf_err *last,
 {
 	if (!n || last->code == KF_OK)
 		return kf_fail(err, KF_E_TIMEOUT, "%s: deadline passed", what);
-	return kf_fail_provider(err, KF_E_TIMEOUT, last->http_status,
-				last->provider_code,
-				"%s: deadline passed after %u attempts "
-				"(last: %s)", what, n, last->msg);
+	kf_fail_provider(err, KF_E_TIMEOUT, last->http_status,
+			 last->provider_code,
+			 "%s: deadline passed after %u attempts (last: %s)",
+			 what, n, last->msg);
+	err->reason = last->reason;
+	return -1;
 }
 
 static int exhausted(unsigned n, const struct kf_err *last,
 		     struct kf_err *err)
 {
-	return kf_fail_provider(err, last->code, last->http_status,
-				last->provider_code, "%s (%u attempts)",
-				last->msg, n);
+	kf_fail_provider(err, last->code, last->http_status,
+			 last->provider_code, "%s (%u attempts)", last->msg, n);
+	err->reason = last->reason;
+	return -1;
 }
 
 int kf_retry_run(const struct kf_retry_policy *p, const char *what,

@@ -52,6 +52,7 @@ typedef enum kf_retry_verdict (*kf_retry_fn)(void *ctx,
  * error as it is; after the last attempt, the last error with
  * "(N attempts)" added to its message; when the deadline passed, or
  * would pass during the next pause, KF_E_TIMEOUT naming the last error.
+ * The last error's provider code, HTTP status and reason are kept.
  * what ("aws: GetSecretValue") starts log lines and messages; it never
  * holds secret text.  err must not be NULL.
  */

@@ -65,9 +65,11 @@ static enum kf_retry_verdict scripted(void *ctx,
 		s->timeouts[s->calls] = at->timeout_ms;
 	s->calls++;
 	s->clock->now += s->cost_ms;
-	if (v != KF_RETRY_OK)
+	if (v != KF_RETRY_OK) {
 		kf_fail_provider(err, KF_E_UNAVAILABLE, 503, "ServiceUnavailable",
 				 "try %u failed", s->calls);
+		err->reason = KF_R_BAD_CIPHERTEXT;	/* any: it must survive */
+	}
 	return v;
 }
 
@@ -126,6 +128,7 @@ KT_TEST(retry_is_bounded_by_attempts)
 	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
 	KT_EQ_STR(err.provider_code, "ServiceUnavailable");
 	KT_CHECK(strstr(err.msg, "(3 attempts)") != NULL);
+	KT_CHECK(kf_err_is(&err, KF_R_BAD_CIPHERTEXT));
 	kf_clock_set(NULL);
 }
 
