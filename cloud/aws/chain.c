@@ -6,7 +6,7 @@
  */
 #include "aws/creds.h"
 #include "aws/config.h"
-#include "aws/ini.h"
+#include "core/ini.h"
 #include "aws/sources.h"
 #include "core/buf.h"
 #include "core/log.h"

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "aws/ini.h"
+#include "core/ini.h"
 #include "core/err.h"
 
 /*

@@ -6,7 +6,7 @@
  */
 #include "aws/sources.h"
 #include "aws/config.h"
-#include "aws/ini.h"
+#include "core/ini.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
  */
 #include "gcp/auth_int.h"
 #include "core/http.h"
+#include "core/ini.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -83,63 +84,60 @@ static void trim(char *s)
 		memmove(s, p, strlen(p) + 1);
 }
 
-/* [core] project from gcloud's active configuration. */
+/* gcloud's active configuration name: $CLOUDSDK_ACTIVE_CONFIG_NAME, else
+ * the first line of DIR/active_config, else "default". */
+static void active_config(const char *dir, char *name, size_t len)
+{
+	const char *env = getenv("CLOUDSDK_ACTIVE_CONFIG_NAME");
+	char path[700], line[512];
+	FILE *f;
+	int w;
+
+	kf_gcp_copy_str(name, len, "default");
+	if (env && *env) {
+		kf_gcp_copy_str(name, len, env);
+		return;
+	}
+	w = snprintf(path, sizeof(path), "%s/active_config", dir);
+	if (w < 0 || (size_t)w >= sizeof(path))
+		return;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(line, sizeof(line), f)) {
+		trim(line);
+		if (*line)
+			kf_gcp_copy_str(name, len, line);
+	}
+	fclose(f);
+}
+
+/* [core] project from gcloud's active configuration (an INI file, read
+ * by the same parser as the AWS configuration files). */
 static int gcloud_project(char *out, size_t outlen)
 {
-	char dir[512], path[700], name[128] = "default", line[512];
-	const char *env = getenv("CLOUDSDK_ACTIVE_CONFIG_NAME");
-	FILE *f = NULL;
-	int in_core = 0, rc = -1, w;
+	char dir[512], path[700], name[128];
+	struct kf_err e = KF_ERR_INIT;
+	struct kf_ini ini;
+	const char *v;
+	int rc = -1, w;
 
 	if (gcloud_dir(dir, sizeof(dir)) < 0)
 		return -1;
-	if (env && *env) {
-		kf_gcp_copy_str(name, sizeof(name), env);
-	} else {
-		w = snprintf(path, sizeof(path), "%s/active_config", dir);
-		if (w > 0 && (size_t)w < sizeof(path)) {
-			f = fopen(path, "re");
-			if (f && fgets(line, sizeof(line), f)) {
-				trim(line);
-				if (*line)
-					kf_gcp_copy_str(name, sizeof(name), line);
-			}
-			if (f)
-				fclose(f);
-			f = NULL;
-		}
-	}
+	active_config(dir, name, sizeof(name));
 	if (strchr(name, '/'))
 		return -1;
 	w = snprintf(path, sizeof(path), "%s/configurations/config_%s", dir,
 		     name);
 	if (w < 0 || (size_t)w >= sizeof(path))
 		return -1;
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *eq;
-
-		trim(line);
-		if (line[0] == '[') {
-			in_core = strcmp(line, "[core]") == 0;
-			continue;
-		}
-		if (!in_core || line[0] == '#' || line[0] == ';')
-			continue;
-		eq = strchr(line, '=');
-		if (!eq)
-			continue;
-		*eq = '\0';
-		trim(line);
-		trim(eq + 1);
-		if (strcmp(line, "project") == 0 && eq[1]) {
-			rc = kf_gcp_copy_str(out, outlen, eq + 1);
-			break;
-		}
+	kf_ini_init(&ini);
+	if (kf_ini_load(&ini, path, &e) == 0) {
+		v = kf_ini_get(&ini, "core", "project");
+		if (v && *v)
+			rc = kf_gcp_copy_str(out, outlen, v);
 	}
-	fclose(f);
+	kf_ini_release(&ini);
 	return rc;
 }
 

@@ -1,10 +1,10 @@
 /*
- * libFuzzer target for cloud/aws/ini.c: arbitrary bytes as an AWS config or
+ * libFuzzer target for cloud/core/ini.c: arbitrary bytes as an AWS config or
  * credentials file.  Parse in place, then look up the keys the credential
  * chain (cloud/aws/chain.c, config.c) uses; every entry must point into
  * the text and have a lower-case key.
  */
-#include "aws/ini.h"
+#include "core/ini.h"
 
 #include <ctype.h>
 #include <stdint.h>

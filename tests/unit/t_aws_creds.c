@@ -7,7 +7,7 @@
 
 #include "aws/creds.h"
 #include "aws/config.h"
-#include "aws/ini.h"
+#include "core/ini.h"
 #include "aws/sources.h"
 #include "aws/xml.h"
 #include "core/clock.h"

@@ -10,7 +10,7 @@
 #include "gcp/auth.h"
 #include "gcp/kms.h"
 #include "core/http.h"
-#include "aws/ini.h"
+#include "core/ini.h"
 
 #include <stdio.h>
 

@@ -4,7 +4,7 @@
  * lives in a sensitive buffer wiped on release; nothing here logs a line,
  * key or value.
  */
-#include "aws/ini.h"
+#include "core/ini.h"
 #include "core/file.h"
 
 #include <ctype.h>
