@@ -287,7 +287,7 @@ static void sanitise(char *out, size_t outlen, const char *in)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; in && in[i] && j + 1 < outlen && i < 160; i++) {
+	for (size_t i = 0; in && in[i] && j + 1 < outlen; i++) {
 		unsigned char c = (unsigned char)in[i];
 
 		out[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
@@ -323,10 +323,15 @@ static int xml_elem(const char *body, size_t len, const char *tag, char *out,
 	return 1;
 }
 
-/* An error body's type and sanitised message (either may stay ""). */
+/*
+ * An error body's type and sanitised message (either may stay "").  The
+ * message is kept long enough to find a state's mark in it (moto's run
+ * past 200 characters); an error quotes its first QUOTE_MAX only.
+ */
+#define QUOTE_MAX 160
 struct sm_errbody {
 	char type[128];
-	char msg[192];
+	char msg[512];
 };
 
 static void read_json_error(const char *body, size_t len,
@@ -352,7 +357,7 @@ static void read_json_error(const char *body, size_t len,
 static void read_xml_error(const char *body, size_t len,
 			   struct sm_errbody *eb)
 {
-	char m[256];
+	char m[sizeof(eb->msg)];
 
 	xml_elem(body, len, "Code", eb->type, sizeof(eb->type));
 	if (xml_elem(body, len, "Message", m, sizeof(m)))
@@ -410,9 +415,10 @@ enum kf_aws_sm_action kf_aws_sm_classify_hdr(const char *op, long status,
 	/* the type goes into err and the log as the service sent it */
 	sanitise(eb.type, sizeof(eb.type), eb.type);
 	def = errdef_find(eb.type);
-	/* quoted holds all of eb.msg: no truncation */
+	/* quoted holds QUOTE_MAX characters: no truncation */
 	if (def && def->quote && eb.msg[0])
-		(void)snprintf(quoted, sizeof(quoted), ": %s", eb.msg);
+		(void)snprintf(quoted, sizeof(quoted), ": %.*s", QUOTE_MAX,
+			       eb.msg);
 	if (!def)
 		def = errdef_by_status(status, eb.type);
 	kf_fail_provider(err, def->code, (int)status,

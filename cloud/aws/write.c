@@ -49,6 +49,22 @@ static int rofs(const struct aws_priv *a, struct kf_err *err)
 	return 0;
 }
 
+/*
+ * Where a write below region ri lands: refused (root_code) for the
+ * provider root or a region directory, and on a read-only mount; else
+ * rest resolved into *res.
+ */
+static int write_at(struct aws_priv *a, size_t ri, const char *rest,
+		    enum kf_code root_code, const char *root_msg,
+		    struct aws_res *res, struct kf_err *err)
+{
+	if (ri == AWS_NO_REGION || !rest[0])
+		return kf_fail(err, root_code, "aws: %s", root_msg);
+	if (rofs(a, err) || kf_aws_tree_resolve(a, ri, rest, res, err))
+		return -1;
+	return 0;
+}
+
 static int bad_name(const char *region, const char *name, struct kf_err *err)
 {
 	kf_log(KF_LOG_WARN, "aws: %s/%s: invalid secret name (" NAME_RULE ")",
@@ -279,9 +295,7 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 				       "with -o aws_region=");
 		return -1;
 	}
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_EXISTS, "aws: exists");
-	if (rofs(a, err) || kf_aws_tree_resolve(a, ri, rest, &res, err))
+	if (write_at(a, ri, rest, KF_E_EXISTS, "exists", &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
@@ -337,12 +351,9 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 	const char *rest;
 	size_t ri;
 
-	if (kf_aws_tree_split(a, path, &ri, &rest, err))
-		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_PERM, "aws: regions are set with "
-			       "-o aws_region=");
-	if (rofs(a, err) || kf_aws_tree_resolve(a, ri, rest, &res, err))
+	if (kf_aws_tree_split(a, path, &ri, &rest, err) ||
+	    write_at(a, ri, rest, KF_E_PERM, "regions are set with "
+		     "-o aws_region=", &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
@@ -367,11 +378,8 @@ int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 	char token[37];
 	size_t ri;
 
-	if (kf_aws_tree_split(a, path, &ri, &rest, err))
-		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
-	if (rofs(a, err) || kf_aws_tree_resolve(a, ri, rest, &res, err))
+	if (kf_aws_tree_split(a, path, &ri, &rest, err) ||
+	    write_at(a, ri, rest, KF_E_ISDIR, "a directory", &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
