@@ -48,7 +48,8 @@ int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 		rc = kf_aws_index_field(a->idx, ri, res.name, res.field,
 					&attr->size);
 		if (rc == 0)
-			return kf_fail(err, KF_E_NOTFOUND, "aws: no such field");
+			return kf_fail(err, KF_E_NOTFOUND, "aws: no such "
+				       "field");
 		if (rc < 0 && kf_aws_tree_field_read(a, ri, &res, NULL,
 						     &attr->size, err))
 			return -1;

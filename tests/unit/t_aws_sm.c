@@ -448,7 +448,7 @@ KT_TEST(aws_sm_reasons_from_error_bodies)
 		{ 400, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
 		       "\"Secrets Manager can't find the specified secret.\"}",
 		  KF_E_NOTFOUND, KF_R_NONE },
-		/* the text alone, under a type that never quotes, says nothing */
+		/* the text alone, under a type that never quotes: no reason */
 		{ 400, "{\"__type\":\"ValidationException\",\"message\":"
 		       "\"marked for deletion\"}", KF_E_INVALID, KF_R_NONE },
 	};
