@@ -1,9 +1,10 @@
 /*
- * Unit tests for cloud/aws/sm.c (and a little of cloud/aws/tree.c) through the
- * HTTP transport seam: request shape and signing headers, idempotency
- * token reuse across retries, error classification by __type (moto's 404
- * and XML SignatureDoesNotMatch included), retry policy, SecretString vs
- * SecretBinary, nulls and timestamps in responses.  No network.
+ * Unit tests for the Secrets Manager client (cloud/aws/sm*.c) and a little
+ * of the aws/ provider, through the HTTP transport seam: request shape and
+ * signing headers, idempotency token reuse across retries, error
+ * classification by __type (moto's 404 and XML SignatureDoesNotMatch
+ * included) and its reasons, retry policy, SecretString vs SecretBinary,
+ * nulls and timestamps in responses.  No network.
  */
 #include "kt.h"
 
