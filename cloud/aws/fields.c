@@ -6,25 +6,20 @@
 #include "aws/fields.h"
 
 #include "aws/sm.h"
+#include "core/json.h"
 
 int kf_aws_fields_parse(const struct kf_secret *value, json_t **obj,
 			struct kf_err *err)
 {
-	json_t *j;
+	json_t *j = kf_json_object((const char *)value->data, value->len);
 
 	*obj = NULL;
-	if (value->len == 0)
-		j = json_object();
-	else
-		j = json_loadb((const char *)value->data, value->len,
-			       JSON_ALLOW_NUL, NULL);
 	if (!j && value->len == 0)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return kf_fail(err, KF_E_STATE, "aws: the value of a field "
-			       "secret is not a JSON object");
-	}
+	if (!j)
+		return kf_fail_reason(err, KF_E_STATE, KF_R_NOT_OBJECT,
+				      "aws: the value of a field secret is "
+				      "not a JSON object");
 	*obj = j;
 	return 0;
 }

@@ -14,7 +14,7 @@
 #include "core/secret.h"
 
 /* Parse value into a new object (*obj; an empty value is {}).
- * KF_E_STATE when the value is not a JSON object. */
+ * KF_E_STATE with KF_R_NOT_OBJECT when the value is not a JSON object. */
 int kf_aws_fields_parse(const struct kf_secret *value, json_t **obj,
 			struct kf_err *err);
 

@@ -4,10 +4,17 @@
  * errors classified by the normalised __type, never by HTTP status alone.
  * Request bodies holding values live in sensitive buffers; nothing here
  * logs or puts into an error message a value, a key or a request body.
+ *
+ * Every function returns 0, or -1 with *err filled.  Two states have no
+ * error type of their own and carry a reason (kf_err_is()): a secret
+ * scheduled for deletion (KF_E_STATE, KF_R_DELETING) and, from GetSecretValue
+ * only, a secret without a current value (KF_E_NOTFOUND, KF_R_NO_VALUE:
+ * kf_aws_sm_get_value() itself reads that as an empty value).
  */
 #ifndef KF_AWS_SM_H
 #define KF_AWS_SM_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -89,7 +96,7 @@ int kf_aws_sm_describe(struct kf_aws_sm *sm, const char *id,
  * GetSecretValue of AWSCURRENT into a new *value (SecretString bytes, or
  * the decoded SecretBinary).  A secret that exists without a value yields
  * an empty *value.  version (may be NULL) receives the VersionId ("" when
- * there is no value).
+ * there is no value), cut to versionlen - 1 bytes.
  */
 int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 			struct kf_secret **value, char *version,
@@ -148,8 +155,9 @@ enum kf_aws_sm_action {
 /*
  * Classify a non-2xx response: fills err (code, HTTP status, provider code
  * = the normalised __type, or the <Code> of an XML error body; a message
- * naming op) and says what to do.  The service's message is copied only
- * for codes whose text never echoes input, and sanitised.
+ * naming op; the reason, see above) and says what to do.  The service's
+ * message is copied only for codes whose text never echoes input, and
+ * sanitised.
  */
 enum kf_aws_sm_action kf_aws_sm_classify(const char *op, long status,
 					 const char *body, size_t len,
@@ -157,6 +165,13 @@ enum kf_aws_sm_action kf_aws_sm_classify(const char *op, long status,
 
 /* Normalise an error code in place: cut at ':', keep the part after '#'. */
 void kf_aws_sm_normalise_type(char *type);
+
+/*
+ * A date member of an answer (CreatedDate, DeletedDate, ...) as epoch
+ * seconds: a JSON number or a numeric string.  0 when absent, null, not a
+ * number, NaN, infinite or far outside any date.  o may be NULL.
+ */
+int64_t kf_aws_sm_parse_date(const json_t *o, const char *key);
 
 /* Test seam: the clock used for SigV4 dates (NULL restores time()). */
 void kf_aws_sm_set_clock(time_t (*fn)(void));

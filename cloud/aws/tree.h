@@ -1,8 +1,9 @@
 /*
  * The `aws` provider: AWS Secrets Manager as aws/REGION/NAME files, '/' in
  * names as subdirectories, secrets tagged keyfs:layout=fields as
- * directories of JSON fields.  Built on cloud/aws_sm (the API client) and
- * cloud/aws_creds (credentials, region, endpoint).
+ * directories of JSON fields.  Built on aws/sm.h (the API client) and
+ * aws/creds.h (credentials, region, endpoint); fs/ sees only kf_aws_desc.
+ * It keeps no values and never logs one.
  */
 #ifndef KF_AWS_H
 #define KF_AWS_H

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the Secrets Manager response handling in
- * cloud/aws/sm.c, driven through the kf_http_set_transport seam with
+ * cloud/aws/sm*.c, driven through the kf_http_set_transport seam with
  * static environment credentials.  The input picks the operation, the
  * HTTP status every attempt answers, an x-amzn-ErrorType header and the
  * options, and the rest is the response body (JSON, moto's XML errors,
@@ -32,7 +32,6 @@
 #include "core/json.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,7 +57,7 @@ static const char *const hdr_types[] = {
 	"com.amazonaws.secretsmanager#InvalidRequestException",
 };
 
-/* Error types whose service message keyfs may quote (aws_sm.c). */
+/* Error types whose service message keyfs may quote (sm_parse.c). */
 static const char *const quotable[] = {
 	"ResourceNotFoundException", "ResourceExistsException",
 	"InvalidRequestException", "PreconditionNotMetException",
@@ -145,14 +144,7 @@ static json_t *body_json(void)
 			  NULL);
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-	const json_t *v = json_object_get(o, key);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* Content of the first <tag>...</tag> (as aws_sm.c reads it), or NULL. */
+/* Content of the first <tag>...</tag> (as sm_parse.c reads it), or NULL. */
 static char *xml_elem(const char *tag)
 {
 	char open[32], close[32];
@@ -178,34 +170,6 @@ static char *xml_elem(const char *tag)
 	return strndup((const char *)s, (size_t)(e - s));
 }
 
-/* Epoch seconds as aws_sm.c reads DeletedDate and friends: NaN, inf and
- * values far outside any date are "absent" (0). */
-static int64_t epoch_of(double d)
-{
-	return d > -1e15 && d < 1e15 ? (int64_t)d : 0;
-}
-
-static int64_t jtime(const json_t *o, const char *key)
-{
-	const json_t *v = json_object_get(o, key);
-
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_real(v))
-		return epoch_of(json_real_value(v));
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end = NULL;
-		double d;
-
-		errno = 0;
-		d = strtod(s, &end);
-		if (errno == 0 && end != s && *end == '\0')
-			return epoch_of(d);
-	}
-	return 0;
-}
-
 static int has_canary(const char *s)
 {
 	return s && strstr(s, CANARY) != NULL;
@@ -224,24 +188,24 @@ static int canary_echo_allowed(void)
 	int quote = 0, allowed = 0;
 
 	if (json_is_object(j)) {
-		const char *t = jstr(j, "__type");
+		const char *t = kf_json_str(j, "__type");
 
 		if (!t)
-			t = jstr(j, "code");
-		msg = jstr(j, "message");
+			t = kf_json_str(j, "code");
+		msg = kf_json_str(j, "message");
 		if (!msg)
-			msg = jstr(j, "Message");
-		if (t)
-			snprintf(type, sizeof(type), "%s", t);
+			msg = kf_json_str(j, "Message");
+		if (t)	/* cut as sm_parse.c cuts it */
+			(void)snprintf(type, sizeof(type), "%s", t);
 	} else if (!j) {
 		xcode = xml_elem("Code");
 		xmsg = xml_elem("Message");
-		if (xcode)
-			snprintf(type, sizeof(type), "%s", xcode);
+		if (xcode)	/* cut as sm_parse.c cuts it */
+			(void)snprintf(type, sizeof(type), "%s", xcode);
 		msg = xmsg;
 	}
-	if (!type[0] && resp_hdr)
-		snprintf(type, sizeof(type), "%s", resp_hdr);
+	if (!type[0] && resp_hdr)	/* cut as sm_parse.c cuts it */
+		(void)snprintf(type, sizeof(type), "%s", resp_hdr);
 	kf_aws_sm_normalise_type(type);
 	for (size_t i = 0; i < sizeof(quotable) / sizeof(quotable[0]); i++)
 		if (strcmp(type, quotable[i]) == 0)
@@ -346,8 +310,8 @@ static void check_get(int rc, const struct kf_secret *value,
 	if (!json_is_object(j))
 		abort();
 	check_value(j, value);
-	if (jstr(j, "VersionId")) {
-		if (strncmp(version, jstr(j, "VersionId"), 99) != 0)
+	if (kf_json_str(j, "VersionId")) {
+		if (strncmp(version, kf_json_str(j, "VersionId"), 99) != 0)
 			abort();
 	} else if (version[0]) {
 		abort();
@@ -397,7 +361,7 @@ static void check_batch(int rc, struct batch *b)
 		return;
 	}
 	json_array_foreach(json_object_get(j, "SecretValues"), i, e) {
-		const char *name = jstr(e, "Name");
+		const char *name = kf_json_str(e, "Name");
 
 		if (!name)
 			continue;
@@ -429,14 +393,15 @@ static void check_meta(const json_t *o, const struct kf_aws_sm_meta *m)
 	const json_t *tags = json_object_get(o, "Tags");
 	const json_t *vs;
 
-	if (!m->name || strcmp(m->name, jstr(o, "Name")) != 0)
+	if (!m->name || strcmp(m->name, kf_json_str(o, "Name")) != 0)
 		abort();
-	if ((jstr(o, "ARN") == NULL) != (m->arn == NULL) ||
-	    (m->arn && strcmp(m->arn, jstr(o, "ARN")) != 0))
+	if ((kf_json_str(o, "ARN") == NULL) != (m->arn == NULL) ||
+	    (m->arn && strcmp(m->arn, kf_json_str(o, "ARN")) != 0))
 		abort();
-	if ((jstr(o, "Description") == NULL) != (m->description == NULL) ||
+	if ((kf_json_str(o, "Description") == NULL) !=
+		    (m->description == NULL) ||
 	    (m->description &&
-	     strcmp(m->description, jstr(o, "Description")) != 0))
+	     strcmp(m->description, kf_json_str(o, "Description")) != 0))
 		abort();
 	if (m->ntags > (json_is_array(tags) ? json_array_size(tags) : 0))
 		abort();
@@ -465,9 +430,10 @@ static void check_list(int rc, const struct kf_aws_sm_page *page,
 		abort();
 	list = json_object_get(j, "SecretList");
 	json_array_foreach(list, i, e) {
-		const char *name = jstr(e, "Name");
+		const char *name = kf_json_str(e, "Name");
 
-		if (!json_is_object(e) || !name || jtime(e, "DeletedDate") ||
+		if (!json_is_object(e) || !name ||
+		    kf_aws_sm_parse_date(e, "DeletedDate") ||
 		    (prefix && strncmp(name, prefix, strlen(prefix)) != 0))
 			continue;
 		/* a live, matching secret: the next one on the page */
@@ -480,9 +446,9 @@ static void check_list(int rc, const struct kf_aws_sm_page *page,
 	}
 	if (k != page->n)
 		abort();
-	if (jstr(j, "NextToken") && jstr(j, "NextToken")[0]) {
+	if (kf_json_str(j, "NextToken") && kf_json_str(j, "NextToken")[0]) {
 		if (!page->next_token ||
-		    strcmp(page->next_token, jstr(j, "NextToken")) != 0)
+		    strcmp(page->next_token, kf_json_str(j, "NextToken")) != 0)
 			abort();
 	} else if (page->next_token) {
 		abort();
@@ -498,14 +464,14 @@ static void check_describe(int rc, const struct kf_aws_sm_meta *m)
 		/* refused: not 2xx, or no Name in the answer */
 		if (is_2xx() && body_ok() && resp_len) {
 			j = body_json();
-			if (jstr(j, "Name"))
+			if (kf_json_str(j, "Name"))
 				abort();
 			json_decref(j);
 		}
 		return;
 	}
 	j = resp_len ? body_json() : json_object();
-	if (!json_is_object(j) || !jstr(j, "Name"))
+	if (!json_is_object(j) || !kf_json_str(j, "Name"))
 		abort();
 	check_meta(j, m);
 	json_decref(j);

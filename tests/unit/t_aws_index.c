@@ -100,6 +100,12 @@ KT_TEST(aws_fields_json)
 	v = kf_secret_dup("[1]", 3);
 	KT_EQ_INT(kf_aws_fields_parse(v, &obj, &err), -1);
 	KT_EQ_INT(err.code, KF_E_STATE);
+	KT_CHECK(kf_err_is(&err, KF_R_NOT_OBJECT));
+	KT_CHECK(obj == NULL);
+	kf_secret_free(v);
+	v = kf_secret_dup("{\"a\":", 5);
+	KT_EQ_INT(kf_aws_fields_parse(v, &obj, &err), -1);
+	KT_CHECK(kf_err_is(&err, KF_R_NOT_OBJECT));
 	kf_secret_free(v);
 	kf_secret_free(e);
 }

@@ -1,9 +1,10 @@
 /*
- * Unit tests for cloud/aws/sm.c (and a little of cloud/aws/tree.c) through the
- * HTTP transport seam: request shape and signing headers, idempotency
- * token reuse across retries, error classification by __type (moto's 404
- * and XML SignatureDoesNotMatch included), retry policy, SecretString vs
- * SecretBinary, nulls and timestamps in responses.  No network.
+ * Unit tests for the Secrets Manager client (cloud/aws/sm*.c) and a little
+ * of the aws/ provider, through the HTTP transport seam: request shape and
+ * signing headers, idempotency token reuse across retries, error
+ * classification by __type (moto's 404 and XML SignatureDoesNotMatch
+ * included) and its reasons, retry policy, SecretString vs SecretBinary,
+ * nulls and timestamps in responses.  No network.
  */
 #include "kt.h"
 
@@ -18,11 +19,13 @@
 #include "core/http.h"
 #include "core/secret.h"
 #include "core/json.h"
+#include "core/stats.h"
 
 #define MAXREQ 16
 
 struct fake_resp {
-	long status;		/* 0 = transport failure (UNAVAILABLE) */
+	long status;		/* 0 = transport failure (UNAVAILABLE),
+				 * -1 = transport timeout (TIMEOUT) */
 	const char *body;
 };
 
@@ -34,6 +37,7 @@ static struct {
 	char headers[MAXREQ][4096];	/* "line\n" per header */
 	char body[MAXREQ][300000];
 	size_t body_len[MAXREQ];
+	unsigned timeout_ms[MAXREQ];
 } fk;
 
 static int fake_transport(const struct kf_http_req *req,
@@ -56,10 +60,13 @@ static int fake_transport(const struct kf_http_req *req,
 					 : sizeof(fk.body[i]) - 1;
 		memcpy(fk.body[i], req->body, fk.body_len[i]);
 		fk.body[i][fk.body_len[i]] = '\0';
+		fk.timeout_ms[i] = req->timeout_ms;
 	}
 	r = &fk.resp[i < fk.nresp ? i : fk.nresp - 1];
 	if (r->status == 0)
 		return kf_fail(err, KF_E_UNAVAILABLE, "connection reset");
+	if (r->status == -1)
+		return kf_fail(err, KF_E_TIMEOUT, "timed out");
 	resp->status = r->status;
 	if (r->body && kf_buf_adds(&resp->body, r->body))
 		return kf_fail(err, KF_E_TOOBIG, "too big");
@@ -408,6 +415,142 @@ KT_TEST(aws_sm_classify_table)
 				kf_code_name(err.code), err.provider_code);
 		KT_EQ_INT(err.http_status, t[i].status);
 	}
+}
+
+/* Two states have no error type of their own: the reason says which. */
+KT_TEST(aws_sm_reasons_from_error_bodies)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum kf_code code;
+		enum kf_reason reason;
+	} t[] = {
+		/* AWS, on any operation on a secret scheduled for deletion */
+		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
+		       "\"You can't perform this operation on the secret "
+		       "because it was marked for deletion.\"}",
+		  KF_E_STATE, KF_R_DELETING },
+		/* moto */
+		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
+		       "\"An error occurred (InvalidRequestException) when "
+		       "calling the GetSecretValue operation: You tried to "
+		       "perform the operation on a secret that's currently "
+		       "marked deleted.\"}",
+		  KF_E_STATE, KF_R_DELETING },
+		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
+		       "\"You can't perform this operation on the secret "
+		       "because rotation is not enabled.\"}",
+		  KF_E_STATE, KF_R_NONE },
+		{ 400, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		       "\"Secrets Manager can't find the specified secret "
+		       "value for staging label: AWSCURRENT\"}",
+		  KF_E_NOTFOUND, KF_R_NO_VALUE },
+		{ 400, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		       "\"Secrets Manager can't find the specified secret.\"}",
+		  KF_E_NOTFOUND, KF_R_NONE },
+		/* the text alone, under a type that never quotes: no reason */
+		{ 400, "{\"__type\":\"ValidationException\",\"message\":"
+		       "\"marked for deletion\"}", KF_E_INVALID, KF_R_NONE },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct kf_err err = KF_ERR_INIT;
+
+		kf_aws_sm_classify("GetSecretValue", t[i].status, t[i].body,
+				   strlen(t[i].body), &err);
+		if (err.code != t[i].code || err.reason != t[i].reason)
+			kt_fail(__FILE__, __LINE__, "case %zu: code %s reason "
+				"%d", i, kf_code_name(err.code),
+				(int)err.reason);
+	}
+}
+
+KT_TEST(aws_sm_deleting_reason_reaches_the_caller)
+{
+	static const struct fake_resp r[] = {
+		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
+		       "\"You can't perform this operation on the secret "
+		       "because it was marked for deletion.\"}" },
+	};
+	struct kf_aws_sm *sm = setup(NULL, 1, r);
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_secret *v = NULL;
+	const char *tok = "11111111-2222-3333-4444-555555555555";
+
+	KT_EQ_INT(kf_aws_sm_get_value(sm, "x", &v, NULL, 0, &err), -1);
+	KT_EQ_INT(err.code, KF_E_STATE);
+	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
+	KT_CHECK(!kf_err_is(&err, KF_R_NO_VALUE));
+	KT_CHECK(v == NULL);
+	KT_EQ_INT(kf_aws_sm_put_value(sm, "x", tok,
+				      (const unsigned char *)"v", 1, &err), -1);
+	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
+	KT_EQ_INT(fk.nreq, 2);
+	teardown(sm);
+}
+
+/*
+ * The retry policy: attempts that are not the last keep time for another
+ * (half the deadline, at least 2 s); every attempt counts in the stats, all
+ * but the first as retries; a transport timeout is retried and ends as
+ * UNAVAILABLE, without a reason.
+ */
+KT_TEST(aws_sm_retry_slices_and_stats)
+{
+	static const struct fake_resp r[] = { { -1, NULL } };
+	struct kf_aws_sm *sm = setup(NULL, 1, r);
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_aws_sm_meta m;
+	struct kf_buf st;
+
+	kf_stats_reset();
+	kf_buf_init(&st, 4096);
+	KT_EQ_INT(kf_aws_sm_describe(sm, "x", &m, &err), -1);
+	KT_EQ_INT(fk.nreq, 5);
+	KT_EQ_INT(err.code, KF_E_UNAVAILABLE);
+	KT_EQ_INT(err.reason, KF_R_NONE);
+	for (size_t i = 0; i < 4; i++)
+		KT_EQ_INT(fk.timeout_ms[i], 2500);
+	KT_CHECK(fk.timeout_ms[4] > 2500 && fk.timeout_ms[4] <= 5000);
+	KT_EQ_INT(kf_stats_json(&st), 0);
+	KT_CHECK(strstr(kf_buf_str(&st), "\"DescribeSecret\":{\"calls\":5,"
+			"\"errors\":5,\"retries\":4,") != NULL);
+	kf_buf_release(&st);
+	kf_stats_reset();
+	teardown(sm);
+}
+
+KT_TEST(aws_sm_parse_date)
+{
+	static const struct {
+		const char *json;
+		int64_t want;
+	} t[] = {
+		{ "{\"d\":1523477145}", 1523477145 },
+		{ "{\"d\":1523477145.713}", 1523477145 },
+		{ "{\"d\":\"1700000000.5\"}", 1700000000 },
+		{ "{\"d\":\"-12\"}", -12 },
+		{ "{\"d\":null}", 0 },
+		{ "{\"d\":\"soon\"}", 0 },
+		{ "{\"d\":\"12x\"}", 0 },
+		{ "{\"d\":\"nan\"}", 0 },
+		{ "{\"d\":\"-inf\"}", 0 },
+		{ "{\"d\":7.77778e+131}", 0 },
+		{ "{\"d\":[1]}", 0 },
+		{ "{}", 0 },
+	};
+
+	kf_json_init();
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		json_t *j = json_loads(t[i].json, 0, NULL);
+
+		KT_CHECK(j != NULL);
+		if (kf_aws_sm_parse_date(j, "d") != t[i].want)
+			kt_fail(__FILE__, __LINE__, "case %zu", i);
+		json_decref(j);
+	}
+	KT_EQ_INT(kf_aws_sm_parse_date(NULL, "d"), 0);
 }
 
 KT_TEST(aws_sm_messages_never_echo_input)
@@ -767,5 +910,52 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);
 	p->ops->free(p);
 	kf_buf_release(&next);
+	teardown(NULL);
+}
+
+/* A secret deleted behind the provider's back: reads find it gone, writes
+ * say it is scheduled for deletion (the reason, not the message text). */
+KT_TEST(aws_provider_secret_deleted_elsewhere)
+{
+#define DELETING_BODY "{\"__type\":\"InvalidRequestException\",\"message\":" \
+		      "\"You can't perform this operation on the secret " \
+		      "because it was marked for deletion.\"}"
+	static const struct fake_resp r[] = {
+		{ 200, "{\"SecretList\":[]}" },		/* probe */
+		{ 200, "{\"Name\":\"gone\"}" },		/* DescribeSecret */
+		{ 400, DELETING_BODY },			/* GetSecretValue */
+		{ 200, "{\"Name\":\"gone\"}" },		/* DescribeSecret */
+		{ 400, DELETING_BODY },			/* PutSecretValue */
+		{ 400, DELETING_BODY },			/* UpdateSecret */
+	};
+#undef DELETING_BODY
+	struct kf_aws_sm *sm = setup(NULL, 6, r);
+	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
+			      { (char *)"aws_endpoint",
+				(char *)"http://127.0.0.1:4566" } };
+	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2 };
+	struct kf_provider *p = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_secret *v = NULL;
+
+	kf_aws_sm_free(sm);
+	KT_EQ_INT(kf_aws_desc.create(&cfg, &p, &err), 0);
+	KT_EQ_INT(p->ops->read(p, "us-west-2/gone", &v, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_CHECK(v == NULL);
+	KT_EQ_INT(p->ops->commit(p, "us-west-2/gone",
+				 (const unsigned char *)"v", 1, NULL, 0, &err),
+		  -1);
+	KT_EQ_INT(err.code, KF_E_STATE);
+	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
+	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
+	KT_EQ_STR(err.provider_code, "InvalidRequestException");
+	KT_EQ_INT(p->ops->setxattr(p, "us-west-2/gone",
+				   "user.keyfs.description", "d", 1, &err),
+		  -1);
+	KT_EQ_INT(err.code, KF_E_STATE);
+	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
+	KT_EQ_INT(fk.nreq, 6);
+	p->ops->free(p);
 	teardown(NULL);
 }

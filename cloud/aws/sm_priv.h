@@ -1,0 +1,56 @@
+/*
+ * What the three files of the Secrets Manager client share (sm.c: the
+ * client and its signed calls, sm_ops.c: the operations, sm_parse.c:
+ * responses and errors).  Private to them: nothing outside cloud/aws/sm*.c
+ * includes it.  Never holds a value outside sensitive buffers.
+ */
+#ifndef KF_AWS_SM_PRIV_H
+#define KF_AWS_SM_PRIV_H
+
+#include <jansson.h>
+
+#include "aws/sm.h"
+#include "core/buf.h"
+#include "core/retry.h"
+
+#define SM_BODY_MAX (512u << 10)	/* escaped 64 KiB value + members */
+
+struct kf_aws_sm {
+	char *url;		/* endpoint as given */
+	char *host;		/* signed and sent Host: lower case [:port] */
+	char *path;		/* "/" or the endpoint's path */
+	char *region;
+	struct kf_aws_chain *chain;	/* borrowed */
+	unsigned timeout_ms;	/* one operation, all its attempts */
+	struct kf_retry_policy policy;	/* from the config, at creation */
+};
+
+/*
+ * POST body as operation op ("ListSecrets"); *out receives the parsed
+ * JSON object of a 2xx answer (caller decrefs).  Retries transient
+ * failures within sm->timeout_ms; ExpiredToken refreshes the credentials
+ * and retries once at once.  Every retry sends the same body, so an
+ * idempotency token in it is reused.
+ */
+int kf_aws_sm_call(struct kf_aws_sm *sm, const char *op,
+		   const struct kf_buf *body, json_t **out, struct kf_err *err);
+
+/* kf_aws_sm_classify with the x-amzn-ErrorType header (may be NULL). */
+enum kf_aws_sm_action kf_aws_sm_classify_hdr(const char *op, long status,
+					     const char *body, size_t len,
+					     const char *hdr_type,
+					     struct kf_err *err);
+
+/* Fill *m from a DescribeSecret answer or ListSecrets entry.  -1 when it
+ * has no Name or memory ran out (release *m either way). */
+int kf_aws_sm_parse_meta(const json_t *o, struct kf_aws_sm_meta *m);
+
+/*
+ * The value in a GetSecretValue-shaped object (SecretString bytes, or
+ * SecretBinary decoded through bin; neither = empty) in a new secret, or
+ * NULL with err (KF_E_IO for bad base64 naming op, KF_E_NOMEM).
+ */
+struct kf_secret *kf_aws_sm_value_of(const json_t *o, struct kf_buf *bin,
+				     const char *op, struct kf_err *err);
+
+#endif

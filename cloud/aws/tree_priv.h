@@ -1,0 +1,184 @@
+/*
+ * What the files of the aws/ provider share (tree.c: the vtable and its
+ * creation; resolve.c: paths; list.c: listings; read.c, write.c, xattr.c:
+ * the operations; fieldsec.c: field secrets).  Private to them: nothing
+ * outside cloud/aws/ includes it.  Nothing here holds a value.
+ */
+#ifndef KF_AWS_TREE_PRIV_H
+#define KF_AWS_TREE_PRIV_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aws/index.h"
+#include "aws/sm.h"
+#include "aws/tree.h"
+
+#define AWS_NAME_MAX 512
+#define AWS_FIELD_MAX 255
+#define AWS_NO_REGION ((size_t)-1)	/* the provider root */
+
+enum aws_kind {
+	AK_NONE = 0,
+	AK_PLAIN,		/* a secret shown as a file */
+	AK_FIELDSEC,		/* a secret tagged keyfs:layout=fields */
+	AK_FIELD,		/* NAME/FIELD below a field secret */
+	AK_PREFIX,		/* a directory made by '/' in names */
+	AK_SCHEDULED,		/* a secret scheduled for deletion */
+};
+
+struct aws_region {
+	char name[64];
+	struct kf_aws_sm *sm;
+};
+
+struct aws_priv {
+	struct aws_region *regions;
+	size_t nregions;
+	struct kf_aws_chain *chain;
+	struct kf_aws_index *idx;	/* names known without asking */
+	unsigned recovery_days;
+	int read_only;
+	/*
+	 * Serialises read-modify-write of field secrets in this process.
+	 * Held across network calls on purpose: it is never taken by
+	 * readers, only by field writers, which must not interleave.
+	 */
+	pthread_mutex_t field_lock;
+	int no_batch;		/* atomic: BatchGetSecretValue was refused */
+};
+
+/* What a path below a region is. */
+struct aws_res {
+	enum aws_kind kind;
+	int parent_plain;	/* AK_NONE and the parent is a plain secret */
+	char name[AWS_NAME_MAX + 1];	/* the secret (FIELD: its parent) */
+	const char *field;	/* AK_FIELD: points into the caller's path */
+	int64_t mtime;
+};
+
+/* ---- resolve.c: names and paths ---------------------------------------- */
+
+/*
+ * Secrets Manager's NameType: 1..512 of [A-Za-z0-9/_+=.@-].  Existing
+ * names (existing = 1) may also hold '!' (service-managed secrets such as
+ * rds!...), but keyfs never creates one.
+ */
+int kf_aws_tree_name_ok(const char *s, int existing);
+/* A field name: 1..255 bytes of UTF-8 text. */
+int kf_aws_tree_field_ok(const char *s);
+
+/*
+ * Split path into a region index and the rest.  *ri = AWS_NO_REGION for
+ * the provider root; *rest is "" for a region directory.  KF_E_NOTFOUND
+ * for a region that is not configured.
+ */
+int kf_aws_tree_split(struct aws_priv *a, const char *path, size_t *ri,
+		      const char **rest, struct kf_err *err);
+
+/* Whether m is tagged as a field secret; its modification time. */
+int kf_aws_tree_meta_fields(const struct kf_aws_sm_meta *m);
+int64_t kf_aws_tree_meta_mtime(const struct kf_aws_sm_meta *m);
+
+/*
+ * DescribeSecret name: 1 found (kind in *kind), 0 not found, -1 error.
+ * Live secrets found go into the index.
+ */
+int kf_aws_tree_describe(struct aws_priv *a, size_t ri, const char *name,
+			 enum aws_kind *kind, int64_t *mtime,
+			 struct kf_err *err);
+
+/*
+ * What rest (a path below region ri) is, into *res (kind AK_NONE when
+ * nothing).  Asks the index first, then the service.  -1 only when a
+ * call failed.
+ */
+int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
+			struct aws_res *res, struct kf_err *err);
+
+/* ---- fieldsec.c: field secrets ----------------------------------------- */
+
+/* The JSON object held by field secret name (an empty value is {}); the
+ * caller decrefs *obj.  Field names and sizes go into the index. */
+int kf_aws_tree_fields_load(struct aws_priv *a, size_t ri, const char *name,
+			    json_t **obj, struct kf_err *err);
+
+/*
+ * Field res->field of field secret res->name: its bytes into a new *value
+ * and/or its size into *size (either may be NULL).  KF_E_NOTFOUND when
+ * the secret has no such field.
+ */
+int kf_aws_tree_field_read(struct aws_priv *a, size_t ri,
+			   const struct aws_res *res, struct kf_secret **value,
+			   uint64_t *size, struct kf_err *err);
+
+/*
+ * Set (value != NULL) or remove field of field secret name: read the
+ * object, change it, PutSecretValue the whole object with token.  Takes
+ * a->field_lock.
+ */
+int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
+			     const char *field, const unsigned char *value,
+			     size_t n, const char *token, struct kf_err *err);
+
+/* fn for each field of field secret name that can be a file name. */
+int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,
+			    kf_list_fn fn, void *ctx, struct kf_err *err);
+
+/* ---- write.c: states met by writes ------------------------------------- */
+
+/* KF_E_STATE (with KF_R_DELETING) and a log line saying what to do:
+ * region/name is scheduled for deletion. */
+int kf_aws_tree_scheduled_fail(const char *region, const char *name,
+			       struct kf_err *err);
+/* After a failed write: -1, with the scheduled-for-deletion error when
+ * that is the reason. */
+int kf_aws_tree_state_fail(const char *region, const char *name,
+			   struct kf_err *err);
+
+/* ---- the operations (see provider.h) ----------------------------------- */
+
+/* list.c */
+int kf_aws_tree_list(struct kf_provider *p, const char *path,
+		     const char *page, kf_list_fn fn, void *ctx,
+		     struct kf_buf *next, struct kf_err *err);
+
+/* read.c */
+int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
+			struct kf_attr *attr, struct kf_err *err);
+int kf_aws_tree_read(struct kf_provider *p, const char *path,
+		     struct kf_secret **value, struct kf_err *err);
+int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path,
+			    size_t max,
+			    int (*want)(void *ctx, const char *rel),
+			    void (*fn)(void *ctx, const char *rel,
+				       struct kf_secret *v),
+			    void *ctx, struct kf_secret **value,
+			    struct kf_err *err);
+
+/* write.c */
+int kf_aws_tree_commit(struct kf_provider *p, const char *path,
+		       const unsigned char *value, size_t n, const char *token,
+		       int flags, struct kf_err *err);
+int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
+			   struct kf_err *err);
+int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
+		      struct kf_err *err);
+int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
+		      struct kf_err *err);
+int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
+		       struct kf_err *err);
+
+/* xattr.c */
+int kf_aws_tree_getxattr(struct kf_provider *p, const char *path,
+			 const char *name, struct kf_buf *out,
+			 struct kf_err *err);
+int kf_aws_tree_setxattr(struct kf_provider *p, const char *path,
+			 const char *name, const void *value, size_t n,
+			 struct kf_err *err);
+int kf_aws_tree_listxattr(struct kf_provider *p, const char *path,
+			  struct kf_buf *out, struct kf_err *err);
+
+#endif
