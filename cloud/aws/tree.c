@@ -105,17 +105,6 @@ static int aws_detect(const struct kf_config *cfg)
 	       kf_config_get(cfg, "aws_region") != NULL;
 }
 
-static int valid_region(const char *s, size_t n)
-{
-	if (n < 1 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) &&
-		    !isdigit((unsigned char)s[i]) && s[i] != '-')
-			return 0;
-	return 1;
-}
-
 static int parse_regions(struct aws_priv *a, const char *list,
 			 struct kf_err *err)
 {
@@ -125,7 +114,7 @@ static int parse_regions(struct aws_priv *a, const char *list,
 		size_t n = strcspn(s, ":,");
 		int dup = 0;
 
-		if (!valid_region(s, n))
+		if (!kf_aws_region_valid(s, n))
 			return kf_fail(err, KF_E_INVALID, "aws: bad region "
 				       "in aws_region=%.64s", list);
 		for (size_t i = 0; i < a->nregions; i++)
