@@ -310,12 +310,13 @@ KT_TEST(cache_single_flight_one_call_for_concurrent_cold_reads)
 	while (f.in_read == 0)
 		pthread_cond_wait(&f.cond, &f.lock);
 	pthread_mutex_unlock(&f.lock);
-	for (;;) {
+	for (int ms = 0; ms < 10000; ms++) {	/* at most 10 s */
 		kf_cache_stats(&c, &st);
 		if (st.waits == READERS - 1)
 			break;
 		kf_clock_sleep_ms(1);	/* real sleep: sleep_ms not faked */
 	}
+	KT_EQ_INT(st.waits, READERS - 1);
 	pthread_mutex_lock(&f.lock);
 	f.hold = 0;
 	pthread_cond_broadcast(&f.cond);
@@ -331,6 +332,28 @@ KT_TEST(cache_single_flight_one_call_for_concurrent_cold_reads)
 	KT_EQ_INT(st.hits, READERS - 1);
 	kf_cache_release(&c);
 	fake_release(&f);
+}
+
+static int cgetattr(struct fake *f, enum kf_code *code)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr a;
+
+	if (kf_cache_getattr(f->cache, &f->p, PATH, REL, 0, &a, &err) < 0) {
+		*code = err.code;
+		return -1;
+	}
+	return 0;
+}
+
+static int getattrs(struct fake *f)
+{
+	int n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->getattrs;
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 KT_TEST(cache_stale_if_error_serves_the_old_value_up_to_max_stale)
@@ -384,31 +407,16 @@ KT_TEST(cache_stale_if_error_not_for_notfound_or_denied)
 		set_time(1000000 + 10000);
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), &code), -1);
 		KT_EQ_INT(code, answers[i]);
+		KT_EQ_INT(reads(&f), 2);
+		/* An absent value is remembered as an absent name. */
+		if (answers[i] == KF_E_NOTFOUND) {
+			KT_EQ_INT(cgetattr(&f, &code), -1);
+			KT_EQ_INT(code, KF_E_NOTFOUND);
+			KT_EQ_INT(getattrs(&f), 0);
+		}
 		kf_cache_release(&c);
 		fake_release(&f);
 	}
-}
-
-static int cgetattr(struct fake *f, enum kf_code *code)
-{
-	struct kf_err err = KF_ERR_INIT;
-	struct kf_attr a;
-
-	if (kf_cache_getattr(f->cache, &f->p, PATH, REL, 0, &a, &err) < 0) {
-		*code = err.code;
-		return -1;
-	}
-	return 0;
-}
-
-static int getattrs(struct fake *f)
-{
-	int n;
-
-	pthread_mutex_lock(&f->lock);
-	n = f->getattrs;
-	pthread_mutex_unlock(&f->lock);
-	return n;
 }
 
 /* An absent name is answered from memory for min(ttl, 2 s). */
