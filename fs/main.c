@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "ops.h"
 #include "opts.h"
+#include "refresh.h"
 #include "provider.h"
 #include "core/secret.h"
 #include "core/json.h"
