@@ -37,7 +37,8 @@ struct kf_opts {
 	struct kf_kv *kv;	/* provider options */
 	size_t nkv;
 	char errbuf[256];	/* first parse error */
-	int last_providers;	/* parser state: last option was providers= */
+	char **list_open;	/* parser state: the list option (providers=)
+				 * a bare provider name continues, or NULL */
 };
 
 /*

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <fuse.h>
 #include <fuse_opt.h>
 
@@ -68,6 +69,54 @@ KT_TEST(opts_provider_list_split_by_fuse_opt)
 	KT_EQ_INT(parse(&o, 4, argv), 0);
 	KT_EQ_STR(o.providers, "local,aws,gcp");
 	kf_opts_release(&o);
+}
+
+/* Provider names and options come from kf_provider_table: every declared
+ * option is collected, a misspelt one in a provider's namespace is
+ * refused, and every name is rejoined into a split providers= list. */
+KT_TEST(opts_provider_words_come_from_the_table)
+{
+	char list[256] = "providers=", arg[160];
+	size_t n = strlen(list);
+
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const struct kf_provider_desc *d = kf_provider_table[i];
+		struct kf_opts o;
+
+		KT_CHECK(kf_provider_for_prefix(d->name) == NULL);
+		KT_CHECK(snprintf(arg, sizeof(arg), "%s_no_such_option",
+				  d->name) < (int)sizeof(arg));
+		KT_CHECK(kf_provider_for_prefix(arg) == d);
+		{
+			char *argv[] = { "keyfs", "-o", arg, "/m", NULL };
+
+			KT_EQ_INT(parse(&o, 4, argv), -1);
+			KT_CHECK(strstr(o.errbuf, "unknown provider option"));
+			kf_opts_release(&o);
+		}
+		for (const struct kf_provider_opt *po = d->opts; po && po->name;
+		     po++) {
+			char *argv[] = { "keyfs", "-o", arg, "/m", NULL };
+
+			KT_CHECK(snprintf(arg, sizeof(arg), "%s=x", po->name) <
+				 (int)sizeof(arg));
+			KT_EQ_INT(parse(&o, 4, argv), 0);
+			KT_EQ_INT(o.nkv, 1);
+			KT_EQ_STR(o.kv[0].key, po->name);
+			kf_opts_release(&o);
+		}
+		KT_CHECK(n + strlen(d->name) + 2 < sizeof(list));
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+				      i ? "," : "", d->name);
+	}
+	{
+		char *argv[] = { "keyfs", "-o", list, "/m", NULL };
+		struct kf_opts o;
+
+		KT_EQ_INT(parse(&o, 4, argv), 0);
+		KT_EQ_STR(o.providers, list + strlen("providers="));
+		kf_opts_release(&o);
+	}
 }
 
 KT_TEST(opts_rejects_bad_values)
