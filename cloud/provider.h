@@ -1,10 +1,8 @@
 /*
- * The provider interface: the only view fs/ has of a secret store.  A
- * provider owns one top-level directory (local/, aws/, gcp/) and interprets
- * paths below it; fs/ knows nothing provider-specific.  Every operation may
- * be called from many FUSE threads at once, so providers are thread-safe.
- * Values cross this interface only in struct kf_secret (locked memory) or
- * as borrowed pointers into one.
+ * The provider interface: the only view fs/ has of a secret store; each
+ * provider owns one top-level directory (local/, aws/, gcp/), interprets
+ * the paths below it and is thread-safe.  Values cross this interface only
+ * in struct kf_secret (locked memory) or as borrowed pointers into one.
  */
 #ifndef KF_PROVIDER_H
 #define KF_PROVIDER_H

@@ -1,9 +1,9 @@
 /*
  * Value and attribute cache (see cache.h).  The lock guards the table
- * only: no provider call is ever made while holding it, and a fetch
- * result is inserted only if the entry's generation did not move
- * meanwhile (sshfs's write counter), so an old value never overwrites a
- * newer write.  Never logs a value.
+ * only and no provider call is ever made while holding it; a fetch result
+ * is inserted only if the entry's generation did not move meanwhile
+ * (sshfs's write counter), so an old value never overwrites a newer write.
+ * Never logs a value.
  */
 #include "cache.h"
 #include "centry.h"

@@ -1,8 +1,9 @@
 /*
- * keyfs start-up, as sshfs does it rather than through fuse_main: harden
- * the process, parse options, check the store and every provider while
- * stderr is still the terminal, mount, daemonize, start threads, then run
- * the multithreaded loop with an explicit thread limit.
+ * keyfs start-up as a ladder of steps, as sshfs does it rather than
+ * through fuse_main: harden, parse options, check the store and every
+ * provider while stderr is still the terminal, mount, daemonize, start
+ * threads, run the multithreaded loop with an explicit thread limit.  No
+ * thread starts before the process has daemonized.
  */
 #include "audit.h"
 #include "errmap.h"
@@ -71,7 +72,7 @@ static int check_store(const char *store, const char *mnt, int ro,
 	size_t ml;
 
 	/* Created even for -o ro (a read-only mount of a new store simply
-	 * has nothing in local/); only a writable mount insists. */
+	 * has nothing stored yet); only a writable mount insists. */
 	if (mkdirs(store) < 0 && !ro) {
 		fprintf(stderr, "keyfs: cannot create store %s: %s\n", store,
 			strerror(errno));

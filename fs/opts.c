@@ -240,7 +240,7 @@ static int apply(struct kf_opts *o, const struct opt_desc *d,
 }
 
 /* A bare provider name right after a list option: fuse_opt split
- * "providers=local,aws" at the comma, so join it back. */
+ * "providers=A,B" at the comma, so join B back. */
 static int list_continue(struct kf_opts *o, char **list, const char *arg)
 {
 	size_t len = strlen(*list) + strlen(arg) + 2;

@@ -1,5 +1,5 @@
-"""Caching and freshness (DESIGN.md "Caching and freshness"), through the
-local provider.  Counters come from the mount root's user.keyfs.stats."""
+"""Caching and freshness (docs/architecture.md, "The value cache"), through
+the local provider.  Counters come from the mount root's user.keyfs.stats."""
 import json
 import os
 import threading
