@@ -222,7 +222,8 @@ static int wait_locked(struct kf_cache *c, struct kf_centry *e)
 	kf_cache_abstime(c->timeout_ms ? c->timeout_ms : 30000, &ts);
 	c->st.waits++;
 	while (e->loading)
-		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+		    ETIMEDOUT)
 			return e->loading ? -1 : 0;
 	return 0;
 }
@@ -415,7 +416,8 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 		if (!e->loading)
 			break;
 		if (wait_locked(c, e) < 0) {
-			kf_fail(err, KF_E_TIMEOUT, "timed out waiting for a fetch");
+			kf_fail(err, KF_E_TIMEOUT,
+				"timed out waiting for a fetch");
 			goto out;
 		}
 	}

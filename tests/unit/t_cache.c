@@ -377,7 +377,7 @@ KT_TEST(cache_stale_if_error_serves_the_old_value_up_to_max_stale)
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 		KT_EQ_STR(buf, "last known");
 		KT_EQ_INT(reads(&f), 2);		/* it did ask */
-		set_time(1000000 + 109999);		/* ttl + max_stale - 1 */
+		set_time(1000000 + 109999);	/* ttl + max_stale - 1 */
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 		KT_EQ_STR(buf, "last known");
 		set_time(1000000 + 110000);		/* ttl + max_stale */

@@ -286,6 +286,10 @@ static const struct kf_provider_ops store_ops = {
 
 static const struct kf_who me = { 0, 0, 0 };
 
+/* Handles take a relative path that points into the FUSE path. */
+static const char v_path[] = "/st/v", n_path[] = "/st/n";
+static const char *const v_rel = v_rel, *const n_rel = n_path + 4;
+
 static void store_init(struct kf_fs *fs, struct store *s, const char *v)
 {
 	memset(s, 0, sizeof(*s));
@@ -307,7 +311,7 @@ KT_TEST(handle_bare_flush_after_otrunc_leaves_the_commit_to_release)
 	int did = -1;
 
 	store_init(&fs, &s, "old value");
-	KT_EQ_INT(kf_fh_open(&fs, &s.p, "/st/v", "v", O_WRONLY | O_TRUNC, &me,
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY | O_TRUNC, &me,
 			     &h), 0);
 	/* The shell closes a dup'ed descriptor: no empty version yet. */
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
@@ -329,7 +333,7 @@ KT_TEST(handle_write_commits_once_at_flush)
 	int did = 0;
 
 	store_init(&fs, &s, "abc");
-	KT_EQ_INT(kf_fh_open(&fs, &s.p, "/st/v", "v", O_RDWR, &me, &h), 0);
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDWR, &me, &h), 0);
 	KT_EQ_INT(kf_fh_read(h, buf, sizeof(buf), 0), 3);
 	KT_EQ_INT(kf_fh_write(h, "X", 1, 1), 1);
 	KT_EQ_INT(s.commits, 0);
@@ -352,7 +356,7 @@ KT_TEST(handle_failed_write_never_commits)
 	int did = 0;
 
 	store_init(&fs, &s, "keep");
-	KT_EQ_INT(kf_fh_open(&fs, &s.p, "/st/v", "v", O_WRONLY, &me, &h), 0);
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY, &me, &h), 0);
 	KT_EQ_INT(kf_fh_write(h, "0123", 4, 0), 4);
 	KT_EQ_INT(kf_fh_write(h, "0123456789abcdef", 16, 4), -EFBIG);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), -EFBIG);
@@ -370,9 +374,9 @@ KT_TEST(handle_created_file_is_made_at_first_flush)
 	int did = 0;
 
 	store_init(&fs, &s, "");
-	KT_EQ_INT(kf_fh_create(&fs, &s.p, "/st/n", "n", O_WRONLY, &me, &h),
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h),
 		  0);
-	KT_EQ_INT(kf_fh_pending_has(&fs, "/st/n"), 1);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 1);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);	/* `touch` */
 	KT_EQ_INT(s.commits, 1);
 	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
@@ -381,7 +385,7 @@ KT_TEST(handle_created_file_is_made_at_first_flush)
 	KT_EQ_INT(s.commits, 2);
 	KT_EQ_INT(s.last_flags, 0);		/* exists now */
 	kf_fh_release(&fs, h);
-	KT_EQ_INT(kf_fh_pending_has(&fs, "/st/n"), 0);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
 	kf_fs_release(&fs);
 }
 
@@ -391,14 +395,14 @@ KT_TEST(handle_truncate_of_a_path_commits_through_the_one_commit)
 	struct store s;
 
 	store_init(&fs, &s, "abcdef");
-	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, "/st/v", "v", 2), 0);
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 2), 0);
 	KT_EQ_INT(s.commits, 1);
 	KT_EQ_INT(s.len, 2);
 	KT_EQ_MEM(s.value, "ab", 2);
-	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, "/st/v", "v", 4), 0);
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 4), 0);
 	KT_EQ_INT(s.len, 4);
 	KT_EQ_MEM(s.value, "ab\0\0", 4);
-	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, "/st/v", "v", 17), -EFBIG);
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 17), -EFBIG);
 	KT_EQ_INT(s.commits, 2);
 	KT_EQ_INT(fs.ctr.commits, 2);
 	kf_fs_release(&fs);
