@@ -288,7 +288,7 @@ static const struct kf_who me = { 0, 0, 0 };
 
 /* Handles take a relative path that points into the FUSE path. */
 static const char v_path[] = "/st/v", n_path[] = "/st/n";
-static const char *const v_rel = v_rel, *const n_rel = n_path + 4;
+static const char *const v_rel = v_path + 4, *const n_rel = n_path + 4;
 
 static void store_init(struct kf_fs *fs, struct store *s, const char *v)
 {
