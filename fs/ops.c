@@ -466,62 +466,49 @@ static int kf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return rc;
 }
 
+/* What keyfs refuses: EROFS on a read-only mount, else err (0 accepts).
+ * These handlers ignore their arguments. */
+static int refuse(int err)
+{
+	return kf_fs_ctx()->read_only ? -EROFS : err;
+}
+
 static int kf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)path;
-	(void)mode;
-	(void)fi;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);	/* modes come from -o umask */
 }
 
 static int kf_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	(void)path;
-	(void)uid;
-	(void)gid;
-	(void)fi;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);	/* owners come from -o uid, gid */
 }
 
 /* Times come from the provider; accepting utimens keeps `touch` working. */
 static int kf_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
-	(void)path;
-	(void)tv;
-	(void)fi;
-	return kf_fs_ctx()->read_only ? -EROFS : 0;
+	return refuse(0);
 }
 
 static int kf_rename(const char *from, const char *to, unsigned int flags)
 {
-	(void)from;
-	(void)to;
-	(void)flags;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);
 }
 
 static int kf_link(const char *from, const char *to)
 {
-	(void)from;
-	(void)to;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);
 }
 
 static int kf_symlink(const char *from, const char *to)
 {
-	(void)from;
-	(void)to;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);
 }
 
 static int kf_mknod(const char *path, mode_t mode, dev_t dev)
 {
-	(void)path;
-	(void)mode;
-	(void)dev;
-	return kf_fs_ctx()->read_only ? -EROFS : -EPERM;
+	return refuse(-EPERM);
 }
 
 static int kf_statfs(const char *path, struct statvfs *st)
