@@ -1,10 +1,8 @@
 /*
- * The provider interface: the only view fs/ has of a secret store.  A
- * provider owns one top-level directory (local/, aws/, gcp/) and interprets
- * paths below it; fs/ knows nothing provider-specific.  Every operation may
- * be called from many FUSE threads at once, so providers are thread-safe.
- * Values cross this interface only in struct kf_secret (locked memory) or
- * as borrowed pointers into one.
+ * The provider interface: the only view fs/ has of a secret store; each
+ * provider owns one top-level directory (local/, aws/, gcp/), interprets
+ * the paths below it and is thread-safe.  Values cross this interface only
+ * in struct kf_secret (locked memory) or as borrowed pointers into one.
  */
 #ifndef KF_PROVIDER_H
 #define KF_PROVIDER_H
@@ -13,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/secret.h"
 
@@ -139,25 +138,6 @@ struct kf_provider_opt {
 	const char *help;	/* one line, including the default */
 };
 
-/* A -o key=value handed to providers (value NULL for a bare flag). */
-struct kf_kv {
-	char *key;
-	char *value;
-};
-
-/* Settings fs/ passes to every provider. */
-struct kf_config {
-	const char *store;	/* state directory (exists, 0700) */
-	unsigned timeout;	/* seconds allowed for one operation */
-	unsigned ttl;		/* cache lifetime in seconds */
-	int read_only;		/* mounted with -o ro */
-	const struct kf_kv *opts;	/* provider options, in order given */
-	size_t nopts;
-};
-
-/* The last value given for key, or NULL.  A bare flag yields "". */
-const char *kf_config_get(const struct kf_config *cfg, const char *key);
-
 struct kf_provider_desc {
 	const char *name;
 	const struct kf_provider_opt *opts;	/* ends with {NULL} */
@@ -183,5 +163,12 @@ const struct kf_provider_desc *kf_provider_find(const char *name);
 
 /* The descriptor declaring option key, or NULL. */
 const struct kf_provider_desc *kf_provider_for_option(const char *key);
+
+/*
+ * The descriptor whose option namespace key is in, or NULL: provider
+ * options are named after their provider ("aws_region" belongs to aws),
+ * so a key with that prefix but no declaration is a misspelt option.
+ */
+const struct kf_provider_desc *kf_provider_for_prefix(const char *key);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The table of built-in providers and the lookups fs/ uses on it.  Adding
- * a provider means adding its descriptor here; fs/ does not change.
+ * The table of built-in providers and the lookups fs/ uses on it, nothing
+ * else.  Adding a provider means adding its descriptor here; fs/ does not
+ * change, so no provider name may be written anywhere in fs/.
  */
 #include "provider.h"
 #include "local/tree.h"
@@ -15,16 +16,6 @@ const struct kf_provider_desc *const kf_provider_table[] = {
 	&kf_gcp_desc,
 	NULL,
 };
-
-const char *kf_config_get(const struct kf_config *cfg, const char *key)
-{
-	const char *v = NULL;
-
-	for (size_t i = 0; i < cfg->nopts; i++)
-		if (strcmp(cfg->opts[i].key, key) == 0)
-			v = cfg->opts[i].value ? cfg->opts[i].value : "";
-	return v;
-}
 
 const struct kf_provider_desc *kf_provider_find(const char *name)
 {
@@ -42,6 +33,18 @@ const struct kf_provider_desc *kf_provider_for_option(const char *key)
 		for (; o && o->name; o++)
 			if (strcmp(o->name, key) == 0)
 				return kf_provider_table[i];
+	}
+	return NULL;
+}
+
+const struct kf_provider_desc *kf_provider_for_prefix(const char *key)
+{
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const char *name = kf_provider_table[i]->name;
+		size_t n = strlen(name);
+
+		if (strncmp(key, name, n) == 0 && key[n] == '_')
+			return kf_provider_table[i];
 	}
 	return NULL;
 }

@@ -1,7 +1,7 @@
 /*
- * The audit trail.  Lines carry who did what to which path and how it
- * ended; a value never reaches this file.  Paths and process names are
- * escaped so a crafted name cannot forge a line.
+ * The audit trail: who did what to which path and how it ended.  A value
+ * never reaches this file, and paths and process names are escaped so a
+ * crafted name cannot forge a line.
  */
 #include "audit.h"
 
@@ -23,24 +23,24 @@ int kf_audit_open(const char *spec, struct kf_audit **out, char *errbuf,
 {
 	struct kf_audit *a = calloc(1, sizeof(*a));
 
+	/* Messages for the terminal: cut to errlen, still readable. */
 	if (!a) {
-		snprintf(errbuf, errlen, "out of memory");
+		(void)snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
 	a->fd = -1;
 	if (strcmp(spec, "syslog") != 0) {
 		if (spec[0] != '/') {
-			snprintf(errbuf, errlen,
-				 "audit=%s: use an absolute file path or syslog",
-				 spec);
+			(void)snprintf(errbuf, errlen, "audit=%s: use an "
+				       "absolute file path or syslog", spec);
 			free(a);
 			return -1;
 		}
 		a->fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 				   O_NOFOLLOW, 0600);
 		if (a->fd < 0) {
-			snprintf(errbuf, errlen, "audit file %s: %s", spec,
-				 strerror(errno));
+			(void)snprintf(errbuf, errlen, "audit file %s: %s",
+				       spec, strerror(errno));
 			free(a);
 			return -1;
 		}
@@ -72,14 +72,14 @@ static void comm_of(pid_t pid, char *out, size_t outlen)
 	ssize_t n = -1;
 	int fd;
 
-	snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+	(void)snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid); /* fits */
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
 	}
 	if (n <= 0) {
-		snprintf(out, outlen, "?");
+		(void)snprintf(out, outlen, "?");	/* fits */
 		return;
 	}
 	buf[n] = '\0';
@@ -102,12 +102,13 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	esc(path, epath, sizeof(epath));
 	comm_of(pid, comm, sizeof(comm));
+	/* Log text: an errno name cut short is still a name. */
 	if (result == 0)
-		snprintf(res, sizeof(res), "ok");
+		(void)snprintf(res, sizeof(res), "ok");
 	else
-		snprintf(res, sizeof(res), "error errno=%d (%s)", -result,
-			 strerrorname_np(-result) ? strerrorname_np(-result)
-						  : "?");
+		(void)snprintf(res, sizeof(res), "error errno=%d (%s)",
+			       -result, strerrorname_np(-result) ?
+			       strerrorname_np(-result) : "?");
 	n = snprintf(line, sizeof(line),
 		     "%s.%03ldZ uid=%u gid=%u pid=%d comm=\"%s\" op=%s "
 		     "path=\"%s\" result=%s\n",

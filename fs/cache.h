@@ -1,16 +1,15 @@
 /*
- * The value and attribute cache of the FUSE side.  Values live in locked
- * memory (struct kf_secret) and are wiped when dropped.  Concurrent first
- * reads of one path make one provider call (single flight); a provider
- * that is down is answered from the last value for up to max_stale; names
- * known to be absent are remembered briefly (negative cache).  No provider
- * call is ever made with the cache lock held.
+ * The value and attribute cache of the FUSE side: single flight,
+ * refresh-ahead, stale-if-error and a short negative cache.  Values live
+ * in locked memory and are wiped when dropped; no provider call is ever
+ * made with the cache lock held.
  */
 #ifndef KF_CACHE_H
 #define KF_CACHE_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "provider.h"
 
@@ -95,7 +94,12 @@ void kf_cache_refresh_once(struct kf_cache *c,
 /* A snapshot of the counters. */
 void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out);
 
-#endif
+/*
+ * The absolute wall-clock time ms milliseconds from now, for
+ * pthread_cond_timedwait (whose deadlines are CLOCK_REALTIME).  Ages and
+ * expiry use kf_clock_now_ms(), which unit tests replace; a thread that
+ * really waits uses this.
+ */
+void kf_cache_abstime(unsigned ms, struct timespec *ts);
 
-/* Test seam: replace the millisecond clock (NULL restores CLOCK_MONOTONIC). */
-void kf_cache_set_clock(uint64_t (*now_ms)(void));
+#endif

@@ -1,6 +1,7 @@
 /*
- * Cloud error codes to errno, in one table (DESIGN.md "Errors").  Logs
- * the provider's code and message, which never hold a value.
+ * Cloud error codes to errno, in one table: every FUSE handler's -errno
+ * for a cloud error comes from here.  Logs the provider's code and
+ * message, which never hold a value; never looks at message text.
  */
 #include "errmap.h"
 #include "core/log.h"

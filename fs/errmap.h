@@ -1,5 +1,6 @@
 /*
- * The one place where cloud errors become errno values.
+ * The one place where cloud errors become errno values: codes only, never
+ * the text of a message.
  */
 #ifndef KF_ERRMAP_H
 #define KF_ERRMAP_H

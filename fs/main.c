@@ -1,8 +1,9 @@
 /*
- * keyfs start-up, as sshfs does it rather than through fuse_main: harden
- * the process, parse options, check the store and every provider while
- * stderr is still the terminal, mount, daemonize, start threads, then run
- * the multithreaded loop with an explicit thread limit.
+ * keyfs start-up as a ladder of steps, as sshfs does it rather than
+ * through fuse_main: harden, parse options, check the store and every
+ * provider while stderr is still the terminal, mount, daemonize, start
+ * threads, run the multithreaded loop with an explicit thread limit.  No
+ * thread starts before the process has daemonized.
  */
 #include "audit.h"
 #include "errmap.h"
@@ -10,6 +11,7 @@
 #include "core/log.h"
 #include "ops.h"
 #include "opts.h"
+#include "refresh.h"
 #include "provider.h"
 #include "core/secret.h"
 #include "core/json.h"
@@ -70,7 +72,7 @@ static int check_store(const char *store, const char *mnt, int ro,
 	size_t ml;
 
 	/* Created even for -o ro (a read-only mount of a new store simply
-	 * has nothing in local/); only a writable mount insists. */
+	 * has nothing stored yet); only a writable mount insists. */
 	if (mkdirs(store) < 0 && !ro) {
 		fprintf(stderr, "keyfs: cannot create store %s: %s\n", store,
 			strerror(errno));
@@ -121,15 +123,20 @@ static int check_mountpoint(const char *mnt)
 	return 0;
 }
 
-static int wanted(const char *list, const char *name)
+/*
+ * Call fn for each name of a comma- or colon-separated list; stops at and
+ * returns the first non-zero result.
+ */
+static int each_name(const char *list,
+		     int (*fn)(void *ctx, const char *name, size_t n),
+		     void *ctx)
 {
-	size_t n = strlen(name);
-
 	for (const char *p = list; *p;) {
 		size_t l = strcspn(p, ",:");
+		int rc = fn(ctx, p, l);
 
-		if (l == n && !strncmp(p, name, n))
-			return 1;
+		if (rc)
+			return rc;
 		p += l;
 		if (*p)
 			p++;
@@ -137,202 +144,313 @@ static int wanted(const char *list, const char *name)
 	return 0;
 }
 
-/* Every name in the list must be a built-in provider. */
-static int check_provider_list(const char *list)
+static int is_name(void *ctx, const char *name, size_t n)
 {
+	const char *want = ctx;
+
+	return strlen(want) == n && !strncmp(name, want, n);
+}
+
+/* A name of -o providers= that is not built in: say so, stop. */
+static int unknown_name(void *ctx, const char *p, size_t l)
+{
+	const char *list = ctx;
 	char name[64];
 
-	for (const char *p = list; *p;) {
-		size_t l = strcspn(p, ",:");
-
-		if (l == 0 || l >= sizeof(name) ||
-		    (memcpy(name, p, l), name[l] = '\0',
-		     !kf_provider_find(name))) {
-			fprintf(stderr, "keyfs: providers=%s: unknown provider "
-				"'%.*s' (built in:", list, (int)l, p);
-			for (size_t i = 0; kf_provider_table[i]; i++)
-				fprintf(stderr, " %s", kf_provider_table[i]->name);
-			fprintf(stderr, ")\n");
-			return -1;
-		}
-		p += l;
-		if (*p)
-			p++;
+	if (l > 0 && l < sizeof(name)) {
+		memcpy(name, p, l);
+		name[l] = '\0';
+		if (kf_provider_find(name))
+			return 0;
 	}
-	return 0;
+	fprintf(stderr, "keyfs: providers=%s: unknown provider '%.*s' "
+		"(built in:", list, (int)l, p);
+	for (size_t i = 0; kf_provider_table[i]; i++)
+		fprintf(stderr, " %s", kf_provider_table[i]->name);
+	fprintf(stderr, ")\n");
+	return -1;
 }
 
-int main(int argc, char **argv)
-{
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_loop_config *loop = NULL;
+/* Everything the start-up ladder builds, torn down by finish(). */
+struct keyfs {
+	struct fuse_args args;
 	struct kf_opts o;
 	struct kf_config cfg;
 	struct kf_fs fs;
 	struct kf_provider *provs[16];
-	struct kf_err err = KF_ERR_INIT;
-	struct fuse *fuse = NULL;
-	char store[PATH_MAX], *defstore = NULL;
-	size_t np = 0;
-	int rc = 1, mounted = 0;
+	size_t np;
+	struct fuse *fuse;
+	struct fuse_loop_config *loop;
+	int mounted;
+	char store[PATH_MAX];
+	char *defstore;
+	int status;		/* the exit status */
+};
 
-	harden();
-	kf_fs_init(&fs);
-	if (kf_opts_parse(&args, &o) < 0) {
-		fprintf(stderr, "keyfs: %s\n(try keyfs --help)\n", o.errbuf);
-		goto out;
+/* What a step of the ladder says: go on, stop here (k->status set), or
+ * fail (exit status 1; the step said why). */
+enum { STEP_NEXT = 0, STEP_DONE = 1, STEP_FAIL = -1 };
+
+static int parse_options(struct keyfs *k)
+{
+	struct kf_opts *o = &k->o;
+
+	if (kf_opts_parse(&k->args, o) < 0) {
+		fprintf(stderr, "keyfs: %s\n(try keyfs --help)\n", o->errbuf);
+		return STEP_FAIL;
 	}
-	if (o.show_help) {
+	if (o->show_help) {
 		kf_opts_help(stdout, "keyfs");
-		rc = 0;
-		goto out;
+		k->status = 0;
+		return STEP_DONE;
 	}
-	if (o.show_version) {
-		printf("keyfs %s (libfuse %s)\n", KF_VERSION, fuse_pkgversion());
-		rc = 0;
-		goto out;
+	if (o->show_version) {
+		printf("keyfs %s (libfuse %s)\n", KF_VERSION,
+		       fuse_pkgversion());
+		k->status = 0;
+		return STEP_DONE;
 	}
-	kf_log_set_level(o.debug ? KF_LOG_DEBUG : KF_LOG_INFO);
-	if (o.log_level)
-		kf_log_set_level((enum kf_log_level)kf_log_level_parse(o.log_level));
-	if (check_mountpoint(o.mountpoint) < 0)
-		goto out;
-	if (!o.store) {
-		defstore = kf_opts_default_store();
-		if (!defstore) {
+	kf_log_set_level(o->debug ? KF_LOG_DEBUG : KF_LOG_INFO);
+	if (o->log_level)
+		kf_log_set_level(
+			(enum kf_log_level)kf_log_level_parse(o->log_level));
+	return STEP_NEXT;
+}
+
+/* The mountpoint, then the store (its default for this user). */
+static int check_paths(struct keyfs *k)
+{
+	if (check_mountpoint(k->o.mountpoint) < 0)
+		return STEP_FAIL;
+	if (!k->o.store) {
+		k->defstore = kf_opts_default_store();
+		if (!k->defstore) {
 			fprintf(stderr, "keyfs: no default store (HOME unset); "
 				"use -o store=DIR\n");
-			goto out;
+			return STEP_FAIL;
 		}
 	}
-	if (check_store(o.store ? o.store : defstore, o.mountpoint, o.read_only,
-			store, sizeof(store)) < 0)
-		goto out;
+	if (check_store(k->o.store ? k->o.store : k->defstore,
+			k->o.mountpoint, k->o.read_only, k->store,
+			sizeof(k->store)) < 0)
+		return STEP_FAIL;
+	return STEP_NEXT;
+}
+
+static int init_http(struct keyfs *k)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	(void)k;
 	if (kf_http_global_init(&err) < 0) {
 		fprintf(stderr, "keyfs: %s\n", err.msg);
-		goto out;
+		return STEP_FAIL;
 	}
+	return STEP_NEXT;
+}
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.store = store;
-	cfg.timeout = o.timeout;
-	cfg.ttl = o.ttl;
-	cfg.read_only = o.read_only;
-	cfg.opts = o.kv;
-	cfg.nopts = o.nkv;
-	if (o.providers && check_provider_list(o.providers) < 0)
-		goto out;
-	for (size_t i = 0; kf_provider_table[i]; i++) {
-		const struct kf_provider_desc *d = kf_provider_table[i];
-
-		if (o.providers ? !wanted(o.providers, d->name)
-				: !d->detect(&cfg))
-			continue;
-		if (np == sizeof(provs) / sizeof(provs[0]))
-			break;
-		kf_err_clear(&err);
-		if (d->create(&cfg, &provs[np], &err) < 0) {
-			fprintf(stderr, "keyfs: %s: %s\n", d->name,
-				err.msg[0] ? err.msg : kf_code_name(err.code));
-			goto out;
-		}
-		np++;
-	}
-	for (size_t i = 0; i < o.nkv; i++) {
+/* Warn about options given for a provider that is not mounted. */
+static void warn_unused_options(struct keyfs *k)
+{
+	for (size_t i = 0; i < k->o.nkv; i++) {
 		const struct kf_provider_desc *d =
-			kf_provider_for_option(o.kv[i].key);
+			kf_provider_for_option(k->o.kv[i].key);
 		int on = 0;
 
-		for (size_t k = 0; k < np; k++)
-			if (d && !strcmp(provs[k]->name, d->name))
+		for (size_t j = 0; j < k->np; j++)
+			if (d && !strcmp(k->provs[j]->name, d->name))
 				on = 1;
 		if (!on)
 			fprintf(stderr, "keyfs: warning: option %s is for %s/, "
-				"which is not mounted\n", o.kv[i].key,
+				"which is not mounted\n", k->o.kv[i].key,
 				d ? d->name : "?");
 	}
-	fs.tree.providers = provs;
-	fs.tree.n = np;
-	fs.uid = o.uid;
-	fs.gid = o.gid;
-	fs.umask = o.umask;
-	fs.read_only = o.read_only;
-	fs.direct_io = o.direct_io;
-	fs.ttl = o.ttl;
-	fs.no_open = o.read_only && !o.audit && !o.direct_io && o.ttl > 0;
-	if (kf_cache_init(&fs.cache, o.ttl, o.max_stale, o.timeout) < 0) {
-		fprintf(stderr, "keyfs: out of memory\n");
-		goto out;
-	}
-	if (o.audit) {
-		char ebuf[256];
+}
 
-		if (kf_audit_open(o.audit, &fs.audit, ebuf, sizeof(ebuf)) < 0) {
-			fprintf(stderr, "keyfs: %s\n", ebuf);
-			goto out;
+/*
+ * Create the providers asked for with -o providers=, or those whose
+ * configuration or credentials are found; each checks its configuration
+ * and credentials now, while stderr is the terminal.
+ */
+static int create_providers(struct keyfs *k)
+{
+	struct kf_err err = KF_ERR_INIT;
+	const char *list = k->o.providers;
+
+	k->cfg.store = k->store;
+	k->cfg.timeout = k->o.timeout;
+	k->cfg.ttl = k->o.ttl;
+	k->cfg.read_only = k->o.read_only;
+	k->cfg.opts = k->o.kv;
+	k->cfg.nopts = k->o.nkv;
+	if (list && each_name(list, unknown_name, (void *)list) < 0)
+		return STEP_FAIL;
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const struct kf_provider_desc *d = kf_provider_table[i];
+
+		if (list ? !each_name(list, is_name, (void *)d->name)
+			 : !d->detect(&k->cfg))
+			continue;
+		if (k->np == sizeof(k->provs) / sizeof(k->provs[0]))
+			break;
+		kf_err_clear(&err);
+		if (d->create(&k->cfg, &k->provs[k->np], &err) < 0) {
+			fprintf(stderr, "keyfs: %s: %s\n", d->name,
+				err.msg[0] ? err.msg : kf_code_name(err.code));
+			return STEP_FAIL;
 		}
+		k->np++;
 	}
+	warn_unused_options(k);
+	return STEP_NEXT;
+}
 
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") < 0 ||
-	    fuse_opt_add_arg(&args, "-ofsname=keyfs") < 0 ||
-	    fuse_opt_add_arg(&args, "-osubtype=keyfs") < 0 ||
-	    (o.debug && fuse_opt_add_arg(&args, "-d") < 0))
-		goto out;
-	fuse = fuse_new(&args, &kf_fs_ops, sizeof(kf_fs_ops), &fs);
-	if (!fuse)
-		goto out;	/* libfuse said why (unknown option, ...) */
-	fs.fuse = fuse;
-	if (fuse_mount(fuse, o.mountpoint) != 0)
-		goto out;
-	mounted = 1;
-	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
-		goto out;
-	if (fuse_daemonize(o.foreground) != 0)
-		goto out;
-	if (!o.foreground)
+/* The mount's state: providers, ownership, modes, cache, audit trail. */
+static int setup_fs(struct keyfs *k)
+{
+	struct kf_fs *fs = &k->fs;
+	const struct kf_opts *o = &k->o;
+	char ebuf[256];
+
+	fs->tree.providers = k->provs;
+	fs->tree.n = k->np;
+	fs->uid = o->uid;
+	fs->gid = o->gid;
+	fs->umask = o->umask;
+	fs->read_only = o->read_only;
+	fs->direct_io = o->direct_io;
+	fs->ttl = o->ttl;
+	fs->no_open = o->read_only && !o->audit && !o->direct_io && o->ttl > 0;
+	if (kf_cache_init(&fs->cache, o->ttl, o->max_stale, o->timeout) < 0) {
+		fprintf(stderr, "keyfs: out of memory\n");
+		return STEP_FAIL;
+	}
+	if (o->audit &&
+	    kf_audit_open(o->audit, &fs->audit, ebuf, sizeof(ebuf)) < 0) {
+		fprintf(stderr, "keyfs: %s\n", ebuf);
+		return STEP_FAIL;
+	}
+	return STEP_NEXT;
+}
+
+/* Create the FUSE session and mount; libfuse says why when it fails. */
+static int mount_fuse(struct keyfs *k)
+{
+	if (fuse_opt_add_arg(&k->args, "-odefault_permissions") < 0 ||
+	    fuse_opt_add_arg(&k->args, "-ofsname=keyfs") < 0 ||
+	    fuse_opt_add_arg(&k->args, "-osubtype=keyfs") < 0 ||
+	    (k->o.debug && fuse_opt_add_arg(&k->args, "-d") < 0))
+		return STEP_FAIL;
+	k->fuse = fuse_new(&k->args, &kf_fs_ops, sizeof(kf_fs_ops), &k->fs);
+	if (!k->fuse)
+		return STEP_FAIL;	/* unknown option, ... */
+	k->fs.fuse = k->fuse;
+	if (fuse_mount(k->fuse, k->o.mountpoint) != 0)
+		return STEP_FAIL;
+	k->mounted = 1;
+	if (fuse_set_signal_handlers(fuse_get_session(k->fuse)) != 0)
+		return STEP_FAIL;
+	return STEP_NEXT;
+}
+
+static int detach(struct keyfs *k)
+{
+	if (fuse_daemonize(k->o.foreground) != 0)
+		return STEP_FAIL;
+	if (!k->o.foreground)
 		kf_log_use_syslog();
 	/* Memory locks do not survive fork(): lock what we hold again. */
 	kf_secret_relock_all();
-	for (size_t i = 0; i < np; i++) {
+	return STEP_NEXT;
+}
+
+/* Threads start only now: they would not survive daemonizing. */
+static int start_threads(struct keyfs *k)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	for (size_t i = 0; i < k->np; i++) {
+		struct kf_provider *p = k->provs[i];
+
 		kf_err_clear(&err);
-		if (provs[i]->ops->start && provs[i]->ops->start(provs[i], &err) < 0) {
-			kf_log(KF_LOG_ERROR, "%s: cannot start: %s", provs[i]->name,
+		if (p->ops->start && p->ops->start(p, &err) < 0) {
+			kf_log(KF_LOG_ERROR, "%s: cannot start: %s", p->name,
 			       err.msg);
-			goto out;
+			return STEP_FAIL;
 		}
 	}
-	if (kf_fs_start_refresher(&fs) < 0) {
+	if (kf_fs_start_refresher(&k->fs) < 0) {
 		kf_log(KF_LOG_ERROR, "cannot start the refresher thread");
-		goto out;
+		return STEP_FAIL;
 	}
 	kf_log(KF_LOG_INFO, "mounted at %s (store %s, %zu provider%s)",
-	       o.mountpoint, store, np, np == 1 ? "" : "s");
-	loop = fuse_loop_cfg_create();
-	if (!loop)
-		goto out;
-	fuse_loop_cfg_set_max_threads(loop, o.threads);
-	fuse_loop_cfg_set_clone_fd(loop, 0);
+	       k->o.mountpoint, k->store, k->np, k->np == 1 ? "" : "s");
+	return STEP_NEXT;
+}
+
+static int run_loop(struct keyfs *k)
+{
+	int rc;
+
+	k->loop = fuse_loop_cfg_create();
+	if (!k->loop)
+		return STEP_FAIL;
+	fuse_loop_cfg_set_max_threads(k->loop, k->o.threads);
+	fuse_loop_cfg_set_clone_fd(k->loop, 0);
 	/* The loop returns the number of the signal that ended it: SIGTERM,
 	 * SIGINT and SIGHUP are the normal ways to stop (systemctl stop). */
-	rc = fuse_loop_mt(fuse, loop);
-	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
-	kf_log(KF_LOG_INFO, "unmounted %s", o.mountpoint);
-out:
-	kf_fs_stop_refresher(&fs);
-	if (loop)
-		fuse_loop_cfg_destroy(loop);
-	if (fuse) {
-		fuse_remove_signal_handlers(fuse_get_session(fuse));
-		if (mounted)
-			fuse_unmount(fuse);
-		fuse_destroy(fuse);
+	rc = fuse_loop_mt(k->fuse, k->loop);
+	k->status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ?
+			    0 : 1;
+	kf_log(KF_LOG_INFO, "unmounted %s", k->o.mountpoint);
+	return STEP_DONE;
+}
+
+/* Tear down whatever the ladder built, in reverse. */
+static void finish(struct keyfs *k)
+{
+	kf_fs_stop_refresher(&k->fs);
+	if (k->loop)
+		fuse_loop_cfg_destroy(k->loop);
+	if (k->fuse) {
+		fuse_remove_signal_handlers(fuse_get_session(k->fuse));
+		if (k->mounted)
+			fuse_unmount(k->fuse);
+		fuse_destroy(k->fuse);
 	}
-	for (size_t i = 0; i < np; i++)
-		provs[i]->ops->free(provs[i]);
-	kf_audit_close(fs.audit);
-	kf_fs_release(&fs);
-	kf_opts_release(&o);
-	free(defstore);
-	fuse_opt_free_args(&args);
-	return rc;
+	for (size_t i = 0; i < k->np; i++)
+		k->provs[i]->ops->free(k->provs[i]);
+	kf_audit_close(k->fs.audit);
+	kf_fs_release(&k->fs);
+	kf_opts_release(&k->o);
+	free(k->defstore);
+	fuse_opt_free_args(&k->args);
+}
+
+/* The start-up ladder, in order; every step may stop it. */
+static int (*const ladder[])(struct keyfs *k) = {
+	parse_options,		/* --help, --version stop here */
+	check_paths,		/* stderr is still the terminal ... */
+	init_http,
+	create_providers,	/* ... configuration and credentials */
+	setup_fs,
+	mount_fuse,
+	detach,			/* from here on, errors go to the log */
+	start_threads,
+	run_loop,
+};
+
+int main(int argc, char **argv)
+{
+	static struct keyfs k;	/* large; one per process */
+
+	k.args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	k.status = 1;
+	harden();
+	kf_fs_init(&k.fs);
+	for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++)
+		if (ladder[i](&k) != STEP_NEXT)
+			break;
+	finish(&k);
+	return k.status;
 }

@@ -1,12 +1,13 @@
 /*
- * The FUSE operations: generic over struct kf_provider, nothing
- * provider-specific.  Values live in locked memory in file handles and are
- * committed once, at flush (close) or fsync.
+ * The mount's shared state and the FUSE operations table: generic over
+ * struct kf_provider, nothing provider-specific.  Handlers never block on
+ * the network with a lock held and never log a value.
  */
 #ifndef KF_OPS_H
 #define KF_OPS_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -15,8 +16,16 @@
 
 struct fuse;
 struct kf_audit;
-
 struct kf_pending;
+
+/* What reached the daemon (reads served by the page cache do not).
+ * Atomic: updated with KF_FS_COUNT, read with __atomic_load_n. */
+struct kf_fs_counters {
+	uint64_t opens, reads, writes, commits, commit_errors;
+};
+
+#define KF_FS_COUNT(fs, f) \
+	((void)__atomic_add_fetch(&(fs)->ctr.f, 1, __ATOMIC_RELAXED))
 
 struct kf_fs {
 	struct kf_tree tree;
@@ -32,6 +41,7 @@ struct kf_fs {
 	struct kf_audit *audit;	/* NULL when off */
 	struct fuse *fuse;	/* for invalidating the kernel's copy */
 	time_t mount_time;
+	struct kf_fs_counters ctr;
 	pthread_mutex_t pending_lock;
 	struct kf_pending *pending;	/* protected by pending_lock: files
 					 * created but not yet committed */
@@ -40,14 +50,22 @@ struct kf_fs {
 /* The operations table; private data must be a struct kf_fs. */
 extern const struct fuse_operations kf_fs_ops;
 
+/* Zero fs and set what needs no configuration (lock, mount time). */
 void kf_fs_init(struct kf_fs *fs);
+
+/* Free the cache and the pending list; fs itself is the caller's. */
 void kf_fs_release(struct kf_fs *fs);
 
-/*
- * Start / stop the refresher thread (refresh-ahead, expiry, kernel cache
- * invalidation).  Start after daemonizing.
- */
-int kf_fs_start_refresher(struct kf_fs *fs);
-void kf_fs_stop_refresher(struct kf_fs *fs);
+/* For FUSE handlers only (they run with a FUSE context): */
+
+/* The mount's state, from the FUSE context. */
+struct kf_fs *kf_fs_ctx(void);
+
+/* kf_tree_route on the mount's providers: 0 or -errno. */
+int kf_fs_route(const char *path, struct kf_provider **p, const char **rel);
+
+/* Log the access to the audit trail (when on), as the calling process;
+ * returns rc unchanged. */
+int kf_fs_audited(const char *op, const char *path, int rc);
 
 #endif

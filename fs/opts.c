@@ -1,66 +1,129 @@
 /*
- * Option parsing with fuse_opt.  Options keyfs understands are consumed;
- * fstab-only words are dropped; provider options are collected; anything
- * else is left for libfuse, which rejects what it does not know.
+ * Option parsing with fuse_opt, driven by one table of descriptors (name,
+ * kind, offset into struct kf_opts, bounds, help).  Options keyfs knows
+ * are consumed, fstab-only words dropped, provider options collected for
+ * the providers that declare them, anything else left for libfuse.  Knows
+ * no provider by name: provider names and options come from the table in
+ * cloud/providers.c.
  */
 #include "opts.h"
 #include "core/log.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fuse.h>
 #include <fuse_opt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum {
-	KEY_HELP,
-	KEY_VERSION,
-	KEY_FOREGROUND,
-	KEY_DEBUG,
-	KEY_STORE,
-	KEY_PROVIDERS,
-	KEY_LOG,
-	KEY_TIMEOUT,
-	KEY_THREADS,
-	KEY_UID,
-	KEY_GID,
-	KEY_UMASK,
-	KEY_RO,
-	KEY_RW,
-	KEY_ALLOW_OTHER,
-	KEY_TTL,
-	KEY_MAX_STALE,
-	KEY_DIRECT_IO,
-	KEY_AUDIT,
+enum opt_kind {
+	OPT_FLAG,	/* int field = val */
+	OPT_UINT,	/* unsigned field, in [min, max], digits in base */
+	OPT_STR,	/* char * field, replaced by a copy of the value */
 };
 
-static const struct fuse_opt spec[] = {
-	FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION),
-	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_KEY("-d", KEY_DEBUG),
-	FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("store=", KEY_STORE),
-	FUSE_OPT_KEY("providers=", KEY_PROVIDERS),
-	FUSE_OPT_KEY("log=", KEY_LOG),
-	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
-	FUSE_OPT_KEY("threads=", KEY_THREADS),
-	FUSE_OPT_KEY("uid=", KEY_UID),
-	FUSE_OPT_KEY("gid=", KEY_GID),
-	FUSE_OPT_KEY("umask=", KEY_UMASK),
-	FUSE_OPT_KEY("ro", KEY_RO),
-	FUSE_OPT_KEY("rw", KEY_RW),
-	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
-	FUSE_OPT_KEY("ttl=", KEY_TTL),
-	FUSE_OPT_KEY("max_stale=", KEY_MAX_STALE),
-	FUSE_OPT_KEY("direct_io", KEY_DIRECT_IO),
-	FUSE_OPT_KEY("audit=", KEY_AUDIT),
-	FUSE_OPT_END
+struct opt_desc {
+	const char *templ;	/* fuse_opt template: "-f", "ro", "ttl=" */
+	enum opt_kind kind;
+	size_t off;		/* of the field in struct kf_opts */
+	int val;		/* OPT_FLAG: the value set */
+	int keep;		/* OPT_FLAG: also passed on to libfuse */
+	unsigned long min, max;	/* OPT_UINT */
+	int base;		/* OPT_UINT: 10 or 8 */
+	int nonempty;		/* OPT_STR: an empty value is refused */
+	int (*check)(const char *v);	/* OPT_STR: < 0 refuses v */
+	int list;		/* OPT_STR: names fuse_opt splits at commas */
+	const char *what;	/* what a bad value should be */
+	const char *usage;	/* --help left column; NULL: not listed */
+	const char *help;	/* --help text, lines split by '\n' */
 };
+
+/* Offsets that only compile for a field of the kind's type. */
+#define FLAG_OFF(f) _Generic(((struct kf_opts *)0)->f, \
+			     int: offsetof(struct kf_opts, f))
+#define UINT_OFF(f) _Generic(((struct kf_opts *)0)->f, \
+			     unsigned: offsetof(struct kf_opts, f))
+#define STR_OFF(f) _Generic(((struct kf_opts *)0)->f, \
+			    char *: offsetof(struct kf_opts, f))
+
+#define FLAG(t, f, v, k, u, h) \
+	{ .templ = t, .kind = OPT_FLAG, .off = FLAG_OFF(f), .val = v, \
+	  .keep = k, .usage = u, .help = h }
+#define UINT(t, f, lo, hi, b, w, u, h) \
+	{ .templ = t, .kind = OPT_UINT, .off = UINT_OFF(f), .min = lo, \
+	  .max = hi, .base = b, .what = w, .usage = u, .help = h }
+#define STR(t, f, ne, chk, l, w, u, h) \
+	{ .templ = t, .kind = OPT_STR, .off = STR_OFF(f), .nonempty = ne, \
+	  .check = chk, .list = l, .what = w, .usage = u, .help = h }
+
+static int check_log_level(const char *v)
+{
+	return kf_log_level_parse(v);
+}
+
+/* In --help order; an option with several spellings is listed once. */
+static const struct opt_desc opt_table[] = {
+	FLAG("-h", show_help, 1, 0, "-h, --help", "print this help and exit"),
+	FLAG("--help", show_help, 1, 0, NULL, NULL),
+	FLAG("-V", show_version, 1, 0, "-V, --version",
+	     "print the version and exit"),
+	FLAG("--version", show_version, 1, 0, NULL, NULL),
+	FLAG("-f", foreground, 1, 0, "-f",
+	     "stay in the foreground, log to stderr"),
+	FLAG("-d", debug, 1, 0, "-d, -o debug",
+	     "foreground, debug log and FUSE request trace"),
+	FLAG("debug", debug, 1, 0, NULL, NULL),
+	STR("providers=", providers, 0, NULL, 1, NULL, "-o providers=LIST",
+	    "providers to mount, comma or colon separated\n"
+	    "(default: local, plus each cloud provider whose\n"
+	    "configuration or credentials are found)"),
+	STR("store=", store, 1, NULL, 0, "a directory", "-o store=DIR",
+	    "state directory (default: /var/lib/keyfs for\n"
+	    "root, else $XDG_DATA_HOME/keyfs or\n"
+	    "~/.local/share/keyfs)"),
+	UINT("timeout=", timeout, 1, 3600, 10, "seconds, 1 to 3600",
+	     "-o timeout=SECONDS", "deadline for one operation (default: 30)"),
+	UINT("threads=", threads, 1, 1024, 10, "1 to 1024", "-o threads=N",
+	     "maximum FUSE worker threads (default: 16)"),
+	STR("log=", log_level, 0, check_log_level, 0,
+	    "use error, warn, info or debug", "-o log=LEVEL",
+	    "error, warn, info or debug (default: info)"),
+	UINT("uid=", uid, 0, 0xfffffffeUL, 10, "a numeric user id",
+	     "-o uid=N, -o gid=N",
+	     "owner of every file (default: the mounting user)"),
+	UINT("gid=", gid, 0, 0xfffffffeUL, 10, "a numeric group id", NULL,
+	     NULL),
+	UINT("umask=", umask, 0, 0777, 8, "an octal mask such as 077",
+	     "-o umask=OCTAL",
+	     "permission mask (default: 077, so files are\n"
+	     "0600 and directories 0700)"),
+	/* ro and allow_other go on to the kernel, which enforces them too */
+	FLAG("ro", read_only, 1, 1, "-o ro",
+	     "read-only mount: every write fails with EROFS"),
+	FLAG("rw", read_only, 0, 0, NULL, NULL),
+	FLAG("allow_other", allow_other, 1, 1, "-o allow_other",
+	     "let other users in (off by default; the kernel\n"
+	     "still checks the permission bits)"),
+	UINT("ttl=", ttl, 0, 86400, 10, "seconds, 0 to 86400",
+	     "-o ttl=SECONDS",
+	     "how long a value is cached; values being read\n"
+	     "are refreshed before then (default: 300)"),
+	UINT("max_stale=", max_stale, 0, 604800, 10, "seconds, 0 to 604800",
+	     "-o max_stale=SECONDS",
+	     "when the provider is unreachable, serve the last\n"
+	     "value this long past its ttl (default: 3600)"),
+	FLAG("direct_io", direct_io, 1, 0, "-o direct_io",
+	     "keep values out of the kernel's page cache\n"
+	     "(slower warm reads; off by default)"),
+	STR("audit=", audit, 1, NULL, 0, "a file path or syslog",
+	    "-o audit=FILE|syslog",
+	    "one line per access: time, uid, gid, pid,\n"
+	    "process, operation, path, result (default: off)"),
+};
+
+#define NOPTS (sizeof(opt_table) / sizeof(opt_table[0]))
 
 /* Words mount(8) and fstab use that mean nothing to keyfs or FUSE. */
 static int fstab_only(const char *a)
@@ -99,13 +162,14 @@ int kf_opts_parse_uint(const char *s, int base, unsigned long max,
 static int bad(struct kf_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Keep the first error; a message cut to errbuf is still the message. */
 static int bad(struct kf_opts *o, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (!o->errbuf[0]) {
 		va_start(ap, fmt);
-		vsnprintf(o->errbuf, sizeof(o->errbuf), fmt, ap);
+		(void)vsnprintf(o->errbuf, sizeof(o->errbuf), fmt, ap);
 		va_end(ap);
 	}
 	return -1;
@@ -143,149 +207,117 @@ static int add_kv(struct kf_opts *o, const char *arg)
 	return 0;
 }
 
-static int is_provider_word(const char *a)
+/* Apply option d, given as arg ("name=value" or "name"); fuse_opt's
+ * convention: 0 consumed, 1 kept for libfuse, -1 error. */
+static int apply(struct kf_opts *o, const struct opt_desc *d,
+		 const char *arg)
 {
-	return kf_provider_find(a) || !strcmp(a, "aws") || !strcmp(a, "gcp") ||
-	       !strcmp(a, "local");
+	const char *eq = strchr(arg, '=');
+	const char *v = eq ? eq + 1 : "";
+	char *field = (char *)o + d->off;
+	unsigned long n;
+
+	switch (d->kind) {
+	case OPT_FLAG:
+		*(int *)(void *)field = d->val;
+		return d->keep;
+	case OPT_UINT:
+		if (kf_opts_parse_uint(v, d->base, d->max, &n) < 0 ||
+		    n < d->min)
+			return bad(o, "%s%s: %s", d->templ, v, d->what);
+		*(unsigned *)(void *)field = (unsigned)n;
+		return 0;
+	case OPT_STR:
+		if (d->nonempty && !*v)
+			return bad(o, "%s needs %s", d->templ, d->what);
+		if (d->check && d->check(v) < 0)
+			return bad(o, "%s%s: %s", d->templ, v, d->what);
+		if (d->list)
+			o->list_open = (char **)(void *)field;
+		return set_str((char **)(void *)field, v);
+	}
+	return 1;
+}
+
+/* A bare provider name right after a list option: fuse_opt split
+ * "providers=A,B" at the comma, so join B back. */
+static int list_continue(struct kf_opts *o, char **list, const char *arg)
+{
+	size_t len = strlen(*list) + strlen(arg) + 2;
+	char *p = malloc(len);
+
+	if (!p)
+		return -1;
+	if ((size_t)snprintf(p, len, "%s,%s", *list, arg) >= len) {
+		free(p);
+		return -1;
+	}
+	free(*list);
+	*list = p;
+	o->list_open = list;
+	return 0;
+}
+
+/* A word that is not in the table (list is the list option it may
+ * continue, or NULL). */
+static int other_option(struct kf_opts *o, char **list, const char *arg)
+{
+	char key[128];
+	size_t kl = strcspn(arg, "=");
+
+	if (fstab_only(arg))
+		return 0;
+	if (list && kf_provider_find(arg))
+		return list_continue(o, list, arg);
+	if (kl >= sizeof(key))
+		return 1;	/* libfuse decides */
+	memcpy(key, arg, kl);
+	key[kl] = '\0';
+	if (kf_provider_for_option(key))
+		return add_kv(o, arg);
+	if (kf_provider_for_prefix(key))
+		return bad(o, "unknown provider option '%s'", key);
+	return 1;	/* libfuse decides */
+}
+
+/* MOUNTPOINT, or SOURCE MOUNTPOINT (the mount(8) form). */
+static int positional(struct kf_opts *o, const char *arg)
+{
+	if (!o->mountpoint)
+		return set_str(&o->mountpoint, arg);
+	if (o->source)
+		return bad(o, "unexpected argument '%s'", arg);
+	o->source = o->mountpoint;
+	o->mountpoint = strdup(arg);
+	return o->mountpoint ? 0 : -1;
 }
 
 static int proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct kf_opts *o = data;
-	const char *v = strchr(arg, '=');
-	unsigned long n;
-	int was_providers = o->last_providers;
+	char **list = o->list_open;
 
 	(void)out;
-	o->last_providers = 0;
-	v = v ? v + 1 : "";
-	switch (key) {
-	case KEY_HELP:
-		o->show_help = 1;
-		return 0;
-	case KEY_VERSION:
-		o->show_version = 1;
-		return 0;
-	case KEY_FOREGROUND:
-		o->foreground = 1;
-		return 0;
-	case KEY_DEBUG:
-		o->foreground = 1;
-		o->debug = 1;
-		return 0;
-	case KEY_STORE:
-		if (!*v)
-			return bad(o, "store= needs a directory");
-		return set_str(&o->store, v);
-	case KEY_PROVIDERS:
-		o->last_providers = 1;
-		return set_str(&o->providers, v);
-	case KEY_LOG:
-		if (kf_log_level_parse(v) < 0)
-			return bad(o, "log=%s: use error, warn, info or debug",
-				   v);
-		return set_str(&o->log_level, v);
-	case KEY_TIMEOUT:
-		if (kf_opts_parse_uint(v, 10, 3600, &n) < 0 || n == 0)
-			return bad(o, "timeout=%s: seconds, 1 to 3600", v);
-		o->timeout = (unsigned)n;
-		return 0;
-	case KEY_THREADS:
-		if (kf_opts_parse_uint(v, 10, 1024, &n) < 0 || n == 0)
-			return bad(o, "threads=%s: 1 to 1024", v);
-		o->threads = (unsigned)n;
-		return 0;
-	case KEY_UID:
-		if (kf_opts_parse_uint(v, 10, 0xfffffffeUL, &n) < 0)
-			return bad(o, "uid=%s: a numeric user id", v);
-		o->uid = (uid_t)n;
-		return 0;
-	case KEY_GID:
-		if (kf_opts_parse_uint(v, 10, 0xfffffffeUL, &n) < 0)
-			return bad(o, "gid=%s: a numeric group id", v);
-		o->gid = (gid_t)n;
-		return 0;
-	case KEY_UMASK:
-		if (kf_opts_parse_uint(v, 8, 0777, &n) < 0)
-			return bad(o, "umask=%s: an octal mask such as 077", v);
-		o->umask = (mode_t)n;
-		return 0;
-	case KEY_RO:
-		o->read_only = 1;
-		return 1;	/* the kernel enforces it too */
-	case KEY_RW:
-		o->read_only = 0;
-		return 0;
-	case KEY_ALLOW_OTHER:
-		o->allow_other = 1;
-		return 1;
-	case KEY_TTL:
-		if (kf_opts_parse_uint(v, 10, 86400, &n) < 0)
-			return bad(o, "ttl=%s: seconds, 0 to 86400", v);
-		o->ttl = (unsigned)n;
-		return 0;
-	case KEY_MAX_STALE:
-		if (kf_opts_parse_uint(v, 10, 604800, &n) < 0)
-			return bad(o, "max_stale=%s: seconds, 0 to 604800", v);
-		o->max_stale = (unsigned)n;
-		return 0;
-	case KEY_DIRECT_IO:
-		o->direct_io = 1;
-		return 0;
-	case KEY_AUDIT:
-		if (!*v)
-			return bad(o, "audit= needs a file path or syslog");
-		return set_str(&o->audit, v);
-	case FUSE_OPT_KEY_NONOPT:
-		if (!o->mountpoint)
-			return set_str(&o->mountpoint, arg);
-		if (!o->source) {
-			/* mount(8) form: SOURCE MOUNTPOINT */
-			o->source = o->mountpoint;
-			o->mountpoint = strdup(arg);
-			return o->mountpoint ? 0 : -1;
-		}
-		return bad(o, "unexpected argument '%s'", arg);
-	case FUSE_OPT_KEY_OPT:
-		if (fstab_only(arg))
-			return 0;
-		if (was_providers && is_provider_word(arg)) {
-			/* -o providers=local,aws: fuse_opt split the list */
-			size_t len = strlen(o->providers) + strlen(arg) + 2;
-			char *p = malloc(len);
-
-			if (!p)
-				return -1;
-			snprintf(p, len, "%s,%s", o->providers, arg);
-			free(o->providers);
-			o->providers = p;
-			o->last_providers = 1;
-			return 0;
-		}
-		{
-			char key_name[128];
-			size_t kl = strcspn(arg, "=");
-
-			if (kl < sizeof(key_name)) {
-				memcpy(key_name, arg, kl);
-				key_name[kl] = '\0';
-				if (kf_provider_for_option(key_name))
-					return add_kv(o, arg);
-				if (!strncmp(key_name, "aws_", 4) ||
-				    !strncmp(key_name, "gcp_", 4) ||
-				    !strncmp(key_name, "local_", 6))
-					return bad(o, "unknown provider option "
-						   "'%s'", key_name);
-			}
-		}
-		return 1;	/* libfuse decides */
-	default:
-		return 1;
-	}
+	o->list_open = NULL;
+	if (key >= 0 && (size_t)key < NOPTS)
+		return apply(o, &opt_table[key], arg);
+	if (key == FUSE_OPT_KEY_NONOPT)
+		return positional(o, arg);
+	if (key == FUSE_OPT_KEY_OPT)
+		return other_option(o, list, arg);
+	return 1;
 }
 
 int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 {
+	struct fuse_opt spec[NOPTS + 1];
+	int rc;
+
+	for (size_t i = 0; i < NOPTS; i++) {
+		spec[i] = (struct fuse_opt)FUSE_OPT_KEY(opt_table[i].templ,
+							(int)i);
+	}
+	spec[NOPTS] = (struct fuse_opt)FUSE_OPT_END;
 	memset(o, 0, sizeof(*o));
 	o->timeout = 30;
 	o->threads = 16;
@@ -294,18 +326,15 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 	o->uid = getuid();
 	o->gid = getgid();
 	o->umask = 077;
-	if (fuse_opt_parse(args, o, spec, proc) < 0) {
-		if (!o->errbuf[0])
-			snprintf(o->errbuf, sizeof(o->errbuf),
-				 "invalid command line");
-		return -1;
-	}
+	rc = fuse_opt_parse(args, o, spec, proc);
+	if (o->debug)
+		o->foreground = 1;	/* -d implies -f */
+	if (rc < 0)
+		return bad(o, "invalid command line");
 	if (o->errbuf[0])
 		return -1;
-	if (!o->show_help && !o->show_version && !o->mountpoint) {
-		snprintf(o->errbuf, sizeof(o->errbuf), "no mountpoint given");
-		return -1;
-	}
+	if (!o->show_help && !o->show_version && !o->mountpoint)
+		return bad(o, "no mountpoint given");
 	return 0;
 }
 
@@ -344,47 +373,22 @@ char *kf_opts_default_store(void)
 	return strdup(buf);
 }
 
-void kf_opts_help(FILE *out, const char *prog)
+/* One --help entry: the left column, then the text, continuation lines
+ * indented under it. */
+static void help_entry(FILE *out, const char *usage, const char *help)
 {
-	fprintf(out,
-"usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n"
-"       %s SOURCE MOUNTPOINT -o opt[,opt...]   (mount(8)/fstab form; SOURCE\n"
-"                                            is ignored, conventionally keyfs)\n"
-"\n"
-"keyfs mounts secret stores as files: local/ (embedded), and the cloud\n"
-"providers built in.  See keyfs(1).\n"
-"\n"
-"general options:\n"
-"    -h, --help             print this help and exit\n"
-"    -V, --version          print the version and exit\n"
-"    -f                     stay in the foreground, log to stderr\n"
-"    -d, -o debug           foreground, debug log and FUSE request trace\n"
-"    -o providers=LIST      providers to mount, comma or colon separated\n"
-"                           (default: local, plus each cloud provider whose\n"
-"                           configuration or credentials are found)\n"
-"    -o store=DIR           state directory (default: /var/lib/keyfs for\n"
-"                           root, else $XDG_DATA_HOME/keyfs or\n"
-"                           ~/.local/share/keyfs)\n"
-"    -o timeout=SECONDS     deadline for one operation (default: 30)\n"
-"    -o threads=N           maximum FUSE worker threads (default: 16)\n"
-"    -o log=LEVEL           error, warn, info or debug (default: info)\n"
-"    -o uid=N, -o gid=N     owner of every file (default: the mounting user)\n"
-"    -o umask=OCTAL         permission mask (default: 077, so files are\n"
-"                           0600 and directories 0700)\n"
-"    -o ro                  read-only mount: every write fails with EROFS\n"
-"    -o allow_other         let other users in (off by default; the kernel\n"
-"                           still checks the permission bits)\n"
-"    -o ttl=SECONDS         how long a value is cached; values being read\n"
-"                           are refreshed before then (default: 300)\n"
-"    -o max_stale=SECONDS   when the provider is unreachable, serve the last\n"
-"                           value this long past its ttl (default: 3600)\n"
-"    -o direct_io           keep values out of the kernel's page cache\n"
-"                           (slower warm reads; off by default)\n"
-"    -o audit=FILE|syslog   one line per access: time, uid, gid, pid,\n"
-"                           process, operation, path, result (default: off)\n"
-"    fstab-only words (_netdev, noauto, nofail, user, x-systemd.*) are\n"
-"    accepted and ignored\n",
-		prog, prog);
+	const char *nl;
+
+	fprintf(out, "    %-22s ", usage);
+	for (nl = strchr(help, '\n'); nl; nl = strchr(help, '\n')) {
+		fprintf(out, "%.*s\n%27s", (int)(nl - help), help, "");
+		help = nl + 1;
+	}
+	fprintf(out, "%s\n", help);
+}
+
+static void help_providers(FILE *out)
+{
 	for (size_t i = 0; kf_provider_table[i]; i++) {
 		const struct kf_provider_desc *d = kf_provider_table[i];
 
@@ -395,9 +399,32 @@ void kf_opts_help(FILE *out, const char *prog)
 		     po++) {
 			char left[64];
 
-			snprintf(left, sizeof(left), "-o %s%s%s", po->name,
-				 po->arg ? "=" : "", po->arg ? po->arg : "");
-			fprintf(out, "    %-22s %s\n", left, po->help);
+			/* display only: a longer name is cut, not wrong */
+			(void)snprintf(left, sizeof(left), "-o %s%s%s",
+				       po->name, po->arg ? "=" : "",
+				       po->arg ? po->arg : "");
+			help_entry(out, left, po->help);
 		}
 	}
+}
+
+void kf_opts_help(FILE *out, const char *prog)
+{
+	fprintf(out,
+"usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n"
+"       %s SOURCE MOUNTPOINT -o opt[,opt...]   (mount(8)/fstab form; SOURCE\n"
+"                                            is ignored, conventionally keyfs)\n"
+"\n"
+"keyfs mounts secret stores as files: local/ (embedded), and the cloud\n"
+"providers built in.  See keyfs(1).\n"
+"\n"
+"general options:\n",
+		prog, prog);
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opt_table[i].usage)
+			help_entry(out, opt_table[i].usage, opt_table[i].help);
+	fprintf(out,
+"    fstab-only words (_netdev, noauto, nofail, user, x-systemd.*) are\n"
+"    accepted and ignored\n");
+	help_providers(out);
 }

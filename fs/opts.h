@@ -1,7 +1,8 @@
 /*
- * Command line: the fuse_opt table, --help and --version.  Provider
- * options (aws_*, gcp_*, local_*) are collected without interpretation and
- * handed to the providers that declare them.
+ * Command line: parsing into struct kf_opts, --help and defaults.
+ * Provider options (named after their provider, declared in its
+ * descriptor) are collected without interpretation; nothing here knows a
+ * provider by name.
  */
 #ifndef KF_OPTS_H
 #define KF_OPTS_H
@@ -37,7 +38,8 @@ struct kf_opts {
 	struct kf_kv *kv;	/* provider options */
 	size_t nkv;
 	char errbuf[256];	/* first parse error */
-	int last_providers;	/* parser state: last option was providers= */
+	char **list_open;	/* parser state: the list option (providers=)
+				 * a bare provider name continues, or NULL */
 };
 
 /*

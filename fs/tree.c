@@ -1,5 +1,6 @@
 /*
- * Path routing.  Pure string work: no I/O, no provider calls.
+ * Path routing (see tree.h).  Pure string work: no I/O, no provider calls,
+ * and nothing but canonical paths gets through.
  */
 #include "tree.h"
 

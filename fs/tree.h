@@ -1,5 +1,6 @@
 /*
  * Path routing: "/PROVIDER/rest" -> the provider and its relative path.
+ * Pure string work: never I/O, never a provider call.
  */
 #ifndef KF_TREE_H
 #define KF_TREE_H

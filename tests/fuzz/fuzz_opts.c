@@ -1,8 +1,9 @@
 /*
  * libFuzzer target for fs/opts.c: the input split at '\n' and NUL into
  * argv words after "keyfs", parsed with kf_opts_parse (fuse_opt from
- * libfuse3 does the splitting of -o lists).  Memory safety, no leaks, and
- * a NUL-terminated message on every failure.
+ * libfuse3 does the splitting of -o lists).  Memory safety, no leaks, a
+ * NUL-terminated message on every failure, and provider options only
+ * where a provider declares them.
  */
 #include "opts.h"
 
@@ -52,8 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (r == 0 && !o.show_help && !o.show_version && !o.mountpoint)
 		abort();
+	/* Only options some provider declares are collected for providers. */
 	for (size_t i = 0; i < o.nkv; i++)
-		if (!o.kv[i].key)
+		if (!o.kv[i].key || !kf_provider_for_option(o.kv[i].key))
 			abort();
 	kf_opts_release(&o);
 	fuse_opt_free_args(&args);

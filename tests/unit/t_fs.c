@@ -1,12 +1,16 @@
-/* Unit tests for the fs/ pure parts: option parsing, path routing and the
- * errno table. */
+/* Unit tests for fs/: option parsing, path routing, the errno table, and
+ * the commit rules of open files (with a provider that records commits). */
 #include "kt.h"
 
 #include "errmap.h"
+#include "handle.h"
+#include "ops.h"
 #include "opts.h"
 #include "tree.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <fuse.h>
 #include <fuse_opt.h>
 
@@ -65,6 +69,54 @@ KT_TEST(opts_provider_list_split_by_fuse_opt)
 	KT_EQ_INT(parse(&o, 4, argv), 0);
 	KT_EQ_STR(o.providers, "local,aws,gcp");
 	kf_opts_release(&o);
+}
+
+/* Provider names and options come from kf_provider_table: every declared
+ * option is collected, a misspelt one in a provider's namespace is
+ * refused, and every name is rejoined into a split providers= list. */
+KT_TEST(opts_provider_words_come_from_the_table)
+{
+	char list[256] = "providers=", arg[160];
+	size_t n = strlen(list);
+
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const struct kf_provider_desc *d = kf_provider_table[i];
+		struct kf_opts o;
+
+		KT_CHECK(kf_provider_for_prefix(d->name) == NULL);
+		KT_CHECK(snprintf(arg, sizeof(arg), "%s_no_such_option",
+				  d->name) < (int)sizeof(arg));
+		KT_CHECK(kf_provider_for_prefix(arg) == d);
+		{
+			char *argv[] = { "keyfs", "-o", arg, "/m", NULL };
+
+			KT_EQ_INT(parse(&o, 4, argv), -1);
+			KT_CHECK(strstr(o.errbuf, "unknown provider option"));
+			kf_opts_release(&o);
+		}
+		for (const struct kf_provider_opt *po = d->opts; po && po->name;
+		     po++) {
+			char *argv[] = { "keyfs", "-o", arg, "/m", NULL };
+
+			KT_CHECK(snprintf(arg, sizeof(arg), "%s=x", po->name) <
+				 (int)sizeof(arg));
+			KT_EQ_INT(parse(&o, 4, argv), 0);
+			KT_EQ_INT(o.nkv, 1);
+			KT_EQ_STR(o.kv[0].key, po->name);
+			kf_opts_release(&o);
+		}
+		KT_CHECK(n + strlen(d->name) + 2 < sizeof(list));
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+				      i ? "," : "", d->name);
+	}
+	{
+		char *argv[] = { "keyfs", "-o", list, "/m", NULL };
+		struct kf_opts o;
+
+		KT_EQ_INT(parse(&o, 4, argv), 0);
+		KT_EQ_STR(o.providers, list + strlen("providers="));
+		kf_opts_release(&o);
+	}
 }
 
 KT_TEST(opts_rejects_bad_values)
@@ -162,4 +214,196 @@ KT_TEST(errmap_table)
 	/* Every code has a name. */
 	for (int c = 0; c < KF_E__COUNT; c++)
 		KT_CHECK(strcmp(kf_code_name((enum kf_code)c), "UNKNOWN") != 0);
+}
+
+/* A provider that holds one value and records commits (fs/handle.c). */
+struct store {
+	struct kf_provider p;
+	char value[64];
+	size_t len;
+	int commits;
+	int last_flags;
+};
+
+static struct store *store_of(struct kf_provider *p)
+{
+	return p->priv;
+}
+
+static int store_getattr(struct kf_provider *p, const char *path,
+			 struct kf_attr *a, struct kf_err *err)
+{
+	(void)p;
+	(void)path;
+	(void)err;
+	memset(a, 0, sizeof(*a));
+	a->kind = KF_KIND_FILE;
+	return 0;
+}
+
+static int store_read(struct kf_provider *p, const char *path,
+		      struct kf_secret **value, struct kf_err *err)
+{
+	struct store *s = store_of(p);
+
+	(void)path;
+	*value = kf_secret_dup(s->value, s->len);
+	return *value ? 0 : kf_fail(err, KF_E_NOMEM, "out of memory");
+}
+
+static int store_can_create(struct kf_provider *p, const char *path,
+			    struct kf_err *err)
+{
+	(void)p;
+	(void)path;
+	(void)err;
+	return 0;
+}
+
+static int store_commit(struct kf_provider *p, const char *path,
+			const unsigned char *value, size_t n,
+			const char *token, int flags, struct kf_err *err)
+{
+	struct store *s = store_of(p);
+
+	(void)path;
+	KT_CHECK(token && strlen(token) == 36);
+	if (n > sizeof(s->value))
+		return kf_fail(err, KF_E_TOOBIG, "too big");
+	memcpy(s->value, value, n);
+	s->len = n;
+	s->commits++;
+	s->last_flags = flags;
+	return 0;
+}
+
+static const struct kf_provider_ops store_ops = {
+	.getattr = store_getattr,
+	.read = store_read,
+	.can_create = store_can_create,
+	.commit = store_commit,
+};
+
+static const struct kf_who me = { 0, 0, 0 };
+
+/* Handles take a relative path that points into the FUSE path. */
+static const char v_path[] = "/st/v", n_path[] = "/st/n";
+static const char *const v_rel = v_path + 4, *const n_rel = n_path + 4;
+
+static void store_init(struct kf_fs *fs, struct store *s, const char *v)
+{
+	memset(s, 0, sizeof(*s));
+	s->p.ops = &store_ops;
+	s->p.name = "st";
+	s->p.max_value = 16;
+	s->p.priv = s;
+	s->len = strlen(v);
+	memcpy(s->value, v, s->len);
+	kf_fs_init(fs);
+	KT_EQ_INT(kf_cache_init(&fs->cache, 300, 3600, 30), 0);
+}
+
+KT_TEST(handle_bare_flush_after_otrunc_leaves_the_commit_to_release)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	int did = -1;
+
+	store_init(&fs, &s, "old value");
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY | O_TRUNC, &me,
+			     &h), 0);
+	/* The shell closes a dup'ed descriptor: no empty version yet. */
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(did, 0);
+	KT_EQ_INT(s.commits, 0);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.len, 0);
+	KT_EQ_INT(fs.ctr.commits, 1);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_write_commits_once_at_flush)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	char buf[16];
+	int did = 0;
+
+	store_init(&fs, &s, "abc");
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDWR, &me, &h), 0);
+	KT_EQ_INT(kf_fh_read(h, buf, sizeof(buf), 0), 3);
+	KT_EQ_INT(kf_fh_write(h, "X", 1, 1), 1);
+	KT_EQ_INT(s.commits, 0);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(did, 1);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.last_flags, 0);
+	KT_EQ_MEM(s.value, "aXc", 3);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 1, &did), 0);	/* nothing new */
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.commits, 1);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_failed_write_never_commits)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "keep");
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY, &me, &h), 0);
+	KT_EQ_INT(kf_fh_write(h, "0123", 4, 0), 4);
+	KT_EQ_INT(kf_fh_write(h, "0123456789abcdef", 16, 4), -EFBIG);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), -EFBIG);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.commits, 0);
+	KT_EQ_MEM(s.value, "keep", 4);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_created_file_is_made_at_first_flush)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "");
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h),
+		  0);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 1);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);	/* `touch` */
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
+	KT_EQ_INT(kf_fh_write(h, "x", 1, 0), 1);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 2);
+	KT_EQ_INT(s.last_flags, 0);		/* exists now */
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_truncate_of_a_path_commits_through_the_one_commit)
+{
+	struct kf_fs fs;
+	struct store s;
+
+	store_init(&fs, &s, "abcdef");
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 2), 0);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.len, 2);
+	KT_EQ_MEM(s.value, "ab", 2);
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 4), 0);
+	KT_EQ_INT(s.len, 4);
+	KT_EQ_MEM(s.value, "ab\0\0", 4);
+	KT_EQ_INT(kf_fh_truncate_path(&fs, &s.p, v_path, v_rel, 17), -EFBIG);
+	KT_EQ_INT(s.commits, 2);
+	KT_EQ_INT(fs.ctr.commits, 2);
+	kf_fs_release(&fs);
 }

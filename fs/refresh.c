@@ -1,0 +1,67 @@
+/*
+ * The refresher thread (see refresh.h).  It only drives the cache's pass
+ * and tells the kernel what changed; it never calls a provider itself and
+ * never runs before the process has daemonized.
+ */
+#include "refresh.h"
+
+#include "ops.h"
+
+#include <fuse.h>
+
+#define PERIOD_MS 250
+
+static pthread_t refresher;
+static pthread_mutex_t refresher_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t refresher_cond = PTHREAD_COND_INITIALIZER;
+static int refresher_stop;	/* protected by refresher_lock */
+static int refresher_on;	/* main thread only */
+
+/* The kernel keeps names, attributes and pages only on no_open mounts. */
+static void invalidate(void *ctx, const char *path)
+{
+	struct kf_fs *fs = ctx;
+
+	if (fs->fuse && fs->no_open)
+		(void)fuse_invalidate_path(fs->fuse, path);
+}
+
+static void *refresher_main(void *arg)
+{
+	struct kf_fs *fs = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&refresher_lock);
+	while (!refresher_stop) {
+		pthread_mutex_unlock(&refresher_lock);
+		kf_cache_refresh_once(&fs->cache, invalidate, fs);
+		pthread_mutex_lock(&refresher_lock);
+		kf_cache_abstime(PERIOD_MS, &ts);
+		if (!refresher_stop)
+			pthread_cond_timedwait(&refresher_cond, &refresher_lock,
+					       &ts);
+	}
+	pthread_mutex_unlock(&refresher_lock);
+	return NULL;
+}
+
+int kf_fs_start_refresher(struct kf_fs *fs)
+{
+	if (pthread_create(&refresher, NULL, refresher_main, fs) != 0)
+		return -1;
+	refresher_on = 1;
+	return 0;
+}
+
+void kf_fs_stop_refresher(struct kf_fs *fs)
+{
+	(void)fs;
+	if (!refresher_on)
+		return;
+	pthread_mutex_lock(&refresher_lock);
+	refresher_stop = 1;
+	pthread_cond_signal(&refresher_cond);
+	pthread_mutex_unlock(&refresher_lock);
+	pthread_join(refresher, NULL);
+	refresher_on = 0;
+}

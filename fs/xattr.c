@@ -1,0 +1,110 @@
+/*
+ * Extended attributes on the mount: the provider's user.* attributes on
+ * its paths, and the user.keyfs.stats document on the root.  Only the
+ * user namespace is served; no attribute value is ever logged.
+ */
+#include "xattr.h"
+
+#include "errmap.h"
+#include "ops.h"
+#include "statsdoc.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define XATTR_MAX 65536
+#define STATS_XATTR "user.keyfs.stats"
+
+/* Hand a getxattr/listxattr answer to FUSE: its size when size is 0. */
+static int xattr_reply(const struct kf_buf *out, char *value, size_t size)
+{
+	if (size == 0)
+		return (int)out->len;
+	if (out->len > size)
+		return -ERANGE;
+	memcpy(value, kf_buf_str(out), out->len);
+	return (int)out->len;
+}
+
+int kf_fs_getxattr(const char *path, const char *name, char *value,
+		   size_t size)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_provider *p;
+	struct kf_buf out;
+	const char *rel;
+	int rc;
+
+	if (strncmp(name, "user.", 5) != 0)
+		return -ENODATA;
+	rc = kf_fs_route(path, &p, &rel);
+	if (rc)
+		return rc;
+	if (!p && strcmp(name, STATS_XATTR) != 0)
+		return -ENODATA;
+	kf_buf_init(&out, XATTR_MAX);
+	if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
+		rc = -ENOMEM;
+	else if (p && p->ops->getxattr(p, rel, name, &out, &err) < 0)
+		rc = kf_errmap_report("getxattr", path, &err);
+	else
+		rc = xattr_reply(&out, value, size);
+	kf_buf_release(&out);
+	return rc;
+}
+
+int kf_fs_setxattr(const char *path, const char *name, const char *value,
+		   size_t size, int flags)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_provider *p;
+	const char *rel;
+	int rc;
+
+	(void)flags;
+	if (kf_fs_ctx()->read_only)
+		return -EROFS;
+	if (strncmp(name, "user.", 5) != 0)
+		return -ENOTSUP;
+	if (size > XATTR_MAX)
+		return -E2BIG;
+	rc = kf_fs_route(path, &p, &rel);
+	if (rc)
+		return rc;
+	if (!p)
+		return -ENOTSUP;
+	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
+		     kf_errmap_report("setxattr", path, &err) : 0;
+	kf_cache_forget(&kf_fs_ctx()->cache, path);
+	return kf_fs_audited("setxattr", path, rc);
+}
+
+int kf_fs_listxattr(const char *path, char *list, size_t size)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_provider *p;
+	struct kf_buf out;
+	const char *rel;
+	int rc;
+
+	rc = kf_fs_route(path, &p, &rel);
+	if (rc)
+		return rc;
+	kf_buf_init(&out, XATTR_MAX);
+	if (!p)
+		kf_buf_add(&out, STATS_XATTR, sizeof(STATS_XATTR));
+	if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
+		rc = kf_errmap_report("listxattr", path, &err);
+	else
+		rc = xattr_reply(&out, list, size);
+	kf_buf_release(&out);
+	return rc;
+}
+
+int kf_fs_removexattr(const char *path, const char *name)
+{
+	(void)path;
+	(void)name;
+	return kf_fs_ctx()->read_only ? -EROFS : -ENOTSUP;
+}
+
