@@ -45,4 +45,21 @@ for f in $SRC; do
 		NF { prev = $0 }' "$f"
 done | rule "snprintf result unchecked: check for truncation or cast to (void)"
 
+# Functions stay short: none over 120 lines, at most 5 over 80 (pmccabe's
+# fifth column is the function's length in lines).
+if command -v pmccabe >/dev/null; then
+	long=$(pmccabe $(find cloud fs -name '*.c' | sort) | awk '$5 > 80')
+	printf '%s\n' "$long" | awk '$5 > 120' |
+		rule "function over 120 lines"
+	if [ "$(printf '%s\n' "$long" | grep -c .)" -gt 5 ]; then
+		printf '%s\n' "$long" | rule "more than 5 functions over 80 lines"
+	fi
+else
+	echo "lint: pmccabe missing (apt-get install pmccabe)" >&2
+	fail=1
+fi
+
+# No source file over 1,000 lines.
+wc -l $SRC | awk '$2 != "total" && $1 > 1000' | rule "file over 1,000 lines"
+
 exit $fail

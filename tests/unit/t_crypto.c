@@ -1,5 +1,5 @@
 /* Unit tests for cloud/core/crypto.c: known-answer vectors for SHA-256, HMAC,
- * CRC32C (protocols.md E), base64 in both alphabets, AES-GCM round trips
+ * CRC32C (the Castagnoli check values of RFC 3720 B.4), base64 in both alphabets, AES-GCM round trips
  * and tamper detection. */
 #include "kt.h"
 #include "core/crypto.h"
