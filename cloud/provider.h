@@ -19,15 +19,15 @@ struct kf_provider;
 
 enum kf_kind {
 	KF_KIND_NONE = 0,
-	KF_KIND_DIR,		/* lists children (region, ring, key, ...) */
-	KF_KIND_FILE,		/* holds a value */
+	KF_KIND_DIR,  /* lists children (region, ring, key, ...) */
+	KF_KIND_FILE, /* holds a value */
 };
 
 struct kf_attr {
 	enum kf_kind kind;
-	int size_known;		/* 1 when size is the exact value length */
-	uint64_t size;		/* value bytes (files, when size_known) */
-	int64_t mtime;		/* epoch seconds of last change; 0 unknown */
+	int size_known; /* 1 when size is the exact value length */
+	uint64_t size;	/* value bytes (files, when size_known) */
+	int64_t mtime;	/* epoch seconds of last change; 0 unknown */
 };
 
 /*
@@ -39,7 +39,7 @@ typedef int (*kf_list_fn)(void *ctx, const char *name,
 			  const struct kf_attr *attr);
 
 /* Flags for commit. */
-#define KF_COMMIT_CREATE 1	/* the object may not exist yet: create it */
+#define KF_COMMIT_CREATE 1 /* the object may not exist yet: create it */
 
 /*
  * All paths are relative to the provider's directory: "" is the provider
@@ -126,21 +126,21 @@ struct kf_provider_ops {
 
 struct kf_provider {
 	const struct kf_provider_ops *ops;
-	const char *name;	/* top-level directory name */
-	size_t max_value;	/* larger values get KF_E_TOOBIG */
-	void *priv;		/* the provider's own state */
+	const char *name; /* top-level directory name */
+	size_t max_value; /* larger values get KF_E_TOOBIG */
+	void *priv;	  /* the provider's own state */
 };
 
 /* One provider-specific -o option, for parsing and --help. */
 struct kf_provider_opt {
-	const char *name;	/* "aws_region" */
-	const char *arg;	/* "R[:R...]", or NULL for a flag */
-	const char *help;	/* one line, including the default */
+	const char *name; /* "aws_region" */
+	const char *arg;  /* "R[:R...]", or NULL for a flag */
+	const char *help; /* one line, including the default */
 };
 
 struct kf_provider_desc {
 	const char *name;
-	const struct kf_provider_opt *opts;	/* ends with {NULL} */
+	const struct kf_provider_opt *opts; /* ends with {NULL} */
 	/*
 	 * Whether the provider is on when -o providers= is not given:
 	 * configuration or credentials exist.  No network I/O.

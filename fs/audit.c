@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 struct kf_audit {
-	int fd;			/* -1 for syslog */
+	int fd; /* -1 for syslog */
 };
 
 int kf_audit_open(const char *spec, struct kf_audit **out, char *errbuf,
@@ -31,13 +31,17 @@ int kf_audit_open(const char *spec, struct kf_audit **out, char *errbuf,
 	a->fd = -1;
 	if (strcmp(spec, "syslog") != 0) {
 		if (spec[0] != '/') {
-			(void)snprintf(errbuf, errlen, "audit=%s: use an "
-				       "absolute file path or syslog", spec);
+			(void)snprintf(errbuf, errlen,
+				       "audit=%s: use an "
+				       "absolute file path or syslog",
+				       spec);
 			free(a);
 			return -1;
 		}
-		a->fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-				   O_NOFOLLOW, 0600);
+		a->fd = open(spec,
+			     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+				     O_NOFOLLOW,
+			     0600);
 		if (a->fd < 0) {
 			(void)snprintf(errbuf, errlen, "audit file %s: %s",
 				       spec, strerror(errno));
@@ -59,7 +63,8 @@ static void esc(const char *s, char *out, size_t outlen)
 		unsigned char c = (unsigned char)*s;
 
 		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x",
+					      c);
 		else
 			out[o++] = (char)c;
 	}
@@ -79,7 +84,7 @@ static void comm_of(pid_t pid, char *out, size_t outlen)
 		close(fd);
 	}
 	if (n <= 0) {
-		(void)snprintf(out, outlen, "?");	/* fits */
+		(void)snprintf(out, outlen, "?"); /* fits */
 		return;
 	}
 	buf[n] = '\0';
@@ -106,9 +111,10 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	if (result == 0)
 		(void)snprintf(res, sizeof(res), "ok");
 	else
-		(void)snprintf(res, sizeof(res), "error errno=%d (%s)",
-			       -result, strerrorname_np(-result) ?
-			       strerrorname_np(-result) : "?");
+		(void)snprintf(res, sizeof(res), "error errno=%d (%s)", -result,
+			       strerrorname_np(-result) ?
+				       strerrorname_np(-result) :
+				       "?");
 	n = snprintf(line, sizeof(line),
 		     "%s.%03ldZ uid=%u gid=%u pid=%d comm=\"%s\" op=%s "
 		     "path=\"%s\" result=%s\n",
@@ -119,7 +125,7 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	if ((size_t)n >= sizeof(line))
 		n = (int)sizeof(line) - 1;
 	if (a->fd < 0) {
-		line[n - 1] = '\0';	/* syslog adds its own newline */
+		line[n - 1] = '\0'; /* syslog adds its own newline */
 		syslog(LOG_AUTHPRIV | LOG_INFO, "audit: %s", line);
 	} else if (write(a->fd, line, (size_t)n) < 0) {
 		/* Nothing sensible to do; the daemon's log would say it. */

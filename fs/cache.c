@@ -19,8 +19,9 @@
 /* How many sibling values one batched read may bring. */
 #define NEARBY_MAX 20
 
-#define NDOWN (sizeof(((struct kf_cache *)0)->down) / \
-	       sizeof(((struct kf_cache *)0)->down[0]))
+#define NDOWN                                   \
+	(sizeof(((struct kf_cache *)0)->down) / \
+	 sizeof(((struct kf_cache *)0)->down[0]))
 
 static uint64_t now(void)
 {
@@ -78,7 +79,7 @@ void kf_centry_drop_value_locked(struct kf_cache *c, struct kf_centry *e)
 }
 
 int kf_centry_set_value_locked(struct kf_cache *c, struct kf_centry *e,
-			    struct kf_secret **v, uint64_t t)
+			       struct kf_secret **v, uint64_t t)
 {
 	int diff = !e->val || !kf_secret_equal(e->val, *v);
 
@@ -180,7 +181,7 @@ static int is_down_locked(struct kf_cache *c, const struct kf_provider *p,
 }
 
 void kf_cache_set_down_locked(struct kf_cache *c, const struct kf_provider *p,
-			    uint64_t until)
+			      uint64_t until)
 {
 	size_t free_slot = NDOWN;
 
@@ -231,8 +232,8 @@ static int wait_locked(struct kf_cache *c, struct kf_centry *e)
 struct sibling_ctx {
 	struct kf_cache *c;
 	struct kf_provider *p;
-	const char *path;	/* the FUSE path of the file asked for */
-	const char *rel;	/* its provider-relative path (inside path) */
+	const char *path; /* the FUSE path of the file asked for */
+	const char *rel;  /* its provider-relative path (inside path) */
 };
 
 /* The FUSE path of sibling rel into full (size n); -1 when too long. */
@@ -286,8 +287,8 @@ static int sibling_wanted(void *vctx, const char *rel)
 		return 0;
 	pthread_mutex_lock(&sc->c->lock);
 	e = kf_centry_find_locked(sc->c, full);
-	want = !e || (!e->loading &&
-		      (!e->val || now() - e->val_at >= sc->c->ttl_ms));
+	want = !e ||
+	       (!e->loading && (!e->val || now() - e->val_at >= sc->c->ttl_ms));
 	pthread_mutex_unlock(&sc->c->lock);
 	return want;
 }
@@ -309,8 +310,10 @@ static int serve_held_locked(struct kf_cache *c, struct kf_centry *e,
 		   within_stale(c, e->val_at, t)) {
 		c->st.stale++;
 		if (!e->stale_logged)
-			kf_log(KF_LOG_WARN, "%s: provider unavailable; "
-			       "serving the value fetched %llu s ago", e->path,
+			kf_log(KF_LOG_WARN,
+			       "%s: provider unavailable; "
+			       "serving the value fetched %llu s ago",
+			       e->path,
 			       (unsigned long long)((t - e->val_at) / 1000));
 		e->stale_logged = 1;
 	} else {
@@ -322,9 +325,8 @@ static int serve_held_locked(struct kf_cache *c, struct kf_centry *e,
 }
 
 /* Record whether the provider answered (outage errors mark it down). */
-static void note_outcome_locked(struct kf_cache *c,
-				const struct kf_provider *p, int rc,
-				const struct kf_err *err, uint64_t t)
+static void note_outcome_locked(struct kf_cache *c, const struct kf_provider *p,
+				int rc, const struct kf_err *err, uint64_t t)
 {
 	if (rc < 0 && kf_cache_outage(err->code))
 		kf_cache_set_down_locked(c, p, t + KF_DOWN_MS);
@@ -338,8 +340,8 @@ static void note_outcome_locked(struct kf_cache *c,
  * return the error as it is.
  */
 static int fetch_failed_locked(struct kf_cache *c, struct kf_centry *e,
-			       uint64_t gen, uint64_t t,
-			       struct kf_secret **out, struct kf_err *err)
+			       uint64_t gen, uint64_t t, struct kf_secret **out,
+			       struct kf_err *err)
 {
 	c->st.errors++;
 	if (kf_cache_outage(err->code) && e->val &&
@@ -347,8 +349,10 @@ static int fetch_failed_locked(struct kf_cache *c, struct kf_centry *e,
 		c->st.stale++;
 		e->last_read = t;
 		e->stale_logged = 1;
-		kf_log(KF_LOG_WARN, "%s: provider unavailable (%s); serving "
-		       "the value fetched %llu s ago", e->path, err->msg,
+		kf_log(KF_LOG_WARN,
+		       "%s: provider unavailable (%s); serving "
+		       "the value fetched %llu s ago",
+		       e->path, err->msg,
 		       (unsigned long long)((t - e->val_at) / 1000));
 		return copy_out(e->val, out, err);
 	}
@@ -374,9 +378,9 @@ static int fetch_value(struct kf_cache *c, struct kf_provider *p,
 }
 
 /* Take the outcome of the fetch that started at generation gen. */
-static int fetched_locked(struct kf_cache *c, struct kf_centry *e,
-			  uint64_t gen, int rc, struct kf_secret **v,
-			  struct kf_secret **out, struct kf_err *err)
+static int fetched_locked(struct kf_cache *c, struct kf_centry *e, uint64_t gen,
+			  int rc, struct kf_secret **v, struct kf_secret **out,
+			  struct kf_err *err)
 {
 	uint64_t t = now();
 
@@ -429,7 +433,7 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 	rc = fetch_value(c, p, path, rel, nearby, &v, err);
 
 	pthread_mutex_lock(&c->lock);
-	e = kf_centry_find_locked(c, path);	/* pinned by loading */
+	e = kf_centry_find_locked(c, path); /* pinned by loading */
 	e->loading = 0;
 	pthread_cond_broadcast(&c->cond);
 	rc = fetched_locked(c, e, gen, rc, &v, out, err);
@@ -449,8 +453,8 @@ int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
  * Attributes held for e: 1 with *a filled, -1 for a name known absent
  * (*err filled), 0 when the provider must be asked.
  */
-static int attr_held_locked(struct kf_cache *c, struct kf_centry *e,
-			    uint64_t t, struct kf_attr *a, struct kf_err *err)
+static int attr_held_locked(struct kf_cache *c, struct kf_centry *e, uint64_t t,
+			    struct kf_attr *a, struct kf_err *err)
 {
 	if (e->attr_state == KF_ATTR_ABSENT && t - e->attr_at < c->neg_ttl_ms) {
 		c->st.neg_hits++;
@@ -599,7 +603,7 @@ void kf_cache_put(struct kf_cache *c, struct kf_provider *p, const char *path,
 		e->gen++;
 		kf_centry_drop_value_locked(c, e);
 		e->attr_state = KF_ATTR_NONE;
-		if (s)	/* none held now: counts as a change */
+		if (s) /* none held now: counts as a change */
 			kf_centry_set_value_locked(c, e, &s, now());
 	}
 	pthread_mutex_unlock(&c->lock);

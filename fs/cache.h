@@ -16,37 +16,37 @@
 struct kf_centry;
 
 struct kf_cache_stats {
-	uint64_t hits;		/* value served from cache */
-	uint64_t misses;	/* value fetched from the provider */
-	uint64_t waits;		/* reader waited on another's fetch */
-	uint64_t stale;		/* value served stale (provider down) */
+	uint64_t hits;	 /* value served from cache */
+	uint64_t misses; /* value fetched from the provider */
+	uint64_t waits;	 /* reader waited on another's fetch */
+	uint64_t stale;	 /* value served stale (provider down) */
 	uint64_t attr_hits;
 	uint64_t attr_misses;
-	uint64_t neg_hits;	/* absent name answered from cache */
-	uint64_t refreshes;	/* refresh-ahead fetches */
-	uint64_t prefetched;	/* sibling values from batched reads */
-	uint64_t changes;	/* refreshes that found a new value */
+	uint64_t neg_hits;   /* absent name answered from cache */
+	uint64_t refreshes;  /* refresh-ahead fetches */
+	uint64_t prefetched; /* sibling values from batched reads */
+	uint64_t changes;    /* refreshes that found a new value */
 	uint64_t evictions;
-	uint64_t errors;	/* provider errors seen by the cache */
-	uint64_t entries;	/* current */
-	uint64_t bytes;		/* current value bytes */
+	uint64_t errors;  /* provider errors seen by the cache */
+	uint64_t entries; /* current */
+	uint64_t bytes;	  /* current value bytes */
 };
 
 struct kf_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* a fetch finished */
-	struct kf_centry **buckets;	/* protected by lock */
+	pthread_cond_t cond;	    /* a fetch finished */
+	struct kf_centry **buckets; /* protected by lock */
 	size_t nbuckets;
-	struct kf_cache_stats st;	/* protected by lock */
+	struct kf_cache_stats st; /* protected by lock */
 	uint64_t ttl_ms;
 	uint64_t max_stale_ms;
 	uint64_t neg_ttl_ms;
 	uint64_t attr_ttl_ms;
-	unsigned timeout_ms;		/* a waiter gives up after this */
+	unsigned timeout_ms; /* a waiter gives up after this */
 	struct {
 		const struct kf_provider *p;
-		uint64_t until;		/* ms: serve stale without asking */
-	} down[16];			/* protected by lock */
+		uint64_t until; /* ms: serve stale without asking */
+	} down[16];		/* protected by lock */
 };
 
 int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,

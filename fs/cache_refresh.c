@@ -15,11 +15,16 @@
 /* What one refresher pass does to a path, decided under the lock. */
 struct todo {
 	char *path;
-	int refetch;		/* 1: refresh-ahead, 0: dropped */
+	int refetch; /* 1: refresh-ahead, 0: dropped */
 	struct todo *next;
 };
 
-enum verdict { KEEP, DROP, AHEAD, FORGET };
+enum verdict {
+	KEEP,
+	DROP,
+	AHEAD,
+	FORGET
+};
 
 /* What a refresher pass at tn does with e. */
 static enum verdict verdict_locked(const struct kf_cache *c,
@@ -102,7 +107,7 @@ static int refetch(struct kf_cache *c, const char *path)
 	int rc, diff = 0;
 
 	pthread_mutex_lock(&c->lock);
-	e = kf_centry_find_locked(c, path);	/* pinned by loading */
+	e = kf_centry_find_locked(c, path); /* pinned by loading */
 	gen = e->gen;
 	c->st.refreshes++;
 	pthread_mutex_unlock(&c->lock);
@@ -153,4 +158,3 @@ void kf_cache_refresh_once(struct kf_cache *c,
 		free(t);
 	}
 }
-

@@ -10,25 +10,29 @@
 #include "cache.h"
 
 struct kf_centry {
-	char *path;			/* key */
+	char *path; /* key */
 	struct kf_provider *p;
 	char *rel;
-	struct kf_centry *next;		/* hash chain */
+	struct kf_centry *next; /* hash chain */
 	/* attributes */
-	int attr_state;			/* KF_ATTR_* */
+	int attr_state; /* KF_ATTR_* */
 	struct kf_attr attr;
 	uint64_t attr_at;
 	/* value */
-	struct kf_secret *val;		/* NULL when not held */
-	uint64_t val_at;		/* when val was fetched */
-	uint64_t last_read;		/* last time a reader used val */
-	int64_t changed_at;		/* epoch s when val last changed */
-	int loading;			/* a fetch is in flight (pins e) */
-	int stale_logged;		/* said once per outage */
-	uint64_t gen;			/* bumped by writes and forgets */
-};	/* every field protected by kf_cache.lock */
+	struct kf_secret *val; /* NULL when not held */
+	uint64_t val_at;       /* when val was fetched */
+	uint64_t last_read;    /* last time a reader used val */
+	int64_t changed_at;    /* epoch s when val last changed */
+	int loading;	       /* a fetch is in flight (pins e) */
+	int stale_logged;      /* said once per outage */
+	uint64_t gen;	       /* bumped by writes and forgets */
+};			       /* every field protected by kf_cache.lock */
 
-enum { KF_ATTR_NONE, KF_ATTR_HELD, KF_ATTR_ABSENT };
+enum {
+	KF_ATTR_NONE,
+	KF_ATTR_HELD,
+	KF_ATTR_ABSENT
+};
 
 /*
  * After an outage error the provider is treated as down for a few seconds:

@@ -38,8 +38,7 @@ int kf_errmap(enum kf_code code)
 	return table[code];
 }
 
-int kf_errmap_report(const char *op, const char *path,
-		     const struct kf_err *err)
+int kf_errmap_report(const char *op, const char *path, const struct kf_err *err)
 {
 	int e = kf_errmap(err->code);
 	enum kf_log_level lvl = KF_LOG_WARN;

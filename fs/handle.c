@@ -157,7 +157,7 @@ int kf_fh_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		return -ENOMEM;
 	h->append = !!(flags & O_APPEND);
 	if (kf_fh_writable(flags) && (flags & O_TRUNC)) {
-		h->dirty = 1;	/* `: > file` sets the empty value */
+		h->dirty = 1; /* `: > file` sets the empty value */
 	} else {
 		rc = load(fs, h, "open");
 		if (rc < 0) {
@@ -185,15 +185,14 @@ int kf_fh_create(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		return -ENOMEM;
 	h->created = 1;
 	h->pending = 1;
-	h->dirty = 1;	/* `touch` alone creates the object */
+	h->dirty = 1; /* `touch` alone creates the object */
 	h->append = !!(flags & O_APPEND);
 	pending_add(fs, path);
 	*out = h;
 	return 0;
 }
 
-size_t kf_fh_copy(const struct kf_secret *v, off_t off, char *buf,
-		  size_t size)
+size_t kf_fh_copy(const struct kf_secret *v, off_t off, char *buf, size_t size)
 {
 	size_t n = 0;
 
@@ -225,7 +224,7 @@ int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off)
 		off = (off_t)h->val->len;
 	if (kf_secret_write(h->val, (size_t)off, buf, size) < 0) {
 		rc = -EFBIG;
-		h->failed = EFBIG;	/* a partial value never becomes one */
+		h->failed = EFBIG; /* a partial value never becomes one */
 	} else {
 		h->dirty = 1;
 		h->changes++;
@@ -304,8 +303,10 @@ static int commit_due_locked(struct kf_fh *h, int final, int *rc)
 	if (h->failed) {
 		*rc = -h->failed;
 		if (h->dirty)
-			kf_log(KF_LOG_WARN, "%s: a write failed (%s); the value "
-			       "was not changed", h->path, strerror(h->failed));
+			kf_log(KF_LOG_WARN,
+			       "%s: a write failed (%s); the value "
+			       "was not changed",
+			       h->path, strerror(h->failed));
 		h->dirty = 0;
 		return 0;
 	}
@@ -313,7 +314,7 @@ static int commit_due_locked(struct kf_fh *h, int final, int *rc)
 		return 0;
 	if (!final && !h->created && h->changes == 0)
 		return 0;
-	h->dirty = 0;	/* reported once, whatever the outcome */
+	h->dirty = 0; /* reported once, whatever the outcome */
 	h->changes = 0;
 	return 1;
 }
@@ -328,8 +329,10 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	if (!commit_due_locked(h, final, &rc))
 		return rc;
 	if (writer_killed(closer, &sig)) {
-		kf_log(KF_LOG_WARN, "%s: the writer was killed by signal %d; "
-		       "the value was not changed", h->path, sig);
+		kf_log(KF_LOG_WARN,
+		       "%s: the writer was killed by signal %d; "
+		       "the value was not changed",
+		       h->path, sig);
 		return -EINTR;
 	}
 	if (kf_uuid4(token, &err) < 0)

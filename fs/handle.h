@@ -24,20 +24,20 @@ struct kf_who {
 
 struct kf_fh {
 	struct kf_provider *p;
-	char *path;		/* the FUSE path, for logs and pending */
-	const char *rel;	/* provider-relative, points into path */
-	int created;		/* made by create(): commit creates */
-	int pending;		/* listed in kf_fs.pending until release */
+	char *path;	 /* the FUSE path, for logs and pending */
+	const char *rel; /* provider-relative, points into path */
+	int created;	 /* made by create(): commit creates */
+	int pending;	 /* listed in kf_fs.pending until release */
 	int append;
 	struct kf_who who;
 	pthread_mutex_t lock;
-	struct kf_secret *val;	/* protected by lock */
-	int dirty;		/* protected by lock */
-	int changes;		/* protected by lock: writes/ftruncates since
+	struct kf_secret *val; /* protected by lock */
+	int dirty;	       /* protected by lock */
+	int changes;	       /* protected by lock: writes/ftruncates since
 				 * the last commit (O_TRUNC alone is none) */
-	int committed_once;	/* protected by lock: a commit happened since
+	int committed_once;    /* protected by lock: a commit happened since
 				 * the last audit line */
-	int failed;		/* protected by lock: errno of a failed write;
+	int failed;	       /* protected by lock: errno of a failed write;
 				 * the value is then never committed */
 };
 
@@ -76,8 +76,7 @@ int kf_fh_create(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		 struct kf_fh **out);
 
 /* Copy up to size bytes of v from off into buf; the count copied. */
-size_t kf_fh_copy(const struct kf_secret *v, off_t off, char *buf,
-		  size_t size);
+size_t kf_fh_copy(const struct kf_secret *v, off_t off, char *buf, size_t size);
 
 /* read(2) from the handle's copy.  Takes h->lock. */
 size_t kf_fh_read(struct kf_fh *h, char *buf, size_t size, off_t off);

@@ -64,8 +64,8 @@ static int mkdirs(const char *path)
 
 /* The store must exist (created 0700), be writable unless ro, and lie
  * outside the mountpoint: the daemon never reads its own mount. */
-static int check_store(const char *store, const char *mnt, int ro,
-		       char *real, size_t reallen)
+static int check_store(const char *store, const char *mnt, int ro, char *real,
+		       size_t reallen)
 {
 	char rmnt[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
@@ -78,8 +78,10 @@ static int check_store(const char *store, const char *mnt, int ro,
 			strerror(errno));
 		return -1;
 	}
-	if (!realpath(store, tmp) || stat(tmp, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "keyfs: store %s is not a usable directory: %s\n",
+	if (!realpath(store, tmp) || stat(tmp, &st) < 0 ||
+	    !S_ISDIR(st.st_mode)) {
+		fprintf(stderr,
+			"keyfs: store %s is not a usable directory: %s\n",
 			store, strerror(errno ? errno : ENOTDIR));
 		return -1;
 	}
@@ -89,15 +91,18 @@ static int check_store(const char *store, const char *mnt, int ro,
 		return -1;
 	}
 	if (st.st_mode & 077)
-		fprintf(stderr, "keyfs: warning: store %s is accessible by "
-			"others (mode %04o); chmod 700 recommended\n", tmp,
-			(unsigned)(st.st_mode & 07777));
+		fprintf(stderr,
+			"keyfs: warning: store %s is accessible by "
+			"others (mode %04o); chmod 700 recommended\n",
+			tmp, (unsigned)(st.st_mode & 07777));
 	if (realpath(mnt, rmnt)) {
 		ml = strlen(rmnt);
 		if (!strcmp(rmnt, tmp) ||
 		    (!strncmp(tmp, rmnt, ml) && (tmp[ml] == '/' || ml == 1))) {
-			fprintf(stderr, "keyfs: store %s must not be inside the "
-				"mountpoint %s\n", tmp, rmnt);
+			fprintf(stderr,
+				"keyfs: store %s must not be inside the "
+				"mountpoint %s\n",
+				tmp, rmnt);
 			return -1;
 		}
 	}
@@ -117,7 +122,8 @@ static int check_mountpoint(const char *mnt)
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "keyfs: mountpoint %s is not a directory\n", mnt);
+		fprintf(stderr, "keyfs: mountpoint %s is not a directory\n",
+			mnt);
 		return -1;
 	}
 	return 0;
@@ -163,8 +169,10 @@ static int unknown_name(void *ctx, const char *p, size_t l)
 		if (kf_provider_find(name))
 			return 0;
 	}
-	fprintf(stderr, "keyfs: providers=%s: unknown provider '%.*s' "
-		"(built in:", list, (int)l, p);
+	fprintf(stderr,
+		"keyfs: providers=%s: unknown provider '%.*s' "
+		"(built in:",
+		list, (int)l, p);
 	for (size_t i = 0; kf_provider_table[i]; i++)
 		fprintf(stderr, " %s", kf_provider_table[i]->name);
 	fprintf(stderr, ")\n");
@@ -184,12 +192,16 @@ struct keyfs {
 	int mounted;
 	char store[PATH_MAX];
 	char *defstore;
-	int status;		/* the exit status */
+	int status; /* the exit status */
 };
 
 /* What a step of the ladder says: go on, stop here (k->status set), or
  * fail (exit status 1; the step said why). */
-enum { STEP_NEXT = 0, STEP_DONE = 1, STEP_FAIL = -1 };
+enum {
+	STEP_NEXT = 0,
+	STEP_DONE = 1,
+	STEP_FAIL = -1
+};
 
 static int parse_options(struct keyfs *k)
 {
@@ -226,13 +238,12 @@ static int check_paths(struct keyfs *k)
 		k->defstore = kf_opts_default_store();
 		if (!k->defstore) {
 			fprintf(stderr, "keyfs: no default store (HOME unset); "
-				"use -o store=DIR\n");
+					"use -o store=DIR\n");
 			return STEP_FAIL;
 		}
 	}
-	if (check_store(k->o.store ? k->o.store : k->defstore,
-			k->o.mountpoint, k->o.read_only, k->store,
-			sizeof(k->store)) < 0)
+	if (check_store(k->o.store ? k->o.store : k->defstore, k->o.mountpoint,
+			k->o.read_only, k->store, sizeof(k->store)) < 0)
 		return STEP_FAIL;
 	return STEP_NEXT;
 }
@@ -261,9 +272,10 @@ static void warn_unused_options(struct keyfs *k)
 			if (d && !strcmp(k->provs[j]->name, d->name))
 				on = 1;
 		if (!on)
-			fprintf(stderr, "keyfs: warning: option %s is for %s/, "
-				"which is not mounted\n", k->o.kv[i].key,
-				d ? d->name : "?");
+			fprintf(stderr,
+				"keyfs: warning: option %s is for %s/, "
+				"which is not mounted\n",
+				k->o.kv[i].key, d ? d->name : "?");
 	}
 }
 
@@ -288,8 +300,8 @@ static int create_providers(struct keyfs *k)
 	for (size_t i = 0; kf_provider_table[i]; i++) {
 		const struct kf_provider_desc *d = kf_provider_table[i];
 
-		if (list ? !each_name(list, is_name, (void *)d->name)
-			 : !d->detect(&k->cfg))
+		if (list ? !each_name(list, is_name, (void *)d->name) :
+			   !d->detect(&k->cfg))
 			continue;
 		if (k->np == sizeof(k->provs) / sizeof(k->provs[0]))
 			break;
@@ -343,7 +355,7 @@ static int mount_fuse(struct keyfs *k)
 		return STEP_FAIL;
 	k->fuse = fuse_new(&k->args, &kf_fs_ops, sizeof(kf_fs_ops), &k->fs);
 	if (!k->fuse)
-		return STEP_FAIL;	/* unknown option, ... */
+		return STEP_FAIL; /* unknown option, ... */
 	k->fs.fuse = k->fuse;
 	if (fuse_mount(k->fuse, k->o.mountpoint) != 0)
 		return STEP_FAIL;
@@ -401,7 +413,8 @@ static int run_loop(struct keyfs *k)
 	 * SIGINT and SIGHUP are the normal ways to stop (systemctl stop). */
 	rc = fuse_loop_mt(k->fuse, k->loop);
 	k->status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ?
-			    0 : 1;
+			    0 :
+			    1;
 	kf_log(KF_LOG_INFO, "unmounted %s", k->o.mountpoint);
 	return STEP_DONE;
 }
@@ -429,20 +442,17 @@ static void finish(struct keyfs *k)
 
 /* The start-up ladder, in order; every step may stop it. */
 static int (*const ladder[])(struct keyfs *k) = {
-	parse_options,		/* --help, --version stop here */
-	check_paths,		/* stderr is still the terminal ... */
-	init_http,
-	create_providers,	/* ... configuration and credentials */
-	setup_fs,
-	mount_fuse,
-	detach,			/* from here on, errors go to the log */
-	start_threads,
-	run_loop,
+	parse_options,			 /* --help, --version stop here */
+	check_paths,			 /* stderr is still the terminal ... */
+	init_http,     create_providers, /* ... configuration and credentials */
+	setup_fs,      mount_fuse,
+	detach, /* from here on, errors go to the log */
+	start_threads, run_loop,
 };
 
 int main(int argc, char **argv)
 {
-	static struct keyfs k;	/* large; one per process */
+	static struct keyfs k; /* large; one per process */
 
 	k.args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 	k.status = 1;

@@ -124,8 +124,8 @@ static int kf_getattr(const char *path, struct stat *st,
 	if (rc)
 		return rc;
 	if (p && *rel &&
-	    kf_cache_getattr(&fs->cache, p, path, rel, fs->no_open, &a,
-			     &err) < 0) {
+	    kf_cache_getattr(&fs->cache, p, path, rel, fs->no_open, &a, &err) <
+		    0) {
 		/* Created and not yet committed: an empty file. */
 		if (err.code != KF_E_NOTFOUND || !kf_fh_pending_has(fs, path))
 			return kf_errmap_report("getattr", path, &err);
@@ -208,12 +208,12 @@ static int kf_mkdir(const char *path, mode_t mode)
 	const char *rel;
 	int rc;
 
-	(void)mode;	/* modes come from -o umask */
+	(void)mode; /* modes come from -o umask */
 	if (kf_fs_ctx()->read_only)
 		return -EROFS;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
-		return -EPERM;	/* new top-level names are providers */
+		return -EPERM; /* new top-level names are providers */
 	if (rc)
 		return rc;
 	if (!p || !*rel)
@@ -221,7 +221,7 @@ static int kf_mkdir(const char *path, mode_t mode)
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	if (p->ops->mkdir(p, rel, &err) < 0)
 		return kf_fs_audited("mkdir", path,
-			       kf_errmap_report("mkdir", path, &err));
+				     kf_errmap_report("mkdir", path, &err));
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	kf_log(KF_LOG_DEBUG, "mkdir %s", path);
 	return kf_fs_audited("mkdir", path, 0);
@@ -335,7 +335,7 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return -EEXIST;
 	rc = kf_fh_create(fs, p, path, rel, fi->flags, &who, &h);
 	if (rc == 0) {
-		fi->direct_io = 1;	/* see open_handle */
+		fi->direct_io = 1; /* see open_handle */
 		fi->fh = (uint64_t)(uintptr_t)h;
 	}
 	return kf_fs_audited("create", path, rc);
@@ -380,8 +380,8 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 	return (int)n;
 }
 
-static int kf_write(const char *path, const char *buf, size_t size,
-		    off_t off, struct fuse_file_info *fi)
+static int kf_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
 {
 	struct kf_fh *h = fh_of(fi);
 	int rc;
@@ -403,7 +403,7 @@ static int flush_common(struct fuse_file_info *fi, int final)
 	struct kf_fh *h = fh_of(fi);
 	int rc, did;
 
-	if (!h)	/* zero-message opens: nothing is ever buffered, so the
+	if (!h) /* zero-message opens: nothing is ever buffered, so the
 		 * kernel may stop sending flushes (ENOSYS) */
 		return kf_fs_ctx()->no_open ? -ENOSYS : 0;
 	rc = kf_fh_flush(kf_fs_ctx(), h, fuse_get_context()->pid, final, &did);
@@ -475,13 +475,13 @@ static int refuse(int err)
 
 static int kf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	return refuse(-EPERM);	/* modes come from -o umask */
+	return refuse(-EPERM); /* modes come from -o umask */
 }
 
 static int kf_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	return refuse(-EPERM);	/* owners come from -o uid, gid */
+	return refuse(-EPERM); /* owners come from -o uid, gid */
 }
 
 /* Times come from the provider; accepting utimens keeps `touch` working. */
@@ -542,7 +542,7 @@ static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		cfg->attr_timeout = 0;
 		cfg->negative_timeout = 0;
 	}
-	cfg->hard_remove = 1;	/* no .fuse_hidden renames: rename is EPERM */
+	cfg->hard_remove = 1; /* no .fuse_hidden renames: rename is EPERM */
 	cfg->use_ino = 0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;

@@ -33,17 +33,17 @@ struct kf_fs {
 	gid_t gid;
 	mode_t umask;
 	int read_only;
-	int direct_io;		/* -o direct_io: values bypass the page cache */
-	int no_open;		/* read-only and not audited: opens and reads
+	int direct_io; /* -o direct_io: values bypass the page cache */
+	int no_open;   /* read-only and not audited: opens and reads
 				 * are served by the kernel's page cache */
-	unsigned ttl;		/* seconds */
+	unsigned ttl;  /* seconds */
 	struct kf_cache cache;
-	struct kf_audit *audit;	/* NULL when off */
+	struct kf_audit *audit; /* NULL when off */
 	struct fuse *fuse;	/* for invalidating the kernel's copy */
 	time_t mount_time;
 	struct kf_fs_counters ctr;
 	pthread_mutex_t pending_lock;
-	struct kf_pending *pending;	/* protected by pending_lock: files
+	struct kf_pending *pending; /* protected by pending_lock: files
 					 * created but not yet committed */
 };
 

@@ -19,44 +19,52 @@
 #include <unistd.h>
 
 enum opt_kind {
-	OPT_FLAG,	/* int field = val */
-	OPT_UINT,	/* unsigned field, in [min, max], digits in base */
-	OPT_STR,	/* char * field, replaced by a copy of the value */
+	OPT_FLAG, /* int field = val */
+	OPT_UINT, /* unsigned field, in [min, max], digits in base */
+	OPT_STR,  /* char * field, replaced by a copy of the value */
 };
 
 struct opt_desc {
-	const char *templ;	/* fuse_opt template: "-f", "ro", "ttl=" */
+	const char *templ; /* fuse_opt template: "-f", "ro", "ttl=" */
 	enum opt_kind kind;
-	size_t off;		/* of the field in struct kf_opts */
-	int val;		/* OPT_FLAG: the value set */
-	int keep;		/* OPT_FLAG: also passed on to libfuse */
-	unsigned long min, max;	/* OPT_UINT */
-	int base;		/* OPT_UINT: 10 or 8 */
-	int nonempty;		/* OPT_STR: an empty value is refused */
-	int (*check)(const char *v);	/* OPT_STR: < 0 refuses v */
-	int list;		/* OPT_STR: names fuse_opt splits at commas */
-	const char *what;	/* what a bad value should be */
-	const char *usage;	/* --help left column; NULL: not listed */
-	const char *help;	/* --help text, lines split by '\n' */
+	size_t off;		     /* of the field in struct kf_opts */
+	int val;		     /* OPT_FLAG: the value set */
+	int keep;		     /* OPT_FLAG: also passed on to libfuse */
+	unsigned long min, max;	     /* OPT_UINT */
+	int base;		     /* OPT_UINT: 10 or 8 */
+	int nonempty;		     /* OPT_STR: an empty value is refused */
+	int (*check)(const char *v); /* OPT_STR: < 0 refuses v */
+	int list;	   /* OPT_STR: names fuse_opt splits at commas */
+	const char *what;  /* what a bad value should be */
+	const char *usage; /* --help left column; NULL: not listed */
+	const char *help;  /* --help text, lines split by '\n' */
 };
 
 /* Offsets that only compile for a field of the kind's type. */
-#define FLAG_OFF(f) _Generic(((struct kf_opts *)0)->f, \
-			     int: offsetof(struct kf_opts, f))
-#define UINT_OFF(f) _Generic(((struct kf_opts *)0)->f, \
-			     unsigned: offsetof(struct kf_opts, f))
-#define STR_OFF(f) _Generic(((struct kf_opts *)0)->f, \
-			    char *: offsetof(struct kf_opts, f))
+#define FLAG_OFF(f) \
+	_Generic(((struct kf_opts *)0)->f, int : offsetof(struct kf_opts, f))
+#define UINT_OFF(f)                                 \
+	_Generic(((struct kf_opts *)0)->f, unsigned \
+		 : offsetof(struct kf_opts, f))
+#define STR_OFF(f) \
+	_Generic(((struct kf_opts *)0)->f, char * : offsetof(struct kf_opts, f))
 
-#define FLAG(t, f, v, k, u, h) \
-	{ .templ = t, .kind = OPT_FLAG, .off = FLAG_OFF(f), .val = v, \
-	  .keep = k, .usage = u, .help = h }
-#define UINT(t, f, lo, hi, b, w, u, h) \
-	{ .templ = t, .kind = OPT_UINT, .off = UINT_OFF(f), .min = lo, \
-	  .max = hi, .base = b, .what = w, .usage = u, .help = h }
-#define STR(t, f, ne, chk, l, w, u, h) \
-	{ .templ = t, .kind = OPT_STR, .off = STR_OFF(f), .nonempty = ne, \
-	  .check = chk, .list = l, .what = w, .usage = u, .help = h }
+#define FLAG(t, f, v, k, u, h)                                              \
+	{                                                                   \
+		.templ = t, .kind = OPT_FLAG, .off = FLAG_OFF(f), .val = v, \
+		.keep = k, .usage = u, .help = h                            \
+	}
+#define UINT(t, f, lo, hi, b, w, u, h)                                       \
+	{                                                                    \
+		.templ = t, .kind = OPT_UINT, .off = UINT_OFF(f), .min = lo, \
+		.max = hi, .base = b, .what = w, .usage = u, .help = h       \
+	}
+#define STR(t, f, ne, chk, l, w, u, h)                              \
+	{                                                           \
+		.templ = t, .kind = OPT_STR, .off = STR_OFF(f),     \
+		.nonempty = ne, .check = chk, .list = l, .what = w, \
+		.usage = u, .help = h                               \
+	}
 
 static int check_log_level(const char *v)
 {
@@ -106,8 +114,7 @@ static const struct opt_desc opt_table[] = {
 	FLAG("allow_other", allow_other, 1, 1, "-o allow_other",
 	     "let other users in (off by default; the kernel\n"
 	     "still checks the permission bits)"),
-	UINT("ttl=", ttl, 0, 86400, 10, "seconds, 0 to 86400",
-	     "-o ttl=SECONDS",
+	UINT("ttl=", ttl, 0, 86400, 10, "seconds, 0 to 86400", "-o ttl=SECONDS",
 	     "how long a value is cached; values being read\n"
 	     "are refreshed before then (default: 300)"),
 	UINT("max_stale=", max_stale, 0, 604800, 10, "seconds, 0 to 604800",
@@ -129,8 +136,8 @@ static const struct opt_desc opt_table[] = {
 static int fstab_only(const char *a)
 {
 	static const char *const words[] = {
-		"_netdev", "noauto", "auto", "user", "users", "nouser",
-		"nofail", "defaults", "owner", "group", NULL,
+		"_netdev", "noauto",   "auto",	"user",	 "users", "nouser",
+		"nofail",  "defaults", "owner", "group", NULL,
 	};
 
 	for (size_t i = 0; words[i]; i++)
@@ -209,8 +216,7 @@ static int add_kv(struct kf_opts *o, const char *arg)
 
 /* Apply option d, given as arg ("name=value" or "name"); fuse_opt's
  * convention: 0 consumed, 1 kept for libfuse, -1 error. */
-static int apply(struct kf_opts *o, const struct opt_desc *d,
-		 const char *arg)
+static int apply(struct kf_opts *o, const struct opt_desc *d, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 	const char *v = eq ? eq + 1 : "";
@@ -270,14 +276,14 @@ static int other_option(struct kf_opts *o, char **list, const char *arg)
 	if (list && kf_provider_find(arg))
 		return list_continue(o, list, arg);
 	if (kl >= sizeof(key))
-		return 1;	/* libfuse decides */
+		return 1; /* libfuse decides */
 	memcpy(key, arg, kl);
 	key[kl] = '\0';
 	if (kf_provider_for_option(key))
 		return add_kv(o, arg);
 	if (kf_provider_for_prefix(key))
 		return bad(o, "unknown provider option '%s'", key);
-	return 1;	/* libfuse decides */
+	return 1; /* libfuse decides */
 }
 
 /* MOUNTPOINT, or SOURCE MOUNTPOINT (the mount(8) form). */
@@ -328,7 +334,7 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 	o->umask = 077;
 	rc = fuse_opt_parse(args, o, spec, proc);
 	if (o->debug)
-		o->foreground = 1;	/* -d implies -f */
+		o->foreground = 1; /* -d implies -f */
 	if (rc < 0)
 		return bad(o, "invalid command line");
 	if (o->errbuf[0])
@@ -411,20 +417,20 @@ static void help_providers(FILE *out)
 void kf_opts_help(FILE *out, const char *prog)
 {
 	fprintf(out,
-"usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n"
-"       %s SOURCE MOUNTPOINT -o opt[,opt...]   (mount(8)/fstab form; SOURCE\n"
-"                                            is ignored, conventionally keyfs)\n"
-"\n"
-"keyfs mounts secret stores as files: local/ (embedded), and the cloud\n"
-"providers built in.  See keyfs(1).\n"
-"\n"
-"general options:\n",
+		"usage: %s [-f] [-d] [-o opt[,opt...]] MOUNTPOINT\n"
+		"       %s SOURCE MOUNTPOINT -o opt[,opt...]   (mount(8)/fstab form; SOURCE\n"
+		"                                            is ignored, conventionally keyfs)\n"
+		"\n"
+		"keyfs mounts secret stores as files: local/ (embedded), and the cloud\n"
+		"providers built in.  See keyfs(1).\n"
+		"\n"
+		"general options:\n",
 		prog, prog);
 	for (size_t i = 0; i < NOPTS; i++)
 		if (opt_table[i].usage)
 			help_entry(out, opt_table[i].usage, opt_table[i].help);
 	fprintf(out,
-"    fstab-only words (_netdev, noauto, nofail, user, x-systemd.*) are\n"
-"    accepted and ignored\n");
+		"    fstab-only words (_netdev, noauto, nofail, user, x-systemd.*) are\n"
+		"    accepted and ignored\n");
 	help_providers(out);
 }

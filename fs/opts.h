@@ -15,30 +15,30 @@
 struct fuse_args;
 
 struct kf_opts {
-	char *source;		/* mount(8) form: ignored */
+	char *source; /* mount(8) form: ignored */
 	char *mountpoint;
 	int show_help;
 	int show_version;
-	int foreground;		/* -f */
-	int debug;		/* -d: foreground and debug log */
-	char *store;		/* NULL: default for this user */
-	char *providers;	/* comma list, NULL: default */
-	char *log_level;	/* NULL: info (debug with -d) */
-	unsigned timeout;	/* seconds per operation */
-	unsigned threads;	/* max FUSE worker threads */
-	unsigned ttl;		/* value cache lifetime, seconds */
-	unsigned max_stale;	/* serve stale this long when down */
-	int direct_io;		/* keep values out of the page cache */
-	char *audit;		/* FILE or "syslog", NULL: off */
+	int foreground;	    /* -f */
+	int debug;	    /* -d: foreground and debug log */
+	char *store;	    /* NULL: default for this user */
+	char *providers;    /* comma list, NULL: default */
+	char *log_level;    /* NULL: info (debug with -d) */
+	unsigned timeout;   /* seconds per operation */
+	unsigned threads;   /* max FUSE worker threads */
+	unsigned ttl;	    /* value cache lifetime, seconds */
+	unsigned max_stale; /* serve stale this long when down */
+	int direct_io;	    /* keep values out of the page cache */
+	char *audit;	    /* FILE or "syslog", NULL: off */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
-	int read_only;		/* -o ro (also passed to the kernel) */
-	int allow_other;	/* passed to the kernel */
-	struct kf_kv *kv;	/* provider options */
+	int read_only;	  /* -o ro (also passed to the kernel) */
+	int allow_other;  /* passed to the kernel */
+	struct kf_kv *kv; /* provider options */
 	size_t nkv;
-	char errbuf[256];	/* first parse error */
-	char **list_open;	/* parser state: the list option (providers=)
+	char errbuf[256]; /* first parse error */
+	char **list_open; /* parser state: the list option (providers=)
 				 * a bare provider name continues, or NULL */
 };
 

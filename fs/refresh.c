@@ -14,8 +14,8 @@
 static pthread_t refresher;
 static pthread_mutex_t refresher_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t refresher_cond = PTHREAD_COND_INITIALIZER;
-static int refresher_stop;	/* protected by refresher_lock */
-static int refresher_on;	/* main thread only */
+static int refresher_stop; /* protected by refresher_lock */
+static int refresher_on;   /* main thread only */
 
 /* The kernel keeps names, attributes and pages only on no_open mounts. */
 static void invalidate(void *ctx, const char *path)

@@ -28,8 +28,9 @@ int kf_tree_route(const struct kf_tree *t, const char *path,
 		depth++;
 		if (c[1] == '/' || c[1] == '\0')
 			return -EINVAL;
-		if (c[1] == '.' && (c[2] == '/' || c[2] == '\0' ||
-				    (c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))
+		if (c[1] == '.' &&
+		    (c[2] == '/' || c[2] == '\0' ||
+		     (c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))
 			return -EINVAL;
 	}
 	if (depth > KF_MAX_DEPTH)

@@ -13,7 +13,7 @@
 #define KF_MAX_DEPTH 64
 
 struct kf_tree {
-	struct kf_provider **providers;	/* mounted, in listing order */
+	struct kf_provider **providers; /* mounted, in listing order */
 	size_t n;
 };
 

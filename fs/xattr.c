@@ -26,8 +26,7 @@ static int xattr_reply(const struct kf_buf *out, char *value, size_t size)
 	return (int)out->len;
 }
 
-int kf_fs_getxattr(const char *path, const char *name, char *value,
-		   size_t size)
+int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 {
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_provider *p;
@@ -74,7 +73,8 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 	if (!p)
 		return -ENOTSUP;
 	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
-		     kf_errmap_report("setxattr", path, &err) : 0;
+		     kf_errmap_report("setxattr", path, &err) :
+		     0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	return kf_fs_audited("setxattr", path, rc);
 }
@@ -107,4 +107,3 @@ int kf_fs_removexattr(const char *path, const char *name)
 	(void)name;
 	return kf_fs_ctx()->read_only ? -EROFS : -ENOTSUP;
 }
-

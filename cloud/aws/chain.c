@@ -18,21 +18,21 @@
 #include <string.h>
 #include <time.h>
 
-#define ADVISORY_S (15 * 60)	/* refresh early, others keep using old */
-#define MANDATORY_S (10 * 60)	/* below this, callers wait for fresh ones */
-#define RETRY_AFTER_S 30	/* pause after a failed advisory refresh */
-#define MARGIN_S 60		/* still good enough to hand out */
+#define ADVISORY_S (15 * 60)  /* refresh early, others keep using old */
+#define MANDATORY_S (10 * 60) /* below this, callers wait for fresh ones */
+#define RETRY_AFTER_S 30      /* pause after a failed advisory refresh */
+#define MARGIN_S 60	      /* still good enough to hand out */
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define ECS_HOST "http://169.254.170.2"
 
 /* What resolution reads: the profile in use and the shared files. */
 struct resolve_ctx {
-	const char *name;	/* profile in use */
-	int explicit_;		/* named by option or environment */
-	const char *opt;	/* the -o aws_profile= value, or NULL */
-	int loaded;		/* cred and conf are read */
+	const char *name; /* profile in use */
+	int explicit_;	  /* named by option or environment */
+	const char *opt;  /* the -o aws_profile= value, or NULL */
+	int loaded;	  /* cred and conf are read */
 	struct kf_ini cred, conf;
-	const char *sect;	/* the profile's config section, or NULL */
+	const char *sect; /* the profile's config section, or NULL */
 };
 
 /*
@@ -42,12 +42,12 @@ struct resolve_ctx {
  * a configuration error (the chain stops there).
  */
 struct source {
-	const char *tried;	/* in "no AWS credentials found: tried ..." */
-	int tried_profile;	/* ... followed by the profile's name */
+	const char *tried; /* in "no AWS credentials found: tried ..." */
+	int tried_profile; /* ... followed by the profile's name */
 	int (*detect)(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
 		      struct kf_err *err);
 	kf_aws_fetch_fn fetch;
-	int absent_if_fails;	/* a failed first fetch means "not here"
+	int absent_if_fails; /* a failed first fetch means "not here"
 				 * (IMDS off EC2 or without a role) */
 };
 
@@ -57,14 +57,14 @@ struct kf_aws_chain {
 	struct kf_aws_source_cfg cfg;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* refresh finished; uses lock */
-	struct kf_aws_creds cur;	/* protected by lock */
-	int have;			/* protected by lock */
-	int invalid;			/* protected by lock */
-	int refreshing;			/* protected by lock */
-	unsigned long gen;		/* protected by lock: refreshes done */
-	struct kf_err last_err;		/* protected by lock */
-	time_t retry_after;		/* protected by lock */
+	pthread_cond_t cond;	 /* refresh finished; uses lock */
+	struct kf_aws_creds cur; /* protected by lock */
+	int have;		 /* protected by lock */
+	int invalid;		 /* protected by lock */
+	int refreshing;		 /* protected by lock */
+	unsigned long gen;	 /* protected by lock: refreshes done */
+	struct kf_err last_err;	 /* protected by lock */
+	time_t retry_after;	 /* protected by lock */
 };
 
 /* ---------- detection ---------- */
@@ -73,16 +73,16 @@ static int set_label(struct kf_aws_source_cfg *s, const char *what,
 		     const char *name, struct kf_err *err)
 {
 	if ((size_t)snprintf(s->label, sizeof(s->label), "%s%s%s", what,
-			     name ? " " : "", name ? name : "") >=
-	    sizeof(s->label))
+			     name ? " " : "",
+			     name ? name : "") >= sizeof(s->label))
 		return kf_fail(err, KF_E_INVALID,
 			       "credential source name too long");
 	return 1;
 }
 
 /* Read the credentials and config files (once). */
-static int files_load(struct resolve_ctx *r,
-		      const struct kf_aws_source_cfg *s, struct kf_err *err)
+static int files_load(struct resolve_ctx *r, const struct kf_aws_source_cfg *s,
+		      struct kf_err *err)
 {
 	if (r->loaded)
 		return 0;
@@ -168,7 +168,8 @@ static int detect_profile(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
 		return kf_fail(err, KF_E_NOTSUP,
 			       "profile %s assumes a role through "
 			       "source_profile or credential_source, which "
-			       "keyfs does not support", r->name);
+			       "keyfs does not support",
+			       r->name);
 	if (kf_ini_has_section(&r->cred, r->name) &&
 	    kf_ini_get(&r->cred, r->name, "aws_access_key_id"))
 		return set_label(s, "profile", r->name, err);
@@ -181,7 +182,8 @@ static int detect_profile(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
 		     kf_ini_get(conf, sect, "sso_start_url")))
 		return kf_fail(err, KF_E_NOTSUP,
 			       "profile %s uses credential_process or SSO, "
-			       "which keyfs does not support", r->name);
+			       "which keyfs does not support",
+			       r->name);
 	if (r->explicit_ && !sect && !kf_ini_has_section(&r->cred, r->name))
 		return kf_fail(err, KF_E_NOTFOUND,
 			       "AWS profile %s not found in %s or %s", r->name,
@@ -192,10 +194,10 @@ static int detect_profile(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
 /* Is host of url loopback or an ECS link-local address? */
 static int container_url_ok(const char *url)
 {
-	static const char *const hosts[] = { "127.", "localhost", "[::1]",
-					     "169.254.170.2",
-					     "169.254.170.23",
-					     "[fd00:ec2::23]" };
+	static const char *const hosts[] = {
+		"127.",		 "localhost",	   "[::1]",
+		"169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"
+	};
 	const char *h;
 
 	if (strncmp(url, "https://", 8) == 0)
@@ -220,8 +222,8 @@ static int container_url_ok(const char *url)
 	return 0;
 }
 
-static int detect_container(struct kf_aws_source_cfg *s,
-			    struct resolve_ctx *r, struct kf_err *err)
+static int detect_container(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
+			    struct kf_err *err)
 {
 	const char *rel = kf_aws_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = kf_aws_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
@@ -356,7 +358,8 @@ int kf_aws_chain_new(const struct kf_aws_chain_cfg *cfg,
 	if (r < 0)
 		goto out;
 	if (r == 1) {
-		kf_fail(err, KF_E_NOTFOUND, "no AWS credentials found: tried %s",
+		kf_fail(err, KF_E_NOTFOUND,
+			"no AWS credentials found: tried %s",
 			kf_buf_str(&tried));
 		goto out;
 	}
@@ -404,7 +407,7 @@ static int current_locked(struct kf_aws_chain *c, struct kf_aws_creds *out,
 	unsigned long seen = c->gen;
 
 	for (;;) {
-		int done = c->gen != seen;	/* a refresh ended meanwhile */
+		int done = c->gen != seen; /* a refresh ended meanwhile */
 		time_t now = time(NULL);
 		long long left = remaining_locked(c, now);
 
@@ -476,7 +479,7 @@ int kf_aws_chain_get(struct kf_aws_chain *c, struct kf_aws_creds *out,
 	pthread_mutex_unlock(&c->lock);
 
 	memset(&fresh, 0, sizeof(fresh));
-	rc = c->src->fetch(&c->cfg, &fresh, &ferr);	/* no lock: network */
+	rc = c->src->fetch(&c->cfg, &fresh, &ferr); /* no lock: network */
 
 	pthread_mutex_lock(&c->lock);
 	rc = refreshed_locked(c, rc, &fresh, &ferr, out, err);

@@ -16,17 +16,16 @@
 
 /* What one service's endpoint is called in each place it can be set. */
 struct aws_service {
-	const char *env;	/* AWS_ENDPOINT_URL_<SERVICE> */
-	const char *key;	/* key in a `services` section */
-	const char *host;	/* first label of the AWS host name */
+	const char *env;  /* AWS_ENDPOINT_URL_<SERVICE> */
+	const char *key;  /* key in a `services` section */
+	const char *host; /* first label of the AWS host name */
 };
 
 static const struct aws_service sm_service = {
 	"AWS_ENDPOINT_URL_SECRETS_MANAGER", "secrets_manager", "secretsmanager"
 };
-static const struct aws_service sts_service = {
-	"AWS_ENDPOINT_URL_STS", "sts", "sts"
-};
+static const struct aws_service sts_service = { "AWS_ENDPOINT_URL_STS", "sts",
+						"sts" };
 
 /* ---------- environment and files ---------- */
 
@@ -150,11 +149,16 @@ static const char *config_get(const struct kf_ini *cfg, const char *name,
 int kf_aws_config_present(const char *profile)
 {
 	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_ACCESS_KEY_ID",
+		"AWS_PROFILE",
+		"AWS_DEFAULT_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_ROLE_ARN",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_REGION",
-		"AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_REGION",
+		"AWS_DEFAULT_REGION",
+		"AWS_SHARED_CREDENTIALS_FILE",
 		"AWS_CONFIG_FILE",
 	};
 	char *paths[2];
@@ -236,8 +240,8 @@ static int url_copy(const char *u, const char *bad, char *out, size_t outlen,
 {
 	size_t n = kf_aws_url_len(u);
 
-	if (n == 0 || (strncmp(u, "http://", 7) != 0 &&
-		       strncmp(u, "https://", 8) != 0))
+	if (n == 0 ||
+	    (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0))
 		return kf_fail(err, KF_E_INVALID, "%s", bad);
 	if (n >= outlen)
 		return kf_fail(err, KF_E_RANGE, "endpoint URL too long");
@@ -247,8 +251,8 @@ static int url_copy(const char *u, const char *bad, char *out, size_t outlen,
 }
 
 /* https://HOST.REGION.amazonaws.com, .com.cn in the China regions. */
-static int aws_url(const struct aws_service *svc, const char *region,
-		   char *out, size_t outlen, struct kf_err *err)
+static int aws_url(const struct aws_service *svc, const char *region, char *out,
+		   size_t outlen, struct kf_err *err)
 {
 	if (!region || !kf_aws_region_valid(region, strlen(region)))
 		return kf_fail(err, KF_E_INVALID, "invalid AWS region name");
@@ -331,8 +335,7 @@ int kf_aws_endpoint(const char *opt, const char *profile, const char *region,
 	if (opt && *opt)
 		return url_copy(opt, "aws_endpoint must be an http(s) URL", out,
 				outlen, err);
-	return service_endpoint(&sm_service, profile, region, out, outlen,
-				err);
+	return service_endpoint(&sm_service, profile, region, out, outlen, err);
 }
 
 int kf_aws_sts_endpoint(const char *profile, char *out, size_t outlen,
@@ -349,8 +352,8 @@ int kf_aws_sts_endpoint(const char *profile, char *out, size_t outlen,
 				     outlen, err) < 0)
 			return -1;
 		if (strcmp(out, "https://sts.us-east-1.amazonaws.com") == 0 &&
-		    (size_t)snprintf(out, outlen, "https://sts.amazonaws.com") >=
-			    outlen)
+		    (size_t)snprintf(out, outlen,
+				     "https://sts.amazonaws.com") >= outlen)
 			return kf_fail(err, KF_E_RANGE, "buffer too small");
 		return 0;
 	}

@@ -37,10 +37,9 @@ static struct kf_secret *secret_text(const char *p, size_t n)
 	return s;
 }
 
-int kf_aws_creds_set(struct kf_aws_creds *out, const char *ak,
-		     const char *sk, size_t sklen, const char *tok,
-		     size_t toklen, time_t exp, const char *what,
-		     struct kf_err *err)
+int kf_aws_creds_set(struct kf_aws_creds *out, const char *ak, const char *sk,
+		     size_t sklen, const char *tok, size_t toklen, time_t exp,
+		     const char *what, struct kf_err *err)
 {
 	size_t aklen = strlen(ak);
 
@@ -49,8 +48,7 @@ int kf_aws_creds_set(struct kf_aws_creds *out, const char *ak,
 		return kf_fail(err, KF_E_INVALID,
 			       "%s: access key id has a bad length", what);
 	if (sklen == 0)
-		return kf_fail(err, KF_E_INVALID, "%s: empty secret key",
-			       what);
+		return kf_fail(err, KF_E_INVALID, "%s: empty secret key", what);
 	memcpy(out->access_key, ak, aklen + 1);
 	out->secret_key = secret_text(sk, sklen);
 	if (!out->secret_key)
@@ -67,8 +65,8 @@ nomem:
 	return kf_fail(err, KF_E_NOMEM, "out of memory");
 }
 
-int kf_aws_creds_copy(struct kf_aws_creds *dst,
-		      const struct kf_aws_creds *src, struct kf_err *err)
+int kf_aws_creds_copy(struct kf_aws_creds *dst, const struct kf_aws_creds *src,
+		      struct kf_err *err)
 {
 	const struct kf_secret *tok = src->session_token;
 
@@ -111,8 +109,10 @@ time_t kf_aws_iso8601(const char *s)
 	long off;
 	time_t t;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
-			 &mi, &sec, &n) != 6 || n != 19)
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
+		   &n) != 6 ||
+	    n != 19)
 		return -1;
 	if (iso8601_zone(s + n, &off) < 0 || mo < 1 || mo > 12 || d < 1 ||
 	    d > 31 || h > 23 || mi > 59 || sec > 60)

@@ -19,18 +19,18 @@
 /* One set of credentials, owned by the caller after kf_aws_chain_get. */
 struct kf_aws_creds {
 	char access_key[128];
-	struct kf_secret *secret_key;	/* NUL-terminated text */
-	struct kf_secret *session_token;	/* NULL when none */
-	time_t expiration;		/* 0 = does not expire */
+	struct kf_secret *secret_key;	 /* NUL-terminated text */
+	struct kf_secret *session_token; /* NULL when none */
+	time_t expiration;		 /* 0 = does not expire */
 };
 
 /* Free the secret parts.  Accepts NULL. */
 void kf_aws_creds_release(struct kf_aws_creds *c);
 
 struct kf_aws_chain_cfg {
-	const char *profile;	/* -o aws_profile=, else NULL (AWS_PROFILE,
+	const char *profile; /* -o aws_profile=, else NULL (AWS_PROFILE,
 				 * then "default") */
-	unsigned timeout_ms;	/* per credential fetch */
+	unsigned timeout_ms; /* per credential fetch */
 };
 
 struct kf_aws_chain;

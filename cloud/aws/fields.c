@@ -60,12 +60,14 @@ int kf_aws_fields_change(json_t *obj, const char *field,
 
 	if (!value) {
 		if (json_object_del(obj, field))
-			return kf_fail(err, KF_E_NOTFOUND, "aws: no such "
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such "
 				       "field");
 		return 0;
 	}
 	if (!kf_aws_sm_is_text(value, n))
-		return kf_fail(err, KF_E_INVALID, "aws: field values must be "
+		return kf_fail(err, KF_E_INVALID,
+			       "aws: field values must be "
 			       "UTF-8 text");
 	sv = json_stringn((const char *)value, n);
 	if (!sv || json_object_set_new(obj, field, sv))
@@ -73,17 +75,18 @@ int kf_aws_fields_change(json_t *obj, const char *field,
 	return 0;
 }
 
-int kf_aws_fields_encode(const json_t *obj, size_t max,
-			 struct kf_secret **out, struct kf_err *err)
+int kf_aws_fields_encode(const json_t *obj, size_t max, struct kf_secret **out,
+			 struct kf_err *err)
 {
 	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
 	struct kf_secret *s;
 
 	*out = NULL;
 	if (n > max)
-		return kf_fail(err, KF_E_TOOBIG, "aws: the fields would take "
-			       "%zu bytes of JSON, over the %zu-byte limit", n,
-			       max);
+		return kf_fail(err, KF_E_TOOBIG,
+			       "aws: the fields would take "
+			       "%zu bytes of JSON, over the %zu-byte limit",
+			       n, max);
 	s = kf_secret_new(n);
 	if (!s)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");

@@ -32,7 +32,7 @@ int kf_aws_fields_change(json_t *obj, const char *field,
 			 struct kf_err *err);
 
 /* Compact JSON of obj in a new *out; KF_E_TOOBIG when over max bytes. */
-int kf_aws_fields_encode(const json_t *obj, size_t max,
-			 struct kf_secret **out, struct kf_err *err);
+int kf_aws_fields_encode(const json_t *obj, size_t max, struct kf_secret **out,
+			 struct kf_err *err);
 
 #endif

@@ -23,7 +23,8 @@ static void fields_note(struct aws_priv *a, size_t ri, const char *name,
 	json_t *v;
 
 	if (names && sizes) {
-		json_object_foreach((json_t *)obj, key, v) {
+		json_object_foreach((json_t *)obj, key, v)
+		{
 			names[i] = key;
 			sizes[i++] = kf_aws_fields_size(v);
 		}
@@ -45,9 +46,11 @@ int kf_aws_tree_fields_load(struct aws_priv *a, size_t ri, const char *name,
 	rc = kf_aws_fields_parse(v, obj, err);
 	kf_secret_free(v);
 	if (rc && kf_err_is(err, KF_R_NOT_OBJECT))
-		kf_log(KF_LOG_WARN, "aws: %s/%s is tagged %s=%s but its value "
-		       "is not a JSON object", a->regions[ri].name, name,
-		       KF_AWS_LAYOUT_TAG, KF_AWS_LAYOUT_FIELDS);
+		kf_log(KF_LOG_WARN,
+		       "aws: %s/%s is tagged %s=%s but its value "
+		       "is not a JSON object",
+		       a->regions[ri].name, name, KF_AWS_LAYOUT_TAG,
+		       KF_AWS_LAYOUT_FIELDS);
 	if (rc == 0)
 		fields_note(a, ri, name, *obj);
 	return rc;
@@ -91,10 +94,12 @@ int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 	int rc = -1;
 
 	if (value && !kf_aws_sm_is_text(value, n)) {
-		kf_log(KF_LOG_WARN, "aws: %s/%s/%s: a field holds UTF-8 text "
+		kf_log(KF_LOG_WARN,
+		       "aws: %s/%s/%s: a field holds UTF-8 text "
 		       "only (write binary values to a plain secret)",
 		       a->regions[ri].name, name, field);
-		return kf_fail(err, KF_E_INVALID, "aws: field values must "
+		return kf_fail(err, KF_E_INVALID,
+			       "aws: field values must "
 			       "be UTF-8 text");
 	}
 	pthread_mutex_lock(&a->field_lock);
@@ -123,7 +128,8 @@ int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,
 
 	if (kf_aws_tree_fields_load(a, ri, name, &obj, err))
 		return -1;
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		struct kf_attr at = { KF_KIND_FILE, 1, kf_aws_fields_size(v),
 				      0 };
 

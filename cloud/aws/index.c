@@ -25,13 +25,13 @@ struct idx_name {
 	int fields;
 	int64_t mtime;
 	uint64_t seen_ms;
-	struct idx_field *fv;	/* field secrets: as of fv_ms */
+	struct idx_field *fv; /* field secrets: as of fv_ms */
 	size_t nf;
-	uint64_t fv_ms;		/* 0 = not known */
+	uint64_t fv_ms; /* 0 = not known */
 };
 
 struct idx_region {
-	struct idx_name *v;	/* sorted by name */
+	struct idx_name *v; /* sorted by name */
 	size_t n, cap;
 };
 
@@ -48,8 +48,8 @@ struct kf_aws_index {
 	pthread_mutex_t lock;
 	uint64_t ttl_ms;
 	size_t nregions;
-	struct idx_region *regions;	/* protected by lock */
-	struct idx_change *changes;	/* protected by lock */
+	struct idx_region *regions; /* protected by lock */
+	struct idx_change *changes; /* protected by lock */
 };
 
 struct kf_aws_index *kf_aws_index_new(size_t nregions, uint64_t ttl_ms)
@@ -132,8 +132,8 @@ static int fresh(const struct kf_aws_index *x, uint64_t seen, uint64_t now)
 }
 
 static struct idx_name *put_locked(struct kf_aws_index *x, size_t ri,
-				   const char *name, int fields,
-				   int64_t mtime, uint64_t now)
+				   const char *name, int fields, int64_t mtime,
+				   uint64_t now)
 {
 	struct idx_region *r = &x->regions[ri];
 	size_t i = lower_locked(r, name);
@@ -178,8 +178,7 @@ static void del_locked(struct kf_aws_index *x, size_t ri, const char *name)
 	if (i < r->n && strcmp(r->v[i].name, name) == 0) {
 		fields_clear(&r->v[i]);
 		free(r->v[i].name);
-		memmove(&r->v[i], &r->v[i + 1],
-			(r->n - i - 1) * sizeof(*r->v));
+		memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof(*r->v));
 		r->n--;
 	}
 }
@@ -327,8 +326,7 @@ int kf_aws_index_deleted(struct kf_aws_index *x, size_t ri, const char *name)
 	return rc;
 }
 
-void kf_aws_index_created(struct kf_aws_index *x, size_t ri,
-			  const char *prefix,
+void kf_aws_index_created(struct kf_aws_index *x, size_t ri, const char *prefix,
 			  void (*fn)(void *ctx, const char *name, int fields),
 			  void *ctx)
 {
@@ -410,9 +408,8 @@ int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
 	return rc;
 }
 
-void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
-			   const char *name, size_t max, char **out,
-			   size_t *n)
+void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri, const char *name,
+			   size_t max, char **out, size_t *n)
 {
 	const char *slash = strrchr(name, '/');
 	size_t dlen = slash ? (size_t)(slash - name) + 1 : 0;
@@ -428,7 +425,7 @@ void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
 		const char *o = r->v[i].name;
 
 		if (strncmp(o, name, dlen) != 0)
-			break;		/* left the directory */
+			break; /* left the directory */
 		if (!strcmp(o, name) || strchr(o + dlen, '/') ||
 		    r->v[i].fields || !fresh(x, r->v[i].seen_ms, now))
 			continue;

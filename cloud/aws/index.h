@@ -45,16 +45,14 @@ void kf_aws_index_note(struct kf_aws_index *x, size_t ri, const char *name,
 		       int deleted, int fields);
 
 /* 1 when this process deleted name within the overlay window. */
-int kf_aws_index_deleted(struct kf_aws_index *x, size_t ri,
-			 const char *name);
+int kf_aws_index_deleted(struct kf_aws_index *x, size_t ri, const char *name);
 
 /*
  * fn(ctx, name, fields) for every secret this process created within the
  * overlay window whose name starts with prefix.  Called with the index
  * lock held: fn must not call back into the index.
  */
-void kf_aws_index_created(struct kf_aws_index *x, size_t ri,
-			  const char *prefix,
+void kf_aws_index_created(struct kf_aws_index *x, size_t ri, const char *prefix,
 			  void (*fn)(void *ctx, const char *name, int fields),
 			  void *ctx);
 
@@ -75,8 +73,7 @@ int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
  * same directory ('/'-separated prefix), fresh in the index, in name
  * order; malloc'd into out[], count in *n.  For batched reads.
  */
-void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri,
-			   const char *name, size_t max, char **out,
-			   size_t *n);
+void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri, const char *name,
+			   size_t max, char **out, size_t *n);
 
 #endif

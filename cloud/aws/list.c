@@ -33,8 +33,8 @@ static int ents_find(const struct aws_ents *e, const char *name)
 }
 
 /* Add name (n bytes) as dir or file; a directory wins over a file. */
-static int ents_add(struct aws_ents *e, const char *name, size_t n,
-		    int dir, int64_t mtime)
+static int ents_add(struct aws_ents *e, const char *name, size_t n, int dir,
+		    int64_t mtime)
 {
 	char *copy = strndup(name, n);
 	int i;
@@ -60,8 +60,8 @@ static int ents_add(struct aws_ents *e, const char *name, size_t n,
 		e->cap = cap;
 	}
 	e->v[e->n].name = copy;
-	e->v[e->n].attr = (struct kf_attr){
-		dir ? KF_KIND_DIR : KF_KIND_FILE, 0, 0, mtime };
+	e->v[e->n].attr = (struct kf_attr){ dir ? KF_KIND_DIR : KF_KIND_FILE, 0,
+					    0, mtime };
 	e->n++;
 	return 0;
 }
@@ -92,14 +92,14 @@ static size_t component(const char *name, size_t plen, int fields, int *dir)
 struct list_page {
 	struct aws_priv *a;
 	size_t ri;
-	char prefix[AWS_NAME_MAX + 2];	/* "" or "dir/" */
+	char prefix[AWS_NAME_MAX + 2]; /* "" or "dir/" */
 	size_t plen;
-	const char *page;	/* the caller's page token; NULL: first page */
-	const char *token;	/* its ListSecrets NextToken part */
-	char carried[AWS_NAME_MAX + 1];	/* the previous page's last entry */
+	const char *page;  /* the caller's page token; NULL: first page */
+	const char *token; /* its ListSecrets NextToken part */
+	char carried[AWS_NAME_MAX + 1]; /* the previous page's last entry */
 	char last[AWS_NAME_MAX + 1];	/* this page's last entry */
-	struct aws_ents over;	/* this process's recent creates */
-	struct aws_ents ents;	/* what the page lists */
+	struct aws_ents over;		/* this process's recent creates */
+	struct aws_ents ents;		/* what the page lists */
 };
 
 static void overlay_one(void *vctx, const char *name, int fields)
@@ -205,8 +205,8 @@ static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
 	memset(lp, 0, sizeof(*lp));
 	lp->a = a;
 	lp->ri = ri;
-	if (rest[0] && (size_t)snprintf(lp->prefix, sizeof(lp->prefix),
-					"%s/", rest) >= sizeof(lp->prefix)) {
+	if (rest[0] && (size_t)snprintf(lp->prefix, sizeof(lp->prefix), "%s/",
+					rest) >= sizeof(lp->prefix)) {
 		kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
 		goto out;
 	}
@@ -233,9 +233,9 @@ out:
 	return rc;
 }
 
-int kf_aws_tree_list(struct kf_provider *p, const char *path,
-		     const char *page, kf_list_fn fn, void *ctx,
-		     struct kf_buf *next, struct kf_err *err)
+int kf_aws_tree_list(struct kf_provider *p, const char *path, const char *page,
+		     kf_list_fn fn, void *ctx, struct kf_buf *next,
+		     struct kf_err *err)
 {
 	struct aws_priv *a = p->priv;
 	struct aws_res res;

@@ -48,10 +48,11 @@ int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 		rc = kf_aws_index_field(a->idx, ri, res.name, res.field,
 					&attr->size);
 		if (rc == 0)
-			return kf_fail(err, KF_E_NOTFOUND, "aws: no such "
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such "
 				       "field");
-		if (rc < 0 && kf_aws_tree_field_read(a, ri, &res, NULL,
-						     &attr->size, err))
+		if (rc < 0 &&
+		    kf_aws_tree_field_read(a, ri, &res, NULL, &attr->size, err))
 			return -1;
 		attr->kind = KF_KIND_FILE;
 		attr->size_known = 1;
@@ -82,7 +83,7 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 		rc = kf_aws_sm_get_value(a->regions[ri].sm, rest, value, NULL,
 					 0, err);
 		if (rc && kf_err_is(err, KF_R_DELETING))
-			err->code = KF_E_NOTFOUND;	/* deleted elsewhere */
+			err->code = KF_E_NOTFOUND; /* deleted elsewhere */
 		if (rc && err->code == KF_E_NOTFOUND)
 			kf_aws_index_del(a->idx, ri, rest);
 		return rc;
@@ -97,9 +98,9 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 }
 
 struct nearby {
-	const char *region;	/* the region component of paths */
-	const char *want;	/* the name asked for */
-	struct kf_secret *value;	/* its value, when returned */
+	const char *region;	 /* the region component of paths */
+	const char *want;	 /* the name asked for */
+	struct kf_secret *value; /* its value, when returned */
 	void (*fn)(void *ctx, const char *rel, struct kf_secret *v);
 	void *ctx;
 };
@@ -125,8 +126,8 @@ static void nearby_one(void *vctx, const char *name, struct kf_secret *v)
  * The names for one batch: rest, then up to max - 1 listed neighbours
  * want() says yes to, into ids[] (pointing into rest and sib[]).
  */
-static size_t nearby_ids(const char *region, const char *rest,
-			 char *const *sib, size_t ns, size_t max,
+static size_t nearby_ids(const char *region, const char *rest, char *const *sib,
+			 size_t ns, size_t max,
 			 int (*want)(void *ctx, const char *rel), void *ctx,
 			 const char **ids)
 {
@@ -147,8 +148,7 @@ static size_t nearby_ids(const char *region, const char *rest,
  * max - 1 secrets listed after it in its directory.  Anything unusual
  * takes the one-secret path.
  */
-int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path,
-			    size_t max,
+int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path, size_t max,
 			    int (*want)(void *ctx, const char *rel),
 			    void (*fn)(void *ctx, const char *rel,
 				       struct kf_secret *v),
@@ -195,7 +195,8 @@ int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path,
 	kf_secret_free(nb.value);
 	if (rc < 0 && err->code == KF_E_DENIED &&
 	    !__atomic_exchange_n(&a->no_batch, 1, __ATOMIC_RELAXED))
-		kf_log(KF_LOG_WARN, "aws: BatchGetSecretValue refused (%s); "
+		kf_log(KF_LOG_WARN,
+		       "aws: BatchGetSecretValue refused (%s); "
 		       "sizes for ls -l will cost one GetSecretValue each",
 		       err->provider_code);
 	/* Not in the answer (no current value, an error entry) or the call

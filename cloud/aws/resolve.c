@@ -51,7 +51,8 @@ int kf_aws_tree_split(struct aws_priv *a, const char *path, size_t *ri,
 			return 0;
 		}
 	}
-	return kf_fail(err, KF_E_NOTFOUND, "aws: region not configured "
+	return kf_fail(err, KF_E_NOTFOUND,
+		       "aws: region not configured "
 		       "(see -o aws_region=)");
 }
 
@@ -120,8 +121,8 @@ static int prefix_exists(struct aws_priv *a, size_t ri, const char *prefix,
 }
 
 /* *res is the secret name (at most AWS_NAME_MAX bytes) of this kind. */
-static void res_set(struct aws_res *res, enum aws_kind kind,
-		    const char *name, int64_t mtime)
+static void res_set(struct aws_res *res, enum aws_kind kind, const char *name,
+		    int64_t mtime)
 {
 	res->kind = kind;
 	res->mtime = mtime;
@@ -205,8 +206,8 @@ int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
 		memcpy(parent, rest, (size_t)(slash - rest));
 		parent[slash - rest] = '\0';
 	}
-	plain_known = from_index(a, ri, rest, parent, slash ? slash + 1 : "",
-				 res);
+	plain_known =
+		from_index(a, ri, rest, parent, slash ? slash + 1 : "", res);
 	if (res->kind != AK_NONE)
 		return 0;
 	if (kf_aws_tree_name_ok(rest, 1)) {

@@ -11,13 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KF_SIGV4_MAX (16u << 20)	/* internal buffers */
+#define KF_SIGV4_MAX (16u << 20) /* internal buffers */
 
 void kf_sigv4_amz_date(time_t t, char out[17])
 {
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm) || strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
+	if (!gmtime_r(&t, &tm) ||
+	    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
 		memcpy(out, "19700101T000000Z", 17);
 }
 
@@ -37,8 +38,8 @@ static int canonical_uri(struct kf_buf *out, const char *path)
 }
 
 struct qparam {
-	char *name;	/* encoded */
-	char *value;	/* encoded */
+	char *name;  /* encoded */
+	char *value; /* encoded */
 };
 
 static int qparam_cmp(const void *a, const void *b)
@@ -83,7 +84,8 @@ static int canonical_query(struct kf_buf *out, const char *query)
 		if (len) {
 			if (n == cap) {
 				size_t ncap = cap ? cap * 2 : 8;
-				struct qparam *t = realloc(v, ncap * sizeof(*v));
+				struct qparam *t =
+					realloc(v, ncap * sizeof(*v));
 
 				if (!t)
 					goto out;
@@ -118,9 +120,9 @@ out:
 }
 
 struct chdr {
-	char *name;	/* lower-cased, trimmed */
-	char *value;	/* trimmed, folded; may hold a token: wiped */
-	size_t idx;	/* original order, for duplicates */
+	char *name;  /* lower-cased, trimmed */
+	char *value; /* trimmed, folded; may hold a token: wiped */
+	size_t idx;  /* original order, for duplicates */
 };
 
 static int chdr_cmp(const void *a, const void *b)
@@ -240,8 +242,7 @@ static int chdrs_build(const struct kf_sigv4_req *req, struct chdr **outp,
 	return 0;
 }
 
-static int signed_headers(struct kf_buf *out, const struct chdr *h,
-			  size_t n)
+static int signed_headers(struct kf_buf *out, const struct chdr *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (i && strcmp(h[i].name, h[i - 1].name) == 0)
@@ -286,8 +287,7 @@ int kf_sigv4_canonical_request(const struct kf_sigv4_req *req,
 	kf_buf_init_sensitive(&tmp, KF_SIGV4_MAX);
 	if (check_req(req, err) < 0 || chdrs_build(req, &h, err) < 0)
 		goto out;
-	kf_sha256_hex(req->body_len ? req->body : "", req->body_len,
-		      body_hash);
+	kf_sha256_hex(req->body_len ? req->body : "", req->body_len, body_hash);
 	if (kf_buf_adds(&tmp, req->method) < 0 ||
 	    kf_buf_add(&tmp, "\n", 1) < 0 ||
 	    canonical_uri(&tmp, req->path) < 0 ||
@@ -332,8 +332,8 @@ static int scope(struct kf_buf *out, const struct kf_sigv4_req *req)
 			   req->service);
 }
 
-int kf_sigv4_string_to_sign(const struct kf_sigv4_req *req,
-			    struct kf_buf *out, struct kf_err *err)
+int kf_sigv4_string_to_sign(const struct kf_sigv4_req *req, struct kf_buf *out,
+			    struct kf_err *err)
 {
 	struct kf_buf cr, tmp;
 	char date[17], hash[65];

@@ -16,26 +16,26 @@
 struct kf_sigv4_creds {
 	const char *access_key;
 	const char *secret_key;
-	const char *session_token;	/* NULL when none */
+	const char *session_token; /* NULL when none */
 };
 
 struct kf_sigv4_header {
-	const char *name;		/* any case; trimmed and lowered */
-	const char *value;		/* spaces folded as SigV4 requires */
+	const char *name;  /* any case; trimmed and lowered */
+	const char *value; /* spaces folded as SigV4 requires */
 };
 
 struct kf_sigv4_req {
-	const char *method;		/* "POST" */
-	const char *path;		/* raw path, e.g. "/" (not yet encoded) */
-	const char *query;		/* raw query without '?', or NULL */
-	const struct kf_sigv4_header *headers;	/* headers to sign, incl.
+	const char *method; /* "POST" */
+	const char *path;   /* raw path, e.g. "/" (not yet encoded) */
+	const char *query;  /* raw query without '?', or NULL */
+	const struct kf_sigv4_header *headers; /* headers to sign, incl.
 						 * host; count in nheaders */
 	size_t nheaders;
 	const void *body;
 	size_t body_len;
-	const char *region;		/* "us-east-1" */
-	const char *service;		/* "secretsmanager" */
-	time_t now;			/* request time (UTC seconds) */
+	const char *region;  /* "us-east-1" */
+	const char *service; /* "secretsmanager" */
+	time_t now;	     /* request time (UTC seconds) */
 };
 
 /* "YYYYMMDDTHHMMSSZ" for t, into out[17]. */
@@ -46,8 +46,8 @@ int kf_sigv4_canonical_request(const struct kf_sigv4_req *req,
 			       struct kf_buf *out, struct kf_err *err);
 
 /* The string to sign (appended to out). */
-int kf_sigv4_string_to_sign(const struct kf_sigv4_req *req,
-			    struct kf_buf *out, struct kf_err *err);
+int kf_sigv4_string_to_sign(const struct kf_sigv4_req *req, struct kf_buf *out,
+			    struct kf_err *err);
 
 /*
  * The complete Authorization header value ("AWS4-HMAC-SHA256

@@ -97,8 +97,8 @@ static void policy_init(struct kf_retry_policy *p,
 {
 	memset(p, 0, sizeof(*p));
 	p->attempts = cfg->attempts ? cfg->attempts : SM_DEFAULT_ATTEMPTS;
-	p->base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms
-					  : SM_DEFAULT_BACKOFF_MS;
+	p->base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms :
+					    SM_DEFAULT_BACKOFF_MS;
 	p->cap_ms = SM_BACKOFF_CAP_MS;
 	p->min_slice_ms = SM_MIN_ATTEMPT_MS;
 }
@@ -111,7 +111,8 @@ int kf_aws_sm_new(const struct kf_aws_sm_cfg *cfg, struct kf_aws_sm **out,
 
 	*out = NULL;
 	if (!cfg->endpoint || !cfg->region || !cfg->chain) {
-		kf_fail(err, KF_E_INVALID, "aws: endpoint, region and "
+		kf_fail(err, KF_E_INVALID,
+			"aws: endpoint, region and "
 			"credentials are required");
 		goto out;
 	}
@@ -131,8 +132,8 @@ int kf_aws_sm_new(const struct kf_aws_sm_cfg *cfg, struct kf_aws_sm **out,
 	if (parse_endpoint(sm, cfg->endpoint, err))
 		goto out;
 	sm->chain = cfg->chain;
-	sm->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms
-					 : SM_DEFAULT_TIMEOUT_MS;
+	sm->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms :
+					   SM_DEFAULT_TIMEOUT_MS;
 	policy_init(&sm->policy, cfg);
 	*out = sm;
 	sm = NULL;
@@ -158,9 +159,9 @@ void kf_aws_sm_free(struct kf_aws_sm *sm)
 /* The header lines of one attempt; those holding credentials are in
  * sensitive buffers. */
 struct sm_hdrs {
-	struct kf_buf auth;	/* the Authorization value */
+	struct kf_buf auth; /* the Authorization value */
 	struct kf_buf host, date, target, token, authz;
-	const char *lines[10];	/* NULL-ended, for kf_http_req */
+	const char *lines[10]; /* NULL-ended, for kf_http_req */
 };
 
 static void hdrs_init(struct sm_hdrs *h)
@@ -190,9 +191,9 @@ static int sign(const struct kf_aws_sm *sm, const char *target,
 		const struct kf_aws_creds *creds, struct kf_buf *auth,
 		struct kf_err *err)
 {
-	const char *token = creds->session_token
-				    ? (const char *)creds->session_token->data
-				    : NULL;
+	const char *token = creds->session_token ?
+				    (const char *)creds->session_token->data :
+				    NULL;
 	struct kf_sigv4_header sh[5];
 	struct kf_sigv4_creds sc;
 	struct kf_sigv4_req sr;
@@ -244,7 +245,8 @@ static int hdrs_fill(struct sm_hdrs *h, const struct kf_aws_sm *sm,
 	if (creds->session_token) {
 		if (kf_buf_addf(&h->token, "X-Amz-Security-Token: %s",
 				(const char *)creds->session_token->data))
-			return kf_fail(err, KF_E_NOMEM, "session token too "
+			return kf_fail(err, KF_E_NOMEM,
+				       "session token too "
 				       "long");
 		h->lines[n++] = kf_buf_str(&h->token);
 	}
@@ -268,8 +270,8 @@ static int sm_attempt(struct kf_aws_sm *sm, const char *op,
 
 	memset(&creds, 0, sizeof(creds));
 	hdrs_init(&h);
-	if ((size_t)snprintf(target, sizeof(target), "secretsmanager.%s",
-			     op) >= sizeof(target)) {
+	if ((size_t)snprintf(target, sizeof(target), "secretsmanager.%s", op) >=
+	    sizeof(target)) {
 		kf_fail(err, KF_E_INVALID, "operation name too long");
 		goto out;
 	}
@@ -301,8 +303,8 @@ struct sm_call {
 	struct kf_aws_sm *sm;
 	const char *op;
 	const struct kf_buf *body;
-	json_t *out;		/* the 2xx answer */
-	int refreshed;		/* credentials were refreshed once */
+	json_t *out;   /* the 2xx answer */
+	int refreshed; /* credentials were refreshed once */
 };
 
 /* What a non-2xx answer means for the retry driver. */
@@ -332,9 +334,8 @@ static enum kf_retry_verdict answer_failed(struct sm_call *c,
 	}
 }
 
-static enum kf_retry_verdict sm_try(void *vctx,
-				    const struct kf_retry_attempt *at,
-				    struct kf_err *err)
+static enum kf_retry_verdict
+sm_try(void *vctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	struct sm_call *c = vctx;
 	struct kf_http_resp resp;

@@ -27,12 +27,12 @@
 #define KF_AWS_SM_MAX_VALUE 65536
 
 struct kf_aws_sm_cfg {
-	const char *endpoint;	/* "https://secretsmanager.R.amazonaws.com" */
-	const char *region;	/* signing region */
-	struct kf_aws_chain *chain;	/* borrowed; must outlive the client */
-	unsigned timeout_ms;	/* deadline of one operation, all retries */
-	unsigned attempts;	/* 0 = 5 */
-	unsigned backoff_base_ms;	/* 0 = 100 */
+	const char *endpoint; /* "https://secretsmanager.R.amazonaws.com" */
+	const char *region;   /* signing region */
+	struct kf_aws_chain *chain; /* borrowed; must outlive the client */
+	unsigned timeout_ms;	    /* deadline of one operation, all retries */
+	unsigned attempts;	    /* 0 = 5 */
+	unsigned backoff_base_ms;   /* 0 = 100 */
 };
 
 struct kf_aws_sm;
@@ -46,19 +46,19 @@ struct kf_aws_sm_tag {
 struct kf_aws_sm_meta {
 	char *name;
 	char *arn;
-	char *description;	/* NULL when none */
-	char *current_version;	/* VersionId labelled AWSCURRENT, or NULL */
+	char *description;     /* NULL when none */
+	char *current_version; /* VersionId labelled AWSCURRENT, or NULL */
 	struct kf_aws_sm_tag *tags;
 	size_t ntags;
-	int64_t created;	/* epoch seconds, 0 when unknown */
-	int64_t changed;	/* LastChangedDate, 0 when unknown */
-	int64_t deleted;	/* DeletedDate: scheduled for deletion; else 0 */
+	int64_t created; /* epoch seconds, 0 when unknown */
+	int64_t changed; /* LastChangedDate, 0 when unknown */
+	int64_t deleted; /* DeletedDate: scheduled for deletion; else 0 */
 };
 
 struct kf_aws_sm_page {
 	struct kf_aws_sm_meta *v;
 	size_t n;
-	char *next_token;	/* NULL after the last page */
+	char *next_token; /* NULL after the last page */
 };
 
 /*
@@ -84,8 +84,8 @@ const char *kf_aws_sm_meta_tag(const struct kf_aws_sm_meta *meta,
  * here), sorted by name where the service supports it.  token is NULL for
  * the first page.  Secrets scheduled for deletion are not listed.
  */
-int kf_aws_sm_list(struct kf_aws_sm *sm, const char *prefix,
-		   const char *token, unsigned max, struct kf_aws_sm_page *page,
+int kf_aws_sm_list(struct kf_aws_sm *sm, const char *prefix, const char *token,
+		   unsigned max, struct kf_aws_sm_page *page,
 		   struct kf_err *err);
 
 /* DescribeSecret. */
@@ -108,8 +108,8 @@ int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
  * (no value: n must be 0).  tags may be NULL.  KF_E_TOOBIG past
  * KF_AWS_SM_MAX_VALUE, before any request.
  */
-int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name,
-		     const char *token, const unsigned char *value, size_t n,
+int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name, const char *token,
+		     const unsigned char *value, size_t n,
 		     const struct kf_aws_sm_tag *tags, size_t ntags,
 		     struct kf_err *err);
 
@@ -119,9 +119,9 @@ int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name,
  * KF_E_INVALID for an empty value, KF_E_TOOBIG past the limit, both before
  * any request.
  */
-int kf_aws_sm_put_value(struct kf_aws_sm *sm, const char *id,
-			const char *token, const unsigned char *value,
-			size_t n, struct kf_err *err);
+int kf_aws_sm_put_value(struct kf_aws_sm *sm, const char *id, const char *token,
+			const unsigned char *value, size_t n,
+			struct kf_err *err);
 
 /* UpdateSecret of the Description only (a fresh token is generated). */
 int kf_aws_sm_update_description(struct kf_aws_sm *sm, const char *id,
@@ -147,9 +147,9 @@ int kf_aws_sm_is_text(const unsigned char *p, size_t n);
 
 /* What the retry loop does with one failed response (exposed for tests). */
 enum kf_aws_sm_action {
-	KF_AWS_SM_FAIL = 0,	/* final: return the error */
-	KF_AWS_SM_RETRY,	/* transient: back off and retry */
-	KF_AWS_SM_REFRESH,	/* credentials expired: refresh, retry once */
+	KF_AWS_SM_FAIL = 0, /* final: return the error */
+	KF_AWS_SM_RETRY,    /* transient: back off and retry */
+	KF_AWS_SM_REFRESH,  /* credentials expired: refresh, retry once */
 };
 
 /*
@@ -181,8 +181,7 @@ void kf_aws_sm_set_clock(time_t (*fn)(void));
  * value returned (fn owns value).  Names the service reports in Errors,
  * or that have no current value, are simply not passed to fn.
  */
-int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids,
-			size_t n,
+int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids, size_t n,
 			void (*fn)(void *ctx, const char *name,
 				   struct kf_secret *value),
 			void *ctx, struct kf_err *err);

@@ -120,8 +120,8 @@ static int js_member_str(struct kf_buf *b, int *first, const char *key,
 }
 
 /* "SecretString": "..." or "SecretBinary": "<base64>". */
-static int js_member_value(struct kf_buf *b, int *first,
-			   const unsigned char *v, size_t n)
+static int js_member_value(struct kf_buf *b, int *first, const unsigned char *v,
+			   size_t n)
 {
 	struct kf_buf b64;
 	int rc = -1;
@@ -174,8 +174,7 @@ static int js_open_id(struct kf_buf *b, int *first, const char *id)
  * the answer.
  */
 static int sm_send(struct kf_aws_sm *sm, const char *op, struct kf_buf *body,
-		   int bad, enum kf_code code, json_t **out,
-		   struct kf_err *err)
+		   int bad, enum kf_code code, json_t **out, struct kf_err *err)
 {
 	json_t *j = NULL;
 	int rc;
@@ -199,12 +198,11 @@ static int list_body(struct kf_buf *b, const char *prefix, const char *token,
 {
 	int first = 1;
 
-	if (kf_buf_add(b, "{", 1) ||
-	    js_member(b, &first, "MaxResults") || kf_buf_addf(b, "%u", max) ||
+	if (kf_buf_add(b, "{", 1) || js_member(b, &first, "MaxResults") ||
+	    kf_buf_addf(b, "%u", max) ||
 	    js_member_str(b, &first, "SortBy", "name") ||
 	    js_member_str(b, &first, "SortOrder", "asc") ||
-	    (token && token[0] &&
-	     js_member_str(b, &first, "NextToken", token)))
+	    (token && token[0] && js_member_str(b, &first, "NextToken", token)))
 		return -1;
 	if (prefix && prefix[0] &&
 	    (js_member(b, &first, "Filters") ||
@@ -238,8 +236,8 @@ static int list_parse(const json_t *j, const char *prefix,
 				continue;
 			return -1;
 		}
-		if (m.deleted || (prefix && strncmp(m.name, prefix,
-						    strlen(prefix)) != 0)) {
+		if (m.deleted ||
+		    (prefix && strncmp(m.name, prefix, strlen(prefix)) != 0)) {
 			kf_aws_sm_meta_release(&m);
 			continue;
 		}
@@ -253,8 +251,8 @@ static int list_parse(const json_t *j, const char *prefix,
 	return 0;
 }
 
-int kf_aws_sm_list(struct kf_aws_sm *sm, const char *prefix,
-		   const char *token, unsigned max, struct kf_aws_sm_page *page,
+int kf_aws_sm_list(struct kf_aws_sm *sm, const char *prefix, const char *token,
+		   unsigned max, struct kf_aws_sm_page *page,
 		   struct kf_err *err)
 {
 	struct kf_buf body;
@@ -312,8 +310,7 @@ out:
 	return rc;
 }
 
-int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids,
-			size_t n,
+int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids, size_t n,
 			void (*fn)(void *ctx, const char *name,
 				   struct kf_secret *value),
 			void *ctx, struct kf_err *err)
@@ -336,7 +333,8 @@ int kf_aws_sm_batch_get(struct kf_aws_sm *sm, const char *const *ids,
 	if (sm_send(sm, "BatchGetSecretValue", &body, bad, KF_E_INVALID, &j,
 		    err))
 		goto out;
-	json_array_foreach(json_object_get(j, "SecretValues"), i, e) {
+	json_array_foreach(json_object_get(j, "SecretValues"), i, e)
+	{
 		const char *name = kf_json_str(e, "Name");
 		struct kf_secret *s;
 
@@ -392,8 +390,8 @@ out:
 	return rc;
 }
 
-int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name,
-		     const char *token, const unsigned char *value, size_t n,
+int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name, const char *token,
+		     const unsigned char *value, size_t n,
 		     const struct kf_aws_sm_tag *tags, size_t ntags,
 		     struct kf_err *err)
 {
@@ -401,9 +399,10 @@ int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name,
 	int first = 1, bad;
 
 	if (n > KF_AWS_SM_MAX_VALUE)
-		return kf_fail(err, KF_E_TOOBIG, "CreateSecret: value of %zu "
-			       "bytes is over the %d-byte limit", n,
-			       KF_AWS_SM_MAX_VALUE);
+		return kf_fail(err, KF_E_TOOBIG,
+			       "CreateSecret: value of %zu "
+			       "bytes is over the %d-byte limit",
+			       n, KF_AWS_SM_MAX_VALUE);
 	kf_buf_init_sensitive(&body, SM_BODY_MAX);
 	bad = kf_buf_add(&body, "{", 1) ||
 	      js_member_str(&body, &first, "Name", name) ||
@@ -414,25 +413,27 @@ int kf_aws_sm_create(struct kf_aws_sm *sm, const char *name,
 	return sm_send(sm, "CreateSecret", &body, bad, KF_E_NOMEM, NULL, err);
 }
 
-int kf_aws_sm_put_value(struct kf_aws_sm *sm, const char *id,
-			const char *token, const unsigned char *value,
-			size_t n, struct kf_err *err)
+int kf_aws_sm_put_value(struct kf_aws_sm *sm, const char *id, const char *token,
+			const unsigned char *value, size_t n,
+			struct kf_err *err)
 {
 	struct kf_buf body;
 	enum kf_code code = KF_E_NOMEM;
 	int first = 1, bad;
 
 	if (n > KF_AWS_SM_MAX_VALUE)
-		return kf_fail(err, KF_E_TOOBIG, "PutSecretValue: value of %zu "
-			       "bytes is over the %d-byte limit", n,
-			       KF_AWS_SM_MAX_VALUE);
+		return kf_fail(err, KF_E_TOOBIG,
+			       "PutSecretValue: value of %zu "
+			       "bytes is over the %d-byte limit",
+			       n, KF_AWS_SM_MAX_VALUE);
 	if (n == 0)
-		return kf_fail(err, KF_E_INVALID, "PutSecretValue: Secrets "
+		return kf_fail(err, KF_E_INVALID,
+			       "PutSecretValue: Secrets "
 			       "Manager cannot store an empty value");
 	kf_buf_init_sensitive(&body, SM_BODY_MAX);
 	bad = js_open_id(&body, &first, id);
 	if (bad)
-		code = KF_E_INVALID;	/* the id, not the value */
+		code = KF_E_INVALID; /* the id, not the value */
 	bad = bad ||
 	      js_member_str(&body, &first, "ClientRequestToken", token) ||
 	      js_member_value(&body, &first, value, n) ||
@@ -455,8 +456,7 @@ int kf_aws_sm_update_description(struct kf_aws_sm *sm, const char *id,
 	      js_member_str(&body, &first, "ClientRequestToken", token) ||
 	      js_member_str(&body, &first, "Description", description) ||
 	      kf_buf_add(&body, "}", 1);
-	return sm_send(sm, "UpdateSecret", &body, bad, KF_E_INVALID, NULL,
-		       err);
+	return sm_send(sm, "UpdateSecret", &body, bad, KF_E_INVALID, NULL, err);
 }
 
 int kf_aws_sm_tag(struct kf_aws_sm *sm, const char *id,
@@ -470,8 +470,7 @@ int kf_aws_sm_tag(struct kf_aws_sm *sm, const char *id,
 	bad = js_open_id(&body, &first, id) ||
 	      js_member_tags(&body, &first, tags, ntags) ||
 	      kf_buf_add(&body, "}", 1);
-	return sm_send(sm, "TagResource", &body, bad, KF_E_INVALID, NULL,
-		       err);
+	return sm_send(sm, "TagResource", &body, bad, KF_E_INVALID, NULL, err);
 }
 
 int kf_aws_sm_delete(struct kf_aws_sm *sm, const char *id,
@@ -490,6 +489,5 @@ int kf_aws_sm_delete(struct kf_aws_sm *sm, const char *id,
 		bad = bad || js_member(&body, &first, "RecoveryWindowInDays") ||
 		      kf_buf_addf(&body, "%u", recovery_days);
 	bad = bad || kf_buf_add(&body, "}", 1);
-	return sm_send(sm, "DeleteSecret", &body, bad, KF_E_INVALID, NULL,
-		       err);
+	return sm_send(sm, "DeleteSecret", &body, bad, KF_E_INVALID, NULL, err);
 }

@@ -91,8 +91,10 @@ static int parse_current(const json_t *vs, struct kf_aws_sm_meta *m)
 	json_t *labels, *l;
 	size_t i;
 
-	json_object_foreach((json_t *)vs, k, labels) {
-		json_array_foreach(labels, i, l) {
+	json_object_foreach((json_t *)vs, k, labels)
+	{
+		json_array_foreach(labels, i, l)
+		{
 			if (!json_is_string(l) ||
 			    strcmp(json_string_value(l), "AWSCURRENT") != 0)
 				continue;
@@ -158,8 +160,7 @@ void kf_aws_sm_page_release(struct kf_aws_sm_page *page)
 	memset(page, 0, sizeof(*page));
 }
 
-const char *kf_aws_sm_meta_tag(const struct kf_aws_sm_meta *m,
-			       const char *key)
+const char *kf_aws_sm_meta_tag(const struct kf_aws_sm_meta *m, const char *key)
 {
 	for (size_t i = 0; i < m->ntags; i++)
 		if (m->tags[i].key && strcmp(m->tags[i].key, key) == 0)
@@ -212,7 +213,7 @@ struct sm_errdef {
 	const char *type;
 	enum kf_code code;
 	enum kf_aws_sm_action action;
-	int quote;		/* the service message never echoes input */
+	int quote; /* the service message never echoes input */
 	/* The reason, when the service message holds this text: the
 	 * service has no separate type for these states. */
 	const char *mark;
@@ -237,10 +238,10 @@ static const struct sm_errdef sm_errdefs[] = {
 	{ "ResourceNotFoundException", KF_E_NOTFOUND, FAIL, 1,
 	  "secret value for", KF_R_NO_VALUE },
 	{ "ResourceExistsException", KF_E_EXISTS, FAIL, 1, NULL, 0 },
-	{ "InvalidRequestException", KF_E_STATE, FAIL, 1,
-	  "delet", KF_R_DELETING },
-	{ "PreconditionNotMetException", KF_E_STATE, FAIL, 1,
-	  "delet", KF_R_DELETING },
+	{ "InvalidRequestException", KF_E_STATE, FAIL, 1, "delet",
+	  KF_R_DELETING },
+	{ "PreconditionNotMetException", KF_E_STATE, FAIL, 1, "delet",
+	  KF_R_DELETING },
 	{ "InvalidParameterException", KF_E_INVALID, FAIL, 0, NULL, 0 },
 	{ "ValidationException", KF_E_INVALID, FAIL, 0, NULL, 0 },
 	{ "InvalidNextTokenException", KF_E_INVALID, FAIL, 0, NULL, 0 },
@@ -271,8 +272,7 @@ static const struct sm_errdef sm_errdefs[] = {
 	{ "InternalFailure", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "InternalServiceFailure", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "ServiceUnavailable", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
-	{ "ServiceUnavailableException", KF_E_UNAVAILABLE, RETRY, 0, NULL,
-	  0 },
+	{ "ServiceUnavailableException", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "RequestTimeout", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "RequestTimeoutException", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "PriorRequestNotComplete", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
@@ -303,8 +303,7 @@ static int xml_elem(const char *body, size_t len, const char *tag, char *out,
 	const char *s, *e;
 	size_t n;
 
-	if ((size_t)snprintf(open, sizeof(open), "<%s>", tag) >=
-		    sizeof(open) ||
+	if ((size_t)snprintf(open, sizeof(open), "<%s>", tag) >= sizeof(open) ||
 	    (size_t)snprintf(close, sizeof(close), "</%s>", tag) >=
 		    sizeof(close))
 		return 0;
@@ -334,8 +333,7 @@ struct sm_errbody {
 	char msg[512];
 };
 
-static void read_json_error(const char *body, size_t len,
-			    struct sm_errbody *eb)
+static void read_json_error(const char *body, size_t len, struct sm_errbody *eb)
 {
 	json_t *j = kf_json_object(body, len);
 	const char *t = kf_json_str(j, "__type");
@@ -354,8 +352,7 @@ static void read_json_error(const char *body, size_t len,
 }
 
 /* moto (and some front ends) answer signature errors in XML. */
-static void read_xml_error(const char *body, size_t len,
-			   struct sm_errbody *eb)
+static void read_xml_error(const char *body, size_t len, struct sm_errbody *eb)
 {
 	char m[sizeof(eb->msg)];
 
@@ -367,23 +364,24 @@ static void read_xml_error(const char *body, size_t len,
 
 static const struct sm_errdef *errdef_find(const char *type)
 {
-	for (size_t i = 0; type[0] && i < sizeof(sm_errdefs) /
-					      sizeof(sm_errdefs[0]); i++)
+	for (size_t i = 0;
+	     type[0] && i < sizeof(sm_errdefs) / sizeof(sm_errdefs[0]); i++)
 		if (strcmp(type, sm_errdefs[i].type) == 0)
 			return &sm_errdefs[i];
 	return NULL;
 }
 
 /* The classification of an error without a known type. */
-static const struct sm_errdef *errdef_by_status(long status,
-						const char *type)
+static const struct sm_errdef *errdef_by_status(long status, const char *type)
 {
-	static const struct sm_errdef busy = { "", KF_E_UNAVAILABLE,
-					       KF_AWS_SM_RETRY, 0, NULL, 0 };
-	static const struct sm_errdef denied = { "", KF_E_DENIED,
-						 KF_AWS_SM_FAIL, 0, NULL, 0 };
+	static const struct sm_errdef busy = {
+		"", KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, 0, NULL, 0
+	};
+	static const struct sm_errdef denied = {
+		"", KF_E_DENIED, KF_AWS_SM_FAIL, 0, NULL, 0
+	};
 	static const struct sm_errdef other = { "", KF_E_IO, KF_AWS_SM_FAIL,
-						0, NULL, 0 };
+						0,  NULL,    0 };
 
 	if (status >= 500 || status == 429 || status == 509)
 		return &busy;

@@ -13,16 +13,16 @@
 #include "core/buf.h"
 #include "core/retry.h"
 
-#define SM_BODY_MAX (512u << 10)	/* escaped 64 KiB value + members */
+#define SM_BODY_MAX (512u << 10) /* escaped 64 KiB value + members */
 
 struct kf_aws_sm {
-	char *url;		/* endpoint as given */
-	char *host;		/* signed and sent Host: lower case [:port] */
-	char *path;		/* "/" or the endpoint's path */
+	char *url;  /* endpoint as given */
+	char *host; /* signed and sent Host: lower case [:port] */
+	char *path; /* "/" or the endpoint's path */
 	char *region;
-	struct kf_aws_chain *chain;	/* borrowed */
-	unsigned timeout_ms;	/* one operation, all its attempts */
-	struct kf_retry_policy policy;	/* from the config, at creation */
+	struct kf_aws_chain *chain;    /* borrowed */
+	unsigned timeout_ms;	       /* one operation, all its attempts */
+	struct kf_retry_policy policy; /* from the config, at creation */
 };
 
 /*

@@ -17,19 +17,24 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TOKEN_MAX 20000		/* STS WebIdentityToken limit */
-#define STS_TIMEOUT_MS 10000	/* per STS request when not configured */
+#define TOKEN_MAX 20000	     /* STS WebIdentityToken limit */
+#define STS_TIMEOUT_MS 10000 /* per STS request when not configured */
 
 /* The SDKs' schedules: STS and container retry transient failures with
  * backoff; IMDS retries at once (attempts come from the environment). */
 static const struct kf_retry_policy sts_policy = {
-	.attempts = 3, .base_ms = 200, .cap_ms = 2000,
+	.attempts = 3,
+	.base_ms = 200,
+	.cap_ms = 2000,
 };
 static const struct kf_retry_policy container_policy = {
-	.attempts = 3, .base_ms = 250, .cap_ms = 1000,
+	.attempts = 3,
+	.base_ms = 250,
+	.cap_ms = 1000,
 };
 static const struct kf_retry_policy imds_policy = {
-	.attempts = 1, .base_ms = 0,
+	.attempts = 1,
+	.base_ms = 0,
 };
 
 /* Network trouble and timeouts are worth another attempt. */
@@ -52,8 +57,8 @@ static int read_token_file(const char *path, struct kf_buf *tok,
 			return kf_fail(err, KF_E_NOTFOUND,
 				       "token file %s is missing", path);
 		/* An unreadable token file is an I/O error here. */
-		return kf_fail(err, ferr.code == KF_E_DENIED ? KF_E_IO :
-							       ferr.code,
+		return kf_fail(err,
+			       ferr.code == KF_E_DENIED ? KF_E_IO : ferr.code,
 			       "%s", ferr.msg);
 	}
 	e = tok->len;
@@ -101,8 +106,7 @@ static void sanitize(char *s)
 static int sts_error(long status, const char *doc, size_t len,
 		     struct kf_err *err)
 {
-	static const char *const ecode[] = { "ErrorResponse", "Error",
-					     "Code" };
+	static const char *const ecode[] = { "ErrorResponse", "Error", "Code" };
 	static const char *const emsg[] = { "ErrorResponse", "Error",
 					    "Message" };
 	char code[64], msg[160];
@@ -161,8 +165,9 @@ static int sts_parse(long status, const char *doc, size_t len,
 			      err);
 	goto out;
 bad:
-	kf_fail(err, KF_E_IO, "STS AssumeRoleWithWebIdentity: malformed "
-			      "response");
+	kf_fail(err, KF_E_IO,
+		"STS AssumeRoleWithWebIdentity: malformed "
+		"response");
 out:
 	kf_buf_release(&sk);
 	kf_buf_release(&tok);
@@ -173,13 +178,12 @@ out:
 struct sts_call {
 	const struct kf_aws_source_cfg *s;
 	const char *url;
-	const struct kf_buf *body;	/* sensitive: holds the token */
+	const struct kf_buf *body; /* sensitive: holds the token */
 	struct kf_aws_creds *out;
 };
 
-static enum kf_retry_verdict sts_attempt(void *ctx,
-					 const struct kf_retry_attempt *at,
-					 struct kf_err *err)
+static enum kf_retry_verdict
+sts_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	static const char *const hdrs[] = {
 		"Content-Type: application/x-www-form-urlencoded; charset=utf-8",
@@ -209,9 +213,8 @@ static enum kf_retry_verdict sts_attempt(void *ctx,
 }
 
 /* The AssumeRoleWithWebIdentity form body (it holds the token). */
-static int sts_form(const struct kf_aws_source_cfg *s,
-		    const struct kf_buf *tok, struct kf_buf *body,
-		    struct kf_err *err)
+static int sts_form(const struct kf_aws_source_cfg *s, const struct kf_buf *tok,
+		    struct kf_buf *body, struct kf_err *err)
 {
 	if (kf_buf_adds(body, "Action=AssumeRoleWithWebIdentity"
 			      "&Version=2011-06-15&RoleArn=") < 0 ||
@@ -248,8 +251,8 @@ int kf_aws_fetch_web_identity(const struct kf_aws_source_cfg *s,
 	}
 	if (sts_form(s, &tok, &body, err) < 0)
 		goto out;
-	rc = kf_retry_run(&sts_policy, "aws: STS AssumeRoleWithWebIdentity",
-			  0, sts_attempt, &call, err);
+	rc = kf_retry_run(&sts_policy, "aws: STS AssumeRoleWithWebIdentity", 0,
+			  sts_attempt, &call, err);
 out:
 	kf_buf_release(&tok);
 	kf_buf_release(&body);
@@ -329,14 +332,16 @@ static int container_auth(struct kf_buf *auth, struct kf_err *err)
 		if (read_token_file(tfile, &tok, err) < 0)
 			goto out;
 	} else if (tenv && kf_buf_adds(&tok, tenv) < 0) {
-		kf_fail(err, KF_E_INVALID, "container authorization token "
-					   "is too long");
+		kf_fail(err, KF_E_INVALID,
+			"container authorization token "
+			"is too long");
 		goto out;
 	}
 	if (tok.len && (memchr(tok.data, '\r', tok.len) ||
 			memchr(tok.data, '\n', tok.len))) {
-		kf_fail(err, KF_E_INVALID, "container authorization token "
-					   "contains a line break");
+		kf_fail(err, KF_E_INVALID,
+			"container authorization token "
+			"contains a line break");
 		goto out;
 	}
 	if (tok.len && (kf_buf_adds(auth, "Authorization: ") < 0 ||
@@ -357,8 +362,9 @@ struct container_call {
 	struct kf_aws_creds *out;
 };
 
-static enum kf_retry_verdict container_attempt(
-	void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
+static enum kf_retry_verdict
+container_attempt(void *ctx, const struct kf_retry_attempt *at,
+		  struct kf_err *err)
 {
 	const struct container_call *c = ctx;
 	struct kf_http_req req = {
@@ -383,11 +389,15 @@ static enum kf_retry_verdict container_attempt(
 	if (st == 200) {
 		v = creds_from_json(kf_buf_str(&resp.body), resp.body.len,
 				    "container credentials", 0, c->out,
-				    err) == 0 ? KF_RETRY_OK : KF_RETRY_FAIL;
+				    err) == 0 ?
+			    KF_RETRY_OK :
+			    KF_RETRY_FAIL;
 		goto out;
 	}
-	kf_fail_provider(err, st == 401 || st == 403 ? KF_E_DENIED :
-			      st >= 500 ? KF_E_UNAVAILABLE : KF_E_IO,
+	kf_fail_provider(err,
+			 st == 401 || st == 403 ? KF_E_DENIED :
+			 st >= 500		? KF_E_UNAVAILABLE :
+						  KF_E_IO,
 			 (int)st, NULL,
 			 "container credentials endpoint answered HTTP %ld",
 			 st);
@@ -486,8 +496,9 @@ static int imds_token(const struct kf_aws_source_cfg *s, struct kf_buf *tok,
 	} else if (resp.status == 403 || resp.status == 404 ||
 		   resp.status == 405) {
 		if (kf_aws_env_true("AWS_EC2_METADATA_V1_DISABLED")) {
-			kf_fail(err, KF_E_DENIED, "IMDSv2 token refused and "
-						  "IMDSv1 is disabled");
+			kf_fail(err, KF_E_DENIED,
+				"IMDSv2 token refused and "
+				"IMDSv1 is disabled");
 			goto out;
 		}
 	} else {
@@ -516,8 +527,9 @@ static int imds_role(const struct kf_aws_source_cfg *s, const char *tok,
 	if (imds_do(s, "GET", IMDS_CREDS, NULL, NULL, tok, &resp, err) < 0)
 		goto out;
 	if (resp.status != 200) {
-		kf_fail_provider(err, resp.status == 404 ? KF_E_NOTFOUND :
-							   KF_E_UNAVAILABLE,
+		kf_fail_provider(err,
+				 resp.status == 404 ? KF_E_NOTFOUND :
+						      KF_E_UNAVAILABLE,
 				 (int)resp.status, NULL,
 				 "IMDS has no instance role (HTTP %ld)",
 				 resp.status);
@@ -550,9 +562,8 @@ struct imds_call {
 	struct kf_aws_creds *out;
 };
 
-static enum kf_retry_verdict imds_attempt(void *ctx,
-					  const struct kf_retry_attempt *at,
-					  struct kf_err *err)
+static enum kf_retry_verdict
+imds_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	const struct imds_call *c = ctx;
 	struct kf_http_resp resp;
@@ -593,8 +604,8 @@ int kf_aws_fetch_imds(const struct kf_aws_source_cfg *s,
 	struct kf_retry_policy p = imds_policy;
 	struct imds_call call = { s, out };
 
-	p.attempts = kf_aws_env_uint("AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1,
-				     10, 1);
-	return kf_retry_run(&p, "aws: IMDS credentials", 0, imds_attempt,
-			    &call, err);
+	p.attempts =
+		kf_aws_env_uint("AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1, 10, 1);
+	return kf_retry_run(&p, "aws: IMDS credentials", 0, imds_attempt, &call,
+			    err);
 }

@@ -14,17 +14,17 @@
 
 /* What the chain resolved for its source; read-only once resolved. */
 struct kf_aws_source_cfg {
-	char label[160];	/* "environment", "profile dev", ... */
-	unsigned timeout_ms;	/* per STS request; 0: 10 s */
-	char *profile;		/* profile name in use */
-	char *cred_path;	/* shared credentials file */
-	char *config_path;	/* shared config file */
-	int from_config;	/* profile keys: config file, not credentials */
-	char *role_arn;		/* web identity */
+	char label[160];     /* "environment", "profile dev", ... */
+	unsigned timeout_ms; /* per STS request; 0: 10 s */
+	char *profile;	     /* profile name in use */
+	char *cred_path;     /* shared credentials file */
+	char *config_path;   /* shared config file */
+	int from_config;     /* profile keys: config file, not credentials */
+	char *role_arn;	     /* web identity */
 	char *session_name;
 	char *token_file;
-	char *sts_url;		/* STS endpoint, no trailing slash */
-	char *url;		/* container endpoint or IMDS base URL */
+	char *sts_url; /* STS endpoint, no trailing slash */
+	char *url;     /* container endpoint or IMDS base URL */
 };
 
 /* Free the strings.  Accepts NULL. */
@@ -60,14 +60,13 @@ int kf_aws_fetch_imds(const struct kf_aws_source_cfg *s,
  * NULL) into secret memory.  what names the origin in errors.  -1 with
  * KF_E_INVALID (bad key id length, empty secret) or KF_E_NOMEM.
  */
-int kf_aws_creds_set(struct kf_aws_creds *out, const char *ak,
-		     const char *sk, size_t sklen, const char *tok,
-		     size_t toklen, time_t exp, const char *what,
-		     struct kf_err *err);
+int kf_aws_creds_set(struct kf_aws_creds *out, const char *ak, const char *sk,
+		     size_t sklen, const char *tok, size_t toklen, time_t exp,
+		     const char *what, struct kf_err *err);
 
 /* A copy of src into *dst (caller releases). */
-int kf_aws_creds_copy(struct kf_aws_creds *dst,
-		      const struct kf_aws_creds *src, struct kf_err *err);
+int kf_aws_creds_copy(struct kf_aws_creds *dst, const struct kf_aws_creds *src,
+		      struct kf_err *err);
 
 /*
  * "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" as epoch seconds; -1 when

@@ -115,18 +115,22 @@ static int parse_regions(struct aws_priv *a, const char *list,
 		int dup = 0;
 
 		if (!kf_aws_region_valid(s, n))
-			return kf_fail(err, KF_E_INVALID, "aws: bad region "
-				       "in aws_region=%.64s", list);
+			return kf_fail(err, KF_E_INVALID,
+				       "aws: bad region "
+				       "in aws_region=%.64s",
+				       list);
 		for (size_t i = 0; i < a->nregions; i++)
 			if (strlen(a->regions[i].name) == n &&
 			    strncmp(a->regions[i].name, s, n) == 0)
 				dup = 1;
 		if (!dup) {
-			struct aws_region *r = realloc(a->regions,
-				(a->nregions + 1) * sizeof(*r));
+			struct aws_region *r =
+				realloc(a->regions,
+					(a->nregions + 1) * sizeof(*r));
 
 			if (!r)
-				return kf_fail(err, KF_E_NOMEM, "out of "
+				return kf_fail(err, KF_E_NOMEM,
+					       "out of "
 					       "memory");
 			a->regions = r;
 			memset(&r[a->nregions], 0, sizeof(*r));
@@ -150,7 +154,8 @@ static int parse_days(const char *s, unsigned *out, struct kf_err *err)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || (v != 0 && (v < 7 || v > 30)))
-		return kf_fail(err, KF_E_INVALID, "aws: aws_recovery_window "
+		return kf_fail(err, KF_E_INVALID,
+			       "aws: aws_recovery_window "
 			       "must be 0 or 7..30 days");
 	*out = (unsigned)v;
 	return 0;
@@ -165,8 +170,7 @@ static int fail_within(struct kf_err *err, const char *what)
 	struct kf_err was = *err;
 
 	return kf_fail_provider(err, was.code, was.http_status,
-				was.provider_code[0] ? was.provider_code
-						     : NULL,
+				was.provider_code[0] ? was.provider_code : NULL,
 				"%s: %.200s", what, was.msg);
 }
 
@@ -189,15 +193,18 @@ static int probe(struct aws_priv *a, struct kf_err *err)
 		if (err->code != KF_E_DENIED && err->code != KF_E_STATE &&
 		    err->code != KF_E_INVALID) {
 			/* a cut region name only shortens the message */
-			(void)snprintf(what, sizeof(what), "aws: region %s: "
+			(void)snprintf(what, sizeof(what),
+				       "aws: region %s: "
 				       "Secrets Manager endpoint not usable",
 				       r->name);
 			return fail_within(err, what);
 		}
-		kf_log(KF_LOG_WARN, "aws: %s: ListSecrets refused (%s): "
-		       "listing directories will fail", r->name,
-		       err->provider_code[0] ? err->provider_code
-					     : kf_code_name(err->code));
+		kf_log(KF_LOG_WARN,
+		       "aws: %s: ListSecrets refused (%s): "
+		       "listing directories will fail",
+		       r->name,
+		       err->provider_code[0] ? err->provider_code :
+					       kf_code_name(err->code));
 		kf_err_clear(err);
 	}
 	return 0;
@@ -210,9 +217,9 @@ static int regions_setup(struct aws_priv *a, const char *profile,
 	char region[64];
 
 	if (!list) {
-		if (kf_aws_default_region(profile, region, sizeof(region),
-					  err))
-			return kf_fail(err, KF_E_INVALID, "aws: no region: set "
+		if (kf_aws_default_region(profile, region, sizeof(region), err))
+			return kf_fail(err, KF_E_INVALID,
+				       "aws: no region: set "
 				       "-o aws_region=REGION or AWS_REGION");
 		list = region;
 	}
@@ -278,8 +285,8 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (clients_setup(a, opt_get(cfg, "aws_endpoint"), profile,
-			  timeout_ms, err) ||
+	if (clients_setup(a, opt_get(cfg, "aws_endpoint"), profile, timeout_ms,
+			  err) ||
 	    probe(a, err))
 		goto out;
 	*out = p;

@@ -18,15 +18,15 @@
 
 #define AWS_NAME_MAX 512
 #define AWS_FIELD_MAX 255
-#define AWS_NO_REGION ((size_t)-1)	/* the provider root */
+#define AWS_NO_REGION ((size_t)-1) /* the provider root */
 
 enum aws_kind {
 	AK_NONE = 0,
-	AK_PLAIN,		/* a secret shown as a file */
-	AK_FIELDSEC,		/* a secret tagged keyfs:layout=fields */
-	AK_FIELD,		/* NAME/FIELD below a field secret */
-	AK_PREFIX,		/* a directory made by '/' in names */
-	AK_SCHEDULED,		/* a secret scheduled for deletion */
+	AK_PLAIN,     /* a secret shown as a file */
+	AK_FIELDSEC,  /* a secret tagged keyfs:layout=fields */
+	AK_FIELD,     /* NAME/FIELD below a field secret */
+	AK_PREFIX,    /* a directory made by '/' in names */
+	AK_SCHEDULED, /* a secret scheduled for deletion */
 };
 
 struct aws_region {
@@ -38,7 +38,7 @@ struct aws_priv {
 	struct aws_region *regions;
 	size_t nregions;
 	struct kf_aws_chain *chain;
-	struct kf_aws_index *idx;	/* names known without asking */
+	struct kf_aws_index *idx; /* names known without asking */
 	unsigned recovery_days;
 	int read_only;
 	/*
@@ -47,15 +47,15 @@ struct aws_priv {
 	 * readers, only by field writers, which must not interleave.
 	 */
 	pthread_mutex_t field_lock;
-	int no_batch;		/* atomic: BatchGetSecretValue was refused */
+	int no_batch; /* atomic: BatchGetSecretValue was refused */
 };
 
 /* What a path below a region is. */
 struct aws_res {
 	enum aws_kind kind;
-	int parent_plain;	/* AK_NONE and the parent is a plain secret */
-	char name[AWS_NAME_MAX + 1];	/* the secret (FIELD: its parent) */
-	const char *field;	/* AK_FIELD: points into the caller's path */
+	int parent_plain; /* AK_NONE and the parent is a plain secret */
+	char name[AWS_NAME_MAX + 1]; /* the secret (FIELD: its parent) */
+	const char *field; /* AK_FIELD: points into the caller's path */
 	int64_t mtime;
 };
 
@@ -141,17 +141,16 @@ int kf_aws_tree_state_fail(const char *region, const char *name,
 /* ---- the operations (see provider.h) ----------------------------------- */
 
 /* list.c */
-int kf_aws_tree_list(struct kf_provider *p, const char *path,
-		     const char *page, kf_list_fn fn, void *ctx,
-		     struct kf_buf *next, struct kf_err *err);
+int kf_aws_tree_list(struct kf_provider *p, const char *path, const char *page,
+		     kf_list_fn fn, void *ctx, struct kf_buf *next,
+		     struct kf_err *err);
 
 /* read.c */
 int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 			struct kf_attr *attr, struct kf_err *err);
 int kf_aws_tree_read(struct kf_provider *p, const char *path,
 		     struct kf_secret **value, struct kf_err *err);
-int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path,
-			    size_t max,
+int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path, size_t max,
 			    int (*want)(void *ctx, const char *rel),
 			    void (*fn)(void *ctx, const char *rel,
 				       struct kf_secret *v),

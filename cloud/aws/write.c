@@ -15,16 +15,16 @@
 
 #define NAME_RULE "1..512 of A-Z a-z 0-9 / _ + = . @ -"
 
-static const struct kf_aws_sm_tag fields_tag = {
-	(char *)KF_AWS_LAYOUT_TAG, (char *)KF_AWS_LAYOUT_FIELDS
-};
+static const struct kf_aws_sm_tag fields_tag = { (char *)KF_AWS_LAYOUT_TAG,
+						 (char *)KF_AWS_LAYOUT_FIELDS };
 
 int kf_aws_tree_scheduled_fail(const char *region, const char *name,
 			       struct kf_err *err)
 {
-	struct kf_err was = *err;	/* the call's status and code */
+	struct kf_err was = *err; /* the call's status and code */
 
-	kf_log(KF_LOG_WARN, "aws: %s/%s is scheduled for deletion: restore "
+	kf_log(KF_LOG_WARN,
+	       "aws: %s/%s is scheduled for deletion: restore "
 	       "it (aws secretsmanager restore-secret) or use another name",
 	       region, name);
 	kf_fail_provider(err, KF_E_STATE, was.http_status,
@@ -149,20 +149,22 @@ static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 	const char *region = a->regions[ri].name;
 
 	if (n == 0) {
-		kf_log(KF_LOG_WARN, "aws: %s/%s: Secrets Manager cannot store "
+		kf_log(KF_LOG_WARN,
+		       "aws: %s/%s: Secrets Manager cannot store "
 		       "an empty value; the current value is unchanged",
 		       region, rest);
-		return kf_fail(err, KF_E_INVALID, "aws: empty values cannot "
+		return kf_fail(err, KF_E_INVALID,
+			       "aws: empty values cannot "
 			       "be stored");
 	}
-	if (kf_aws_sm_put_value(a->regions[ri].sm, rest, tok, value, n,
-				err) == 0) {
+	if (kf_aws_sm_put_value(a->regions[ri].sm, rest, tok, value, n, err) ==
+	    0) {
 		kf_aws_index_note(a->idx, ri, rest, 0, 0);
 		return 0;
 	}
 	if (err->code != KF_E_NOTFOUND || !(flags & KF_COMMIT_CREATE))
 		return kf_aws_tree_state_fail(region, rest, err);
-	return 1;	/* deleted behind our back: create it again */
+	return 1; /* deleted behind our back: create it again */
 }
 
 int kf_aws_tree_commit(struct kf_provider *p, const char *path,
@@ -181,16 +183,18 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 	if (ri == AWS_NO_REGION || !rest[0])
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	if (n > KF_AWS_SM_MAX_VALUE)
-		return kf_fail(err, KF_E_TOOBIG, "aws: value of %zu bytes is "
-			       "over the %d-byte Secrets Manager limit", n,
-			       KF_AWS_SM_MAX_VALUE);
+		return kf_fail(err, KF_E_TOOBIG,
+			       "aws: value of %zu bytes is "
+			       "over the %d-byte Secrets Manager limit",
+			       n, KF_AWS_SM_MAX_VALUE);
 	tok = pick_token(token, tokbuf, err);
 	if (!tok || kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELD:
 		if (!kf_aws_tree_field_ok(res.field))
-			return kf_fail(err, KF_E_INVALID, "aws: invalid field "
+			return kf_fail(err, KF_E_INVALID,
+				       "aws: invalid field "
 				       "name");
 		return kf_aws_tree_field_change(a, ri, res.name, res.field,
 						value, n, tok, err);
@@ -207,7 +211,8 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 		break;
 	default:
 		if (!(flags & KF_COMMIT_CREATE))
-			return kf_fail(err, KF_E_NOTFOUND, "aws: no such "
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such "
 				       "secret");
 		if (res.parent_plain)
 			return parent_is_file(err);
@@ -228,7 +233,8 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 	if (rofs(a, err) || kf_aws_tree_split(a, path, &ri, &rest, err))
 		return -1;
 	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_PERM, "aws: files live in a region "
+		return kf_fail(err, KF_E_PERM,
+			       "aws: files live in a region "
 			       "directory");
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
@@ -237,7 +243,8 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 		return 0;
 	case AK_FIELD:
 		if (!kf_aws_tree_field_ok(res.field))
-			return kf_fail(err, KF_E_INVALID, "aws: invalid field "
+			return kf_fail(err, KF_E_INVALID,
+				       "aws: invalid field "
 				       "name");
 		return 0;
 	case AK_FIELDSEC:
@@ -267,16 +274,18 @@ static int delete_secret(struct aws_priv *a, size_t ri, const char *name,
 		struct kf_err derr = KF_ERR_INIT;
 
 		if (err->code != KF_E_STATE ||
-		    kf_aws_tree_describe(a, ri, name, &kind, &mtime,
-					 &derr) <= 0 ||
+		    kf_aws_tree_describe(a, ri, name, &kind, &mtime, &derr) <=
+			    0 ||
 		    kind != AK_SCHEDULED)
 			return -1;
 		kf_err_clear(err);
 	}
 	kf_aws_index_note(a->idx, ri, name, 1, 0);
 	if (a->recovery_days)
-		kf_log(KF_LOG_INFO, "aws: %s/%s scheduled for deletion in %u "
-		       "days", r->name, name, a->recovery_days);
+		kf_log(KF_LOG_INFO,
+		       "aws: %s/%s scheduled for deletion in %u "
+		       "days",
+		       r->name, name, a->recovery_days);
 	return 0;
 }
 
@@ -291,7 +300,8 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 
 	if (kf_aws_tree_split(a, path, &ri, &rest, err)) {
 		if (err->code == KF_E_NOTFOUND && !strchr(path, '/'))
-			return kf_fail(err, KF_E_PERM, "aws: regions are set "
+			return kf_fail(err, KF_E_PERM,
+				       "aws: regions are set "
 				       "with -o aws_region=");
 		return -1;
 	}
@@ -303,7 +313,8 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_EXISTS, "aws: exists");
 	case AK_FIELD:
-		return kf_fail(err, KF_E_PERM, "aws: a field secret holds "
+		return kf_fail(err, KF_E_PERM,
+			       "aws: a field secret holds "
 			       "files only");
 	case AK_SCHEDULED:
 		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
@@ -331,7 +342,8 @@ static int rmdir_fields(struct aws_priv *a, size_t ri, const char *name,
 	if (v->len) {
 		obj = kf_json_object((const char *)v->data, v->len);
 		if (!obj || json_object_size(obj) > 0) {
-			kf_fail(err, KF_E_NOTEMPTY, "aws: directory not "
+			kf_fail(err, KF_E_NOTEMPTY,
+				"aws: directory not "
 				"empty");
 			goto out;
 		}
@@ -352,14 +364,17 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 	size_t ri;
 
 	if (kf_aws_tree_split(a, path, &ri, &rest, err) ||
-	    write_at(a, ri, rest, KF_E_PERM, "regions are set with "
-		     "-o aws_region=", &res, err))
+	    write_at(a, ri, rest, KF_E_PERM,
+		     "regions are set with "
+		     "-o aws_region=",
+		     &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
 		return rmdir_fields(a, ri, rest, err);
 	case AK_PREFIX:
-		return kf_fail(err, KF_E_NOTEMPTY, "aws: directory not "
+		return kf_fail(err, KF_E_NOTEMPTY,
+			       "aws: directory not "
 			       "empty");
 	case AK_PLAIN:
 	case AK_FIELD:

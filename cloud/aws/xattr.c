@@ -96,16 +96,18 @@ int kf_aws_tree_setxattr(struct kf_provider *p, const char *path,
 	if (strcmp(name, XA_DESC) != 0)
 		return kf_fail(err, KF_E_NOTSUP, "aws: unsupported attribute");
 	if (n > AWS_DESC_MAX || (n && !kf_aws_sm_is_text(value, n)))
-		return kf_fail(err, KF_E_INVALID, "aws: a description is up "
-			       "to %d bytes of UTF-8 text", AWS_DESC_MAX);
+		return kf_fail(err, KF_E_INVALID,
+			       "aws: a description is up "
+			       "to %d bytes of UTF-8 text",
+			       AWS_DESC_MAX);
 	desc = strndup(value, n);
 	if (!desc)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	rc = kf_aws_sm_update_description(a->regions[ri].sm, res.name, desc,
 					  err);
 	free(desc);
-	return rc ? kf_aws_tree_state_fail(a->regions[ri].name, res.name, err)
-		  : 0;
+	return rc ? kf_aws_tree_state_fail(a->regions[ri].name, res.name, err) :
+		    0;
 }
 
 int kf_aws_tree_listxattr(struct kf_provider *p, const char *path,
@@ -121,7 +123,8 @@ int kf_aws_tree_listxattr(struct kf_provider *p, const char *path,
 	if (!has_xattrs(&res))
 		return 0;
 	if (kf_buf_add(out, names, sizeof(names)))
-		return kf_fail(err, KF_E_RANGE, "aws: attribute list too "
+		return kf_fail(err, KF_E_RANGE,
+			       "aws: attribute list too "
 			       "long");
 	return 0;
 }

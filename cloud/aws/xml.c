@@ -40,14 +40,18 @@ static int xml_entity(const char **p, const char *end, struct kf_buf *out)
 	static const struct {
 		const char *name;
 		char c;
-	} named[] = { { "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' },
-		      { "quot;", '"' }, { "apos;", '\'' } };
+	} named[] = { { "amp;", '&' },
+		      { "lt;", '<' },
+		      { "gt;", '>' },
+		      { "quot;", '"' },
+		      { "apos;", '\'' } };
 	const char *s = *p;
 
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
 		size_t n = strlen(named[i].name);
 
-		if ((size_t)(end - s) >= n && memcmp(s, named[i].name, n) == 0) {
+		if ((size_t)(end - s) >= n &&
+		    memcmp(s, named[i].name, n) == 0) {
 			*p = s + n;
 			return kf_buf_add(out, &named[i].c, 1);
 		}
@@ -100,11 +104,11 @@ struct xml_state {
 	const char *const *path;
 	size_t npath;
 	struct kf_buf *out;
-	const char *stack[KF_XML_DEPTH];	/* open elements' local names */
+	const char *stack[KF_XML_DEPTH]; /* open elements' local names */
 	size_t slen[KF_XML_DEPTH];
 	size_t depth;
-	size_t capture;		/* depth of the target + 1; 0 before it */
-	size_t matched;		/* leading stack entries on path */
+	size_t capture; /* depth of the target + 1; 0 before it */
+	size_t matched; /* leading stack entries on path */
 };
 
 static int capturing(const struct xml_state *st)
@@ -150,7 +154,7 @@ static int xml_markup(struct xml_state *st)
 		q = find_str(p + 2, st->end, "?>");
 		st->p = q ? q + 2 : NULL;
 	} else if (left >= 2 && p[1] == '!') {
-		return -1;	/* DOCTYPE and friends */
+		return -1; /* DOCTYPE and friends */
 	} else {
 		return 1;
 	}
@@ -183,8 +187,8 @@ static int xml_open(struct xml_state *st, const char *ns, size_t n,
 {
 	if (st->depth == KF_XML_DEPTH)
 		return -1;
-	if (!st->capture && st->matched == st->depth &&
-	    st->depth < st->npath && strlen(st->path[st->depth]) == n &&
+	if (!st->capture && st->matched == st->depth && st->depth < st->npath &&
+	    strlen(st->path[st->depth]) == n &&
 	    memcmp(st->path[st->depth], ns, n) == 0) {
 		st->matched = st->depth + 1;
 		if (st->matched == st->npath) {

@@ -153,8 +153,7 @@ static int pct_keep(unsigned char c, const char *keep)
 	return c && keep && strchr(keep, c) != NULL;
 }
 
-int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n,
-		   const char *keep)
+int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n, const char *keep)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = p;

@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 struct kf_buf {
-	char *data;		/* NUL-terminated; NULL until first growth */
+	char *data; /* NUL-terminated; NULL until first growth */
 	size_t len;
-	size_t cap;		/* allocated bytes, including the NUL */
-	size_t max;		/* len may never exceed this */
-	int sensitive;		/* wipe on growth and release */
+	size_t cap;    /* allocated bytes, including the NUL */
+	size_t max;    /* len may never exceed this */
+	int sensitive; /* wipe on growth and release */
 };
 
 /* Initialise an empty buffer allowing at most max bytes.  No allocation. */
@@ -48,8 +48,7 @@ int kf_buf_vaddf(struct kf_buf *b, const char *fmt, va_list ap)
  * SigV4, form bodies and Google's query strings all require).  0 or -1
  * as kf_buf_add (on -1 the buffer may hold part of the encoding).
  */
-int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n,
-		   const char *keep);
+int kf_buf_add_pct(struct kf_buf *b, const void *p, size_t n, const char *keep);
 
 /* The contents as a string: never NULL ("" for an empty buffer). */
 const char *kf_buf_str(const struct kf_buf *b);

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <time.h>
 
-static struct kf_clock test_clock;	/* set only by tests, before threads */
+static struct kf_clock test_clock; /* set only by tests, before threads */
 
 static uint64_t system_now_ms(void)
 {
@@ -27,8 +27,8 @@ static void system_sleep_ms(unsigned ms)
 
 uint64_t kf_clock_now_ms(void)
 {
-	return test_clock.now_ms ? test_clock.now_ms(test_clock.ctx)
-				 : system_now_ms();
+	return test_clock.now_ms ? test_clock.now_ms(test_clock.ctx) :
+				   system_now_ms();
 }
 
 void kf_clock_sleep_ms(unsigned ms)

@@ -19,7 +19,7 @@ void kf_clock_sleep_ms(unsigned ms);
 /* A replacement clock for unit tests. */
 struct kf_clock {
 	uint64_t (*now_ms)(void *ctx);
-	void (*sleep_ms)(void *ctx, unsigned ms);	/* NULL: real sleep */
+	void (*sleep_ms)(void *ctx, unsigned ms); /* NULL: real sleep */
 	void *ctx;
 };
 

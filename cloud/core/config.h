@@ -16,11 +16,11 @@ struct kf_kv {
 
 /* Settings fs/ passes to every provider. */
 struct kf_config {
-	const char *store;	/* state directory (exists, 0700) */
-	unsigned timeout;	/* seconds allowed for one operation */
-	unsigned ttl;		/* cache lifetime in seconds */
-	int read_only;		/* mounted with -o ro */
-	const struct kf_kv *opts;	/* provider options, in order given */
+	const char *store;	  /* state directory (exists, 0700) */
+	unsigned timeout;	  /* seconds allowed for one operation */
+	unsigned ttl;		  /* cache lifetime in seconds */
+	int read_only;		  /* mounted with -o ro */
+	const struct kf_kv *opts; /* provider options, in order given */
 	size_t nopts;
 };
 

@@ -75,8 +75,8 @@ void kf_sha256_hex(const void *p, size_t n, char out[65])
 	kf_hex(md, sizeof(md), out);
 }
 
-void kf_hmac_sha256(const void *key, size_t klen, const void *msg,
-		    size_t mlen, unsigned char out[32])
+void kf_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+		    unsigned char out[32])
 {
 	unsigned int len = 32;
 
@@ -97,8 +97,10 @@ static int gcm(int enc, const unsigned char *key, const unsigned char *iv,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, KF_GCM_IV, NULL) != 1 ||
+	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) !=
+		    1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, KF_GCM_IV, NULL) !=
+		    1 ||
 	    EVP_CipherInit_ex(c, NULL, NULL, key, iv, enc) != 1) {
 		kf_fail(err, KF_E_IO, "cipher setup failed");
 		goto out;
@@ -126,8 +128,8 @@ static int gcm(int enc, const unsigned char *key, const unsigned char *iv,
 		if (!enc)
 			explicit_bzero(out, n);
 		kf_fail(err, enc ? KF_E_IO : KF_E_INTEGRITY,
-			enc ? "encryption failed"
-			    : "authentication tag mismatch");
+			enc ? "encryption failed" :
+			      "authentication tag mismatch");
 		goto out;
 	}
 	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KF_GCM_TAG,
@@ -137,7 +139,7 @@ static int gcm(int enc, const unsigned char *key, const unsigned char *iv,
 	}
 	rc = 0;
 out:
-	EVP_CIPHER_CTX_free(c);	/* wipes the key schedule */
+	EVP_CIPHER_CTX_free(c); /* wipes the key schedule */
 	ERR_clear_error();
 	return rc;
 }
@@ -180,7 +182,8 @@ int kf_rsa_sha256_sign(const char *pem, size_t pemlen, const void *msg,
 	if (bio)
 		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	if (!key) {
-		kf_fail(err, KF_E_INVALID, "private key is not a valid PEM key");
+		kf_fail(err, KF_E_INVALID,
+			"private key is not a valid PEM key");
 		goto out;
 	}
 	md = EVP_MD_CTX_new();
@@ -202,7 +205,7 @@ int kf_rsa_sha256_sign(const char *pem, size_t pemlen, const void *msg,
 out:
 	OPENSSL_free(out);
 	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(key);	/* frees (and clears) the private key */
+	EVP_PKEY_free(key); /* frees (and clears) the private key */
 	BIO_free(bio);
 	ERR_clear_error();
 	return rc;
@@ -244,16 +247,18 @@ static int b64enc(const unsigned char *p, size_t n, struct kf_buf *out,
 
 int kf_base64_encode(const void *p, size_t n, struct kf_buf *out)
 {
-	return b64enc(p, n, out,
-		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-		      1);
+	return b64enc(
+		p, n, out,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+		1);
 }
 
 int kf_base64url_encode(const void *p, size_t n, struct kf_buf *out)
 {
-	return b64enc(p, n, out,
-		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-		      0);
+	return b64enc(
+		p, n, out,
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+		0);
 }
 
 static int b64val(unsigned char c)

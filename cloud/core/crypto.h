@@ -25,8 +25,8 @@ int kf_uuid4(char out[37], struct kf_err *err);
 void kf_sha256(const void *p, size_t n, unsigned char out[32]);
 /* Lower-case hex of SHA-256(p), 64 chars + NUL. */
 void kf_sha256_hex(const void *p, size_t n, char out[65]);
-void kf_hmac_sha256(const void *key, size_t klen, const void *msg,
-		    size_t mlen, unsigned char out[32]);
+void kf_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+		    unsigned char out[32]);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 /* n bytes of a and b equal?  Time independent of the contents. */
 int kf_memeq(const void *a, const void *b, size_t n);

@@ -19,7 +19,10 @@ void kf_err_clear(struct kf_err *err)
 	err->reason = KF_R_NONE;
 }
 
-__attribute__((format(printf, 5, 0)))
+static void fill(struct kf_err *err, enum kf_code code, int http_status,
+		 const char *provider_code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+
 static void fill(struct kf_err *err, enum kf_code code, int http_status,
 		 const char *provider_code, const char *fmt, va_list ap)
 {
@@ -29,9 +32,8 @@ static void fill(struct kf_err *err, enum kf_code code, int http_status,
 	err->provider_code[0] = '\0';
 	/* A longer provider code is cut; the message stays. */
 	if (provider_code)
-		(void)snprintf(err->provider_code,
-			       sizeof(err->provider_code), "%s",
-			       provider_code);
+		(void)snprintf(err->provider_code, sizeof(err->provider_code),
+			       "%s", provider_code);
 	/* Truncation of a log message is acceptable; it stays terminated. */
 	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
@@ -61,8 +63,8 @@ int kf_fail_provider(struct kf_err *err, enum kf_code code, int http_status,
 	return -1;
 }
 
-int kf_fail_reason(struct kf_err *err, enum kf_code code,
-		   enum kf_reason reason, const char *fmt, ...)
+int kf_fail_reason(struct kf_err *err, enum kf_code code, enum kf_reason reason,
+		   const char *fmt, ...)
 {
 	va_list ap;
 

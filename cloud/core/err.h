@@ -10,26 +10,26 @@
 
 enum kf_code {
 	KF_OK = 0,
-	KF_E_NOTFOUND,		/* no such object */
-	KF_E_EXISTS,		/* already exists */
-	KF_E_DENIED,		/* authentication or authorisation refused */
-	KF_E_INVALID,		/* invalid name or argument */
-	KF_E_TOOBIG,		/* value over the provider's limit */
-	KF_E_NOTSUP,		/* operation the provider cannot do */
-	KF_E_PERM,		/* operation forbidden by the provider's rules */
-	KF_E_NOTEMPTY,		/* directory not empty */
-	KF_E_NOTDIR,		/* a path component is a file */
-	KF_E_ISDIR,		/* a value operation on a directory */
-	KF_E_STATE,		/* object in the wrong state (e.g. scheduled
+	KF_E_NOTFOUND,	  /* no such object */
+	KF_E_EXISTS,	  /* already exists */
+	KF_E_DENIED,	  /* authentication or authorisation refused */
+	KF_E_INVALID,	  /* invalid name or argument */
+	KF_E_TOOBIG,	  /* value over the provider's limit */
+	KF_E_NOTSUP,	  /* operation the provider cannot do */
+	KF_E_PERM,	  /* operation forbidden by the provider's rules */
+	KF_E_NOTEMPTY,	  /* directory not empty */
+	KF_E_NOTDIR,	  /* a path component is a file */
+	KF_E_ISDIR,	  /* a value operation on a directory */
+	KF_E_STATE,	  /* object in the wrong state (e.g. scheduled
 				 * for deletion, disabled key version) */
-	KF_E_INTEGRITY,		/* ciphertext or response failed verification */
-	KF_E_UNAVAILABLE,	/* network down, throttled, 5xx after retries */
-	KF_E_TIMEOUT,		/* deadline passed */
-	KF_E_NOMEM,		/* out of memory */
-	KF_E_NODATA,		/* no such extended attribute */
-	KF_E_RANGE,		/* caller's buffer too small */
-	KF_E_ROFS,		/* read-only mount */
-	KF_E_IO,		/* anything else */
+	KF_E_INTEGRITY,	  /* ciphertext or response failed verification */
+	KF_E_UNAVAILABLE, /* network down, throttled, 5xx after retries */
+	KF_E_TIMEOUT,	  /* deadline passed */
+	KF_E_NOMEM,	  /* out of memory */
+	KF_E_NODATA,	  /* no such extended attribute */
+	KF_E_RANGE,	  /* caller's buffer too small */
+	KF_E_ROFS,	  /* read-only mount */
+	KF_E_IO,	  /* anything else */
 	KF_E__COUNT
 };
 
@@ -40,22 +40,25 @@ enum kf_code {
  */
 enum kf_reason {
 	KF_R_NONE = 0,
-	KF_R_DELETING,		/* scheduled for deletion */
-	KF_R_NO_VALUE,		/* the secret has no current value */
-	KF_R_NOT_OBJECT,	/* the value is not a JSON object */
-	KF_R_BAD_CIPHERTEXT,	/* the store refused the ciphertext */
+	KF_R_DELETING,	     /* scheduled for deletion */
+	KF_R_NO_VALUE,	     /* the secret has no current value */
+	KF_R_NOT_OBJECT,     /* the value is not a JSON object */
+	KF_R_BAD_CIPHERTEXT, /* the store refused the ciphertext */
 	KF_R__COUNT
 };
 
 struct kf_err {
 	enum kf_code code;
-	int http_status;		/* 0 when not an HTTP error */
-	char provider_code[64];		/* e.g. ResourceNotFoundException */
-	char msg[256];			/* never holds secret text */
-	enum kf_reason reason;		/* KF_R_NONE unless set */
+	int http_status;	/* 0 when not an HTTP error */
+	char provider_code[64]; /* e.g. ResourceNotFoundException */
+	char msg[256];		/* never holds secret text */
+	enum kf_reason reason;	/* KF_R_NONE unless set */
 };
 
-#define KF_ERR_INIT { KF_OK, 0, "", "", KF_R_NONE }
+#define KF_ERR_INIT                         \
+	{                                   \
+		KF_OK, 0, "", "", KF_R_NONE \
+	}
 
 /* Reset *err to "no error".  err may be NULL. */
 void kf_err_clear(struct kf_err *err);
@@ -74,9 +77,8 @@ int kf_fail_provider(struct kf_err *err, enum kf_code code, int http_status,
 	__attribute__((format(printf, 5, 6)));
 
 /* As kf_fail, also setting the reason. */
-int kf_fail_reason(struct kf_err *err, enum kf_code code,
-		   enum kf_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+int kf_fail_reason(struct kf_err *err, enum kf_code code, enum kf_reason reason,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Does *err carry this reason?  err may be NULL (no). */
 int kf_err_is(const struct kf_err *err, enum kf_reason reason);

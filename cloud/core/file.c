@@ -46,9 +46,10 @@ int kf_file_read(const char *path, int extra_flags, struct kf_buf *out,
 	fd = open(path, O_RDONLY | O_CLOEXEC | extra_flags);
 	if (fd < 0) {
 		int e = errno;
-		enum kf_code code = e == ENOENT || e == ENOTDIR ? KF_E_NOTFOUND :
-				    e == EACCES || e == EPERM  ? KF_E_DENIED :
-								 KF_E_IO;
+		enum kf_code code = e == ENOENT || e == ENOTDIR ?
+					    KF_E_NOTFOUND :
+				    e == EACCES || e == EPERM ? KF_E_DENIED :
+								KF_E_IO;
 
 		return kf_fail(err, code, "cannot open %s: %s", path,
 			       strerror(e));
@@ -57,7 +58,8 @@ int kf_file_read(const char *path, int extra_flags, struct kf_buf *out,
 	if (rc < 0 && err) {
 		char msg[sizeof(err->msg)];
 
-		(void)snprintf(msg, sizeof(msg), "%s", err->msg); /* same size */
+		(void)snprintf(msg, sizeof(msg), "%s",
+			       err->msg); /* same size */
 		kf_fail(err, err->code, "%s: %s", path, msg);
 	}
 	close(fd);

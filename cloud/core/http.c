@@ -20,7 +20,7 @@
 #define KF_HTTP_MAX_HEADERS (256u << 10)
 #define KF_HTTP_HOSTLEN 256
 
-static kf_http_transport_fn transport;	/* atomic loads/stores only */
+static kf_http_transport_fn transport; /* atomic loads/stores only */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_key_t handle_key;
@@ -35,8 +35,7 @@ static CURLcode global_rc = CURLE_OK;
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
-static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a,
-		       void *u)
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
 {
 	(void)h;
 	(void)a;
@@ -52,7 +51,6 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u)
 	if ((int)d >= 0 && d < CURL_LOCK_DATA_LAST)
 		pthread_mutex_unlock(&share_locks[d]);
 }
-
 
 static void handle_destroy(void *p)
 {
@@ -73,7 +71,8 @@ static void init_once_fn(void)
 	if (share &&
 	    (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) ||
 	     curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
-	     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) ||
+	     curl_share_setopt(share, CURLSHOPT_SHARE,
+			       CURL_LOCK_DATA_CONNECT) ||
 	     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
 	     curl_share_setopt(share, CURLSHOPT_SHARE,
 			       CURL_LOCK_DATA_SSL_SESSION))) {
@@ -87,7 +86,8 @@ int kf_http_global_init(struct kf_err *err)
 {
 	pthread_once(&init_once, init_once_fn);
 	if (global_rc != CURLE_OK)
-		return kf_fail(err, KF_E_IO, "libcurl initialisation failed: %s",
+		return kf_fail(err, KF_E_IO,
+			       "libcurl initialisation failed: %s",
 			       curl_easy_strerror(global_rc));
 	return 0;
 }
@@ -268,7 +268,8 @@ static int check_url_ex(const char *url, int allow_metadata, char *host,
 	if (!*loopback)
 		return kf_fail(err, KF_E_INVALID,
 			       "plain http to %.200s refused: https is required "
-			       "except for loopback hosts", host);
+			       "except for loopback hosts",
+			       host);
 	return 0;
 }
 
@@ -286,8 +287,6 @@ int kf_http_check_url(const char *url, struct kf_err *err)
 	return check_url(url, host, sizeof(host), &loopback, err);
 }
 
-
-
 struct xfer {
 	struct kf_http_resp *resp;
 	size_t max;
@@ -302,7 +301,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 
 	if (n > x->max || x->resp->body.len > x->max - n) {
 		x->toobig = 1;
-		return 0;	/* aborts the transfer: CURLE_WRITE_ERROR */
+		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
 	}
 	if (kf_buf_add(&x->resp->body, p, n) < 0) {
 		x->nomem = 1;
@@ -422,8 +421,8 @@ static int map_curl_error(CURLcode c, const struct xfer *x, const char *host,
 		/* errbuf: curl's TLS text (certificate problem), no URL. */
 		return kf_fail(err, KF_E_DENIED,
 			       "TLS certificate verification failed for %.200s"
-			       "%s%.120s", host, errbuf[0] ? ": " : "",
-			       errbuf);
+			       "%s%.120s",
+			       host, errbuf[0] ? ": " : "", errbuf);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		return kf_fail(err, KF_E_INVALID, "%.200s: %s", host,
@@ -437,8 +436,7 @@ static int map_curl_error(CURLcode c, const struct xfer *x, const char *host,
 	if (x->toobig)
 		return kf_fail(err, KF_E_TOOBIG,
 			       "%.200s: response headers too large", host);
-	return kf_fail(err, KF_E_IO, "%.200s: %s", host,
-		       curl_easy_strerror(c));
+	return kf_fail(err, KF_E_IO, "%.200s: %s", host, curl_easy_strerror(c));
 }
 
 static int valid_method(const char *m)
@@ -451,11 +449,13 @@ static int valid_method(const char *m)
 	return 1;
 }
 
-#define SETOPT(h, o, v)                                                     \
-	do {                                                                \
-		if (curl_easy_setopt((h), (o), (v)) != CURLE_OK)            \
-			return kf_fail(err, KF_E_IO, "%.200s: libcurl "     \
-				       "option %d refused", host, (int)(o)); \
+#define SETOPT(h, o, v)                                          \
+	do {                                                     \
+		if (curl_easy_setopt((h), (o), (v)) != CURLE_OK) \
+			return kf_fail(err, KF_E_IO,             \
+				       "%.200s: libcurl "        \
+				       "option %d refused",      \
+				       host, (int)(o));          \
 	} while (0)
 
 /* The request's headers, plus "Expect:" (no 100-continue round trip)
@@ -488,9 +488,8 @@ static int build_headers(const struct kf_http_req *req, const char *host,
 /* Transport options every request gets: TLS verified, no redirects, no
  * signals, timeouts, keep-alive, the body and header callbacks. */
 static int set_transport(CURL *h, const struct kf_http_req *req,
-			 struct curl_slist *hdrs, struct xfer *x,
-			 char *errbuf, const char *host, int loopback,
-			 struct kf_err *err)
+			 struct curl_slist *hdrs, struct xfer *x, char *errbuf,
+			 const char *host, int loopback, struct kf_err *err)
 {
 	unsigned timeout = req->timeout_ms ? req->timeout_ms : 30000;
 	unsigned ctimeout = req->connect_timeout_ms ?
@@ -523,8 +522,8 @@ static int set_transport(CURL *h, const struct kf_http_req *req,
 	return 0;
 }
 
-static int set_method(CURL *h, const struct kf_http_req *req,
-		      const char *host, struct kf_err *err)
+static int set_method(CURL *h, const struct kf_http_req *req, const char *host,
+		      struct kf_err *err)
 {
 	if (strcmp(req->method, "GET") == 0 && req->body_len == 0) {
 		SETOPT(h, CURLOPT_HTTPGET, 1L);
@@ -561,7 +560,7 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 	curl_easy_reset(h);
 	errbuf[0] = '\0';
 	x.max = req->max_response ? req->max_response :
-		KF_HTTP_MAX_RESPONSE_DEFAULT;
+				    KF_HTTP_MAX_RESPONSE_DEFAULT;
 	resp->body.max = x.max;
 	if (build_headers(req, host, &hdrs, err) < 0 ||
 	    set_transport(h, req, hdrs, &x, errbuf, host, loopback, err) < 0 ||

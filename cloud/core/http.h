@@ -19,16 +19,16 @@
 #define KF_HTTP_MAX_RESPONSE_DEFAULT (4u << 20)
 
 struct kf_http_req {
-	const char *method;		/* "GET", "POST", "PUT", "DELETE" */
-	const char *url;		/* absolute http(s) URL */
-	const char *const *headers;	/* "Name: value" lines, NULL-ended;
+	const char *method;	    /* "GET", "POST", "PUT", "DELETE" */
+	const char *url;	    /* absolute http(s) URL */
+	const char *const *headers; /* "Name: value" lines, NULL-ended;
 					 * may be NULL */
-	const void *body;		/* may be NULL when body_len is 0 */
+	const void *body;	    /* may be NULL when body_len is 0 */
 	size_t body_len;
 	unsigned timeout_ms;		/* whole attempt; 0 = 30 s */
 	unsigned connect_timeout_ms;	/* 0 = min(timeout, 10 s) */
 	size_t max_response;		/* 0 = KF_HTTP_MAX_RESPONSE_DEFAULT */
-	unsigned allow_metadata_ip : 1;	/* also allow plain http to the
+	unsigned allow_metadata_ip : 1; /* also allow plain http to the
 					 * cloud metadata addresses
 					 * 169.254.169.254, 169.254.170.2,
 					 * 169.254.170.23, fd00:ec2::254 and
@@ -36,9 +36,9 @@ struct kf_http_req {
 };
 
 struct kf_http_resp {
-	long status;			/* HTTP status, 0 before a response */
-	struct kf_buf body;		/* sensitive; NUL-terminated */
-	struct kf_buf headers;		/* raw "Name: value\r\n" lines of the
+	long status;	       /* HTTP status, 0 before a response */
+	struct kf_buf body;    /* sensitive; NUL-terminated */
+	struct kf_buf headers; /* raw "Name: value\r\n" lines of the
 					 * final response */
 };
 

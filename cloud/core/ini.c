@@ -107,7 +107,7 @@ static int ini_pair(struct kf_ini *ini, const char *sect, const char **nest,
 		if (!indented)
 			return kf_fail(err, KF_E_INVALID,
 				       "line %d: expected key = value", lineno);
-		return 0;	/* stray continuation text */
+		return 0; /* stray continuation text */
 	}
 	ke = eq;
 	vs = eq + 1;
@@ -137,11 +137,11 @@ int kf_ini_parse(struct kf_ini *ini, struct kf_err *err)
 {
 	char *p = ini->text.data, *end;
 	const char *sect = NULL;
-	const char *nest = NULL;	/* key whose value opened a block */
+	const char *nest = NULL; /* key whose value opened a block */
 	int lineno = 0;
 
 	if (!p)
-		return 0;	/* empty file; NULL + 0 would be undefined */
+		return 0; /* empty file; NULL + 0 would be undefined */
 	end = p + ini->text.len;
 	while (p < end) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -208,4 +208,3 @@ int kf_ini_has_section(const struct kf_ini *ini, const char *sect)
 			return 1;
 	return 0;
 }
-

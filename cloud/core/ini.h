@@ -14,13 +14,13 @@
 #define KF_INI_MAX (1u << 20)
 
 struct kf_ini_ent {
-	const char *sect;	/* raw section name, e.g. "profile dev" */
-	char *key;		/* lower-cased; nested keys as "parent.sub" */
-	const char *val;	/* trimmed; may be "" */
+	const char *sect; /* raw section name, e.g. "profile dev" */
+	char *key;	  /* lower-cased; nested keys as "parent.sub" */
+	const char *val;  /* trimmed; may be "" */
 };
 
 struct kf_ini {
-	struct kf_buf text;	/* sensitive: the file, cut in place */
+	struct kf_buf text; /* sensitive: the file, cut in place */
 	struct kf_ini_ent *ents;
 	size_t n, cap;
 };
@@ -57,7 +57,6 @@ int kf_ini_has_section(const struct kf_ini *ini, const char *sect);
  * bounds the size).  0 when read, 1 when it does not exist, -1 with err.
  * Messages name the path, never the contents.
  */
-int kf_ini_read_file(const char *path, struct kf_buf *out,
-		     struct kf_err *err);
+int kf_ini_read_file(const char *path, struct kf_buf *out, struct kf_err *err);
 
 #endif

@@ -77,8 +77,7 @@ static int timed_out(const char *what, unsigned n, const struct kf_err *last,
 	return -1;
 }
 
-static int exhausted(unsigned n, const struct kf_err *last,
-		     struct kf_err *err)
+static int exhausted(unsigned n, const struct kf_err *last, struct kf_err *err)
 {
 	kf_fail_provider(err, last->code, last->http_status,
 			 last->provider_code, "%s (%u attempts)", last->msg, n);
@@ -122,8 +121,10 @@ int kf_retry_run(const struct kf_retry_policy *p, const char *what,
 		pause = pause_for(p, counted - 1, v == KF_RETRY_THROTTLED);
 		if (timeout_ms && kf_clock_now_ms() + pause >= deadline)
 			return timed_out(what, n + 1, &last, err);
-		kf_log(KF_LOG_DEBUG, "%s: attempt %u failed (%s); retrying in "
-		       "%u ms", what, n + 1, last.msg, pause);
+		kf_log(KF_LOG_DEBUG,
+		       "%s: attempt %u failed (%s); retrying in "
+		       "%u ms",
+		       what, n + 1, last.msg, pause);
 		kf_clock_sleep_ms(pause);
 	}
 }

@@ -14,21 +14,21 @@
 
 /* What an attempt found. */
 enum kf_retry_verdict {
-	KF_RETRY_OK,		/* the call succeeded: stop, return 0 */
-	KF_RETRY_FAIL,		/* a final error in *err: stop, return -1 */
-	KF_RETRY_AGAIN,		/* a transient error in *err: pause, retry */
-	KF_RETRY_THROTTLED,	/* throttled: pause on the throttle schedule */
-	KF_RETRY_NOW,		/* retry at once, not counted as an attempt
+	KF_RETRY_OK,	    /* the call succeeded: stop, return 0 */
+	KF_RETRY_FAIL,	    /* a final error in *err: stop, return -1 */
+	KF_RETRY_AGAIN,	    /* a transient error in *err: pause, retry */
+	KF_RETRY_THROTTLED, /* throttled: pause on the throttle schedule */
+	KF_RETRY_NOW,	    /* retry at once, not counted as an attempt
 				 * (credentials were refreshed); allowed once
 				 * per run, a second NOW is a FAIL */
 };
 
 struct kf_retry_policy {
-	unsigned attempts;		/* at most this many (0 counts as 1) */
-	unsigned base_ms;		/* first pause; doubles, jittered */
-	unsigned cap_ms;		/* pauses never longer (0: base_ms) */
-	unsigned throttle_base_ms;	/* first pause after THROTTLED (0: base) */
-	unsigned throttle_cap_ms;	/* (0: throttle_base_ms * 16) */
+	unsigned attempts;	   /* at most this many (0 counts as 1) */
+	unsigned base_ms;	   /* first pause; doubles, jittered */
+	unsigned cap_ms;	   /* pauses never longer (0: base_ms) */
+	unsigned throttle_base_ms; /* first pause after THROTTLED (0: base) */
+	unsigned throttle_cap_ms;  /* (0: throttle_base_ms * 16) */
 	/* With a deadline: an attempt that is not the last may take at most
 	 * max(timeout / 2, min_slice_ms), keeping time for another one;
 	 * 0 lets every attempt use all the time left. */
@@ -37,8 +37,8 @@ struct kf_retry_policy {
 
 /* What the attempt function is told. */
 struct kf_retry_attempt {
-	unsigned n;		/* attempts made before this one (NOW ones too) */
-	unsigned timeout_ms;	/* time this attempt may take; 0: no deadline */
+	unsigned n;	     /* attempts made before this one (NOW ones too) */
+	unsigned timeout_ms; /* time this attempt may take; 0: no deadline */
 };
 
 typedef enum kf_retry_verdict (*kf_retry_fn)(void *ctx,

@@ -24,7 +24,7 @@ void kf_secret_set_release_hook(void (*fn)(const void *p, size_t n))
 static atomic_size_t locked_bytes;
 static atomic_int warned;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct kf_secret *reg_head;	/* protected by reg_lock */
+static struct kf_secret *reg_head; /* protected by reg_lock */
 
 static void reg_add(struct kf_secret *s)
 {
@@ -64,8 +64,8 @@ struct pooled {
 	struct pooled *next;
 };
 
-static struct pooled *pool;	/* protected by reg_lock */
-static size_t pool_bytes;	/* protected by reg_lock */
+static struct pooled *pool; /* protected by reg_lock */
+static size_t pool_bytes;   /* protected by reg_lock */
 
 static void lock_pages(struct kf_secret *s)
 {
@@ -284,4 +284,3 @@ void kf_wipe_free(void *v)
 		release_hook(p, n + HDR);
 	free(p);
 }
-

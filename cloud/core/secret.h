@@ -10,12 +10,12 @@
 #include <stddef.h>
 
 struct kf_secret {
-	unsigned char *data;	/* cap bytes of locked memory, never NULL */
-	size_t len;		/* bytes in use */
-	size_t cap;		/* usable capacity */
-	size_t maplen;		/* length of the mapping (page multiple) */
-	int locked;		/* mlock succeeded */
-	struct kf_secret *prev, *next;	/* registry of live secrets */
+	unsigned char *data; /* cap bytes of locked memory, never NULL */
+	size_t len;	     /* bytes in use */
+	size_t cap;	     /* usable capacity */
+	size_t maplen;	     /* length of the mapping (page multiple) */
+	int locked;	     /* mlock succeeded */
+	struct kf_secret *prev, *next; /* registry of live secrets */
 };
 
 /*

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define SLOTS 128
-#define BUCKETS 24	/* 1 ms .. 2^23 ms */
+#define BUCKETS 24 /* 1 ms .. 2^23 ms */
 
 struct slot {
 	const char *provider;
@@ -20,8 +20,8 @@ struct slot {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slot slots[SLOTS];	/* protected by lock */
-static size_t nslots;			/* protected by lock */
+static struct slot slots[SLOTS]; /* protected by lock */
+static size_t nslots;		 /* protected by lock */
 
 void kf_stats_api(const char *provider, const char *op, unsigned latency_ms,
 		  int ok, int retry)

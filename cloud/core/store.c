@@ -36,7 +36,7 @@ int kf_store_replace(const char *dir, const char *name, const void *data,
 	if (w < 0 || (size_t)w >= sizeof(tmp) ||
 	    snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst))
 		return kf_fail(err, KF_E_INVALID, "path too long");
-	fd = mkostemp(tmp, O_CLOEXEC);	/* mode 0600 */
+	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
 		int e = errno;
 
@@ -58,17 +58,20 @@ int kf_store_replace(const char *dir, const char *name, const void *data,
 		n -= (size_t)k;
 	}
 	if (fsync(fd) < 0) {
-		kf_fail(err, KF_E_IO, "store fsync failed: %s", strerror(errno));
+		kf_fail(err, KF_E_IO, "store fsync failed: %s",
+			strerror(errno));
 		goto out;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		kf_fail(err, KF_E_IO, "store close failed: %s", strerror(errno));
+		kf_fail(err, KF_E_IO, "store close failed: %s",
+			strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, dst) < 0) {
-		kf_fail(err, KF_E_IO, "store rename failed: %s", strerror(errno));
+		kf_fail(err, KF_E_IO, "store rename failed: %s",
+			strerror(errno));
 		goto out;
 	}
 	tmp[0] = '\0';

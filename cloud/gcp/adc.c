@@ -182,8 +182,7 @@ int kf_gcp_auth_project(struct kf_gcp_auth *a, char *out, size_t outlen,
 			struct kf_err *err)
 {
 	static const char *const envs[] = { "GOOGLE_CLOUD_PROJECT",
-					    "GCLOUD_PROJECT",
-					    NULL };
+					    "GCLOUD_PROJECT", NULL };
 	const char *v;
 	const char *m = getenv("GCE_METADATA_HOST");
 
@@ -191,8 +190,8 @@ int kf_gcp_auth_project(struct kf_gcp_auth *a, char *out, size_t outlen,
 		v = getenv(envs[i]);
 		if (v && *v)
 			return kf_gcp_copy_str(out, outlen, v) < 0 ?
-				       kf_fail(err, KF_E_INVALID,
-					       "%s too long", envs[i]) :
+				       kf_fail(err, KF_E_INVALID, "%s too long",
+					       envs[i]) :
 				       0;
 	}
 	if (a && a->project_id[0])

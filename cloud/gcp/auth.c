@@ -106,8 +106,8 @@ static int find_source(struct kf_gcp_auth *a, const char *credentials,
 	return use_metadata(a, adc, err);
 }
 
-int kf_gcp_auth_new(const struct kf_gcp_auth_cfg *cfg,
-		    struct kf_gcp_auth **out, struct kf_err *err)
+int kf_gcp_auth_new(const struct kf_gcp_auth_cfg *cfg, struct kf_gcp_auth **out,
+		    struct kf_err *err)
 {
 	struct kf_gcp_auth *a = NULL;
 	const char *q = getenv("GOOGLE_CLOUD_QUOTA_PROJECT");
@@ -206,7 +206,8 @@ static int refreshed_locked(struct kf_gcp_auth *a, int frc,
 	}
 	a->last_err = *ferr;
 	if (a->hdr && kf_gcp_auth_now() < a->expiry) {
-		kf_log(KF_LOG_WARN, "gcp: token refresh failed (%s), using the "
+		kf_log(KF_LOG_WARN,
+		       "gcp: token refresh failed (%s), using the "
 		       "current token until it expires",
 		       kf_code_name(ferr->code));
 		return copy_hdr_locked(a, hdr, gen, err);
@@ -260,4 +261,3 @@ const char *kf_gcp_auth_quota_project(const struct kf_gcp_auth *a)
 {
 	return a ? a->quota_project : "";
 }
-

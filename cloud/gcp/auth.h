@@ -38,8 +38,8 @@ enum kf_gcp_cred_kind {
 };
 
 struct kf_gcp_auth_cfg {
-	const char *credentials;	/* -o gcp_credentials=FILE, or NULL */
-	unsigned timeout_ms;		/* per token fetch (0 = 10 s) */
+	const char *credentials; /* -o gcp_credentials=FILE, or NULL */
+	unsigned timeout_ms;	 /* per token fetch (0 = 10 s) */
 };
 
 struct kf_gcp_auth;
@@ -54,8 +54,8 @@ struct kf_gcp_auth;
  * KF_E_TIMEOUT (token endpoint unreachable).  *out is freed with
  * kf_gcp_auth_free.
  */
-int kf_gcp_auth_new(const struct kf_gcp_auth_cfg *cfg,
-		    struct kf_gcp_auth **out, struct kf_err *err);
+int kf_gcp_auth_new(const struct kf_gcp_auth_cfg *cfg, struct kf_gcp_auth **out,
+		    struct kf_err *err);
 
 /*
  * The header line "Authorization: Bearer TOKEN" (NUL-terminated) in a new

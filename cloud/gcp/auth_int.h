@@ -19,22 +19,22 @@ struct kf_gcp_auth {
 	char client_email[256];
 	char key_id[128];
 	char client_id[256];
-	char project_id[128];		/* from the key file, or "" */
+	char project_id[128]; /* from the key file, or "" */
 	char quota_project[128];
 	char md_host[256];
-	struct kf_secret *private_key;	/* PEM, NUL-terminated */
+	struct kf_secret *private_key; /* PEM, NUL-terminated */
 	struct kf_secret *client_secret;
 	struct kf_secret *refresh_token;
 	unsigned timeout_ms;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct kf_secret *hdr;		/* protected by mu */
-	time_t expiry;			/* protected by mu; 0 = invalid */
-	uint64_t gen;			/* protected by mu */
-	uint64_t seq;			/* protected by mu; refreshes done */
-	int refreshing;			/* protected by mu */
-	struct kf_err last_err;		/* protected by mu */
+	struct kf_secret *hdr;	/* protected by mu */
+	time_t expiry;		/* protected by mu; 0 = invalid */
+	uint64_t gen;		/* protected by mu */
+	uint64_t seq;		/* protected by mu; refreshes done */
+	int refreshing;		/* protected by mu */
+	struct kf_err last_err; /* protected by mu */
 };
 
 /* Wall-clock seconds for token expiry and JWT times (a test seam). */
@@ -50,8 +50,8 @@ int kf_gcp_copy_str(char *dst, size_t n, const char *src);
  * the file is absent, KF_E_INVALID when unreadable or malformed,
  * KF_E_NOTSUP for another credential type.  Errors never quote content.
  */
-int kf_gcp_cred_load(struct kf_gcp_auth *a, const char *path,
-		     const char *why, struct kf_err *err);
+int kf_gcp_cred_load(struct kf_gcp_auth *a, const char *path, const char *why,
+		     struct kf_err *err);
 
 /*
  * Append the form body of a's token grant (JWT bearer for a service

@@ -39,9 +39,9 @@ static int load_service_account(struct kf_gcp_auth *a, const json_t *j,
 	if (!email || !*email || !pem || !*pem)
 		return kf_fail(err, KF_E_INVALID,
 			       "%s: service account key needs client_email "
-			       "and private_key", path);
-	if (kf_gcp_copy_str(a->client_email, sizeof(a->client_email),
-			    email) ||
+			       "and private_key",
+			       path);
+	if (kf_gcp_copy_str(a->client_email, sizeof(a->client_email), email) ||
 	    kf_gcp_copy_str(a->key_id, sizeof(a->key_id),
 			    kf_json_str(j, "private_key_id")) ||
 	    kf_gcp_copy_str(a->project_id, sizeof(a->project_id),
@@ -68,7 +68,8 @@ static int load_authorized_user(struct kf_gcp_auth *a, const json_t *j,
 	if (!cid || !cs || !rt || !*rt)
 		return kf_fail(err, KF_E_INVALID,
 			       "%s: authorized_user needs client_id, "
-			       "client_secret and refresh_token", path);
+			       "client_secret and refresh_token",
+			       path);
 	if (kf_gcp_copy_str(a->client_id, sizeof(a->client_id), cid) < 0)
 		return kf_fail(err, KF_E_INVALID, "%s: client_id too long",
 			       path);
@@ -78,14 +79,14 @@ static int load_authorized_user(struct kf_gcp_auth *a, const json_t *j,
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	a->kind = KF_GCP_CRED_AUTHORIZED_USER;
 	/* Names the source in logs: a cut name is harmless. */
-	(void)snprintf(a->source, sizeof(a->source),
-		       "authorized_user %s (%s)", path, why);
+	(void)snprintf(a->source, sizeof(a->source), "authorized_user %s (%s)",
+		       path, why);
 	return 0;
 }
 
 /* The fields every key file may carry, then its type's own. */
-static int load_json(struct kf_gcp_auth *a, const json_t *j,
-		     const char *path, const char *why, struct kf_err *err)
+static int load_json(struct kf_gcp_auth *a, const json_t *j, const char *path,
+		     const char *why, struct kf_err *err)
 {
 	const char *type = kf_json_str(j, "type");
 	const char *s;
@@ -94,8 +95,8 @@ static int load_json(struct kf_gcp_auth *a, const json_t *j,
 		return kf_fail(err, KF_E_INVALID, "%s (%s) has no \"type\"",
 			       path, why);
 	s = kf_json_str(j, "quota_project_id");
-	if (s && kf_gcp_copy_str(a->quota_project, sizeof(a->quota_project),
-				 s) < 0)
+	if (s &&
+	    kf_gcp_copy_str(a->quota_project, sizeof(a->quota_project), s) < 0)
 		a->quota_project[0] = '\0';
 	s = kf_json_str(j, "token_uri");
 	if (kf_gcp_copy_str(a->token_uri, sizeof(a->token_uri),
@@ -108,11 +109,12 @@ static int load_json(struct kf_gcp_auth *a, const json_t *j,
 		return load_authorized_user(a, j, path, why, err);
 	return kf_fail(err, KF_E_NOTSUP,
 		       "%s: credential type \"%.40s\" is not supported "
-		       "(service_account, authorized_user)", path, type);
+		       "(service_account, authorized_user)",
+		       path, type);
 }
 
-int kf_gcp_cred_load(struct kf_gcp_auth *a, const char *path,
-		     const char *why, struct kf_err *err)
+int kf_gcp_cred_load(struct kf_gcp_auth *a, const char *path, const char *why,
+		     struct kf_err *err)
 {
 	struct kf_buf raw;
 	json_t *j = NULL;
@@ -172,8 +174,8 @@ int kf_gcp_jwt_assertion(const char *pem, size_t pemlen, const char *kid,
 		kf_fail(err, KF_E_NOMEM, "cannot build JWT");
 		goto out;
 	}
-	if (kf_rsa_sha256_sign(pem, pemlen, input.data, input.len, &sig,
-			       err) < 0)
+	if (kf_rsa_sha256_sign(pem, pemlen, input.data, input.len, &sig, err) <
+	    0)
 		goto out;
 	if (kf_buf_add(out, input.data, input.len) < 0 ||
 	    kf_buf_add(out, ".", 1) < 0 ||
@@ -202,9 +204,9 @@ int kf_gcp_cred_grant(const struct kf_gcp_auth *a, struct kf_buf *body,
 	const struct kf_secret *cs = a->client_secret, *rt = a->refresh_token;
 
 	if (a->kind == KF_GCP_CRED_SERVICE_ACCOUNT) {
-		if (kf_buf_adds(body, "grant_type=urn%3Aietf%3Aparams%3Aoauth"
-				      "%3Agrant-type%3Ajwt-bearer&assertion=") <
-		    0)
+		if (kf_buf_adds(body,
+				"grant_type=urn%3Aietf%3Aparams%3Aoauth"
+				"%3Agrant-type%3Ajwt-bearer&assertion=") < 0)
 			return kf_fail(err, KF_E_NOMEM, "out of memory");
 		return kf_gcp_jwt_assertion((const char *)a->private_key->data,
 					    a->private_key->len, a->key_id,

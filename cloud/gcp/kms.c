@@ -53,7 +53,8 @@ int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
 	w = snprintf(k->endpoint, sizeof(k->endpoint), "%s%s", ep,
 		     n && ep[n - 1] == '/' ? "" : "/");
 	if (w < 0 || (size_t)w >= sizeof(k->endpoint))
-		return kf_fail(err, KF_E_INVALID, "Cloud KMS endpoint too long");
+		return kf_fail(err, KF_E_INVALID,
+			       "Cloud KMS endpoint too long");
 	if (strncmp(k->endpoint, "http://", 7) != 0 &&
 	    strncmp(k->endpoint, "https://", 8) != 0)
 		return kf_fail(err, KF_E_INVALID,
@@ -95,18 +96,29 @@ static const struct {
 static const char *status_of_http(long http)
 {
 	switch (http) {
-	case 400: return "INVALID_ARGUMENT";
-	case 401: return "UNAUTHENTICATED";
-	case 403: return "PERMISSION_DENIED";
-	case 404: return "NOT_FOUND";
-	case 409: return "ALREADY_EXISTS";
-	case 429: return "RESOURCE_EXHAUSTED";
-	case 499: return "CANCELLED";
-	case 501: return "UNIMPLEMENTED";
+	case 400:
+		return "INVALID_ARGUMENT";
+	case 401:
+		return "UNAUTHENTICATED";
+	case 403:
+		return "PERMISSION_DENIED";
+	case 404:
+		return "NOT_FOUND";
+	case 409:
+		return "ALREADY_EXISTS";
+	case 429:
+		return "RESOURCE_EXHAUSTED";
+	case 499:
+		return "CANCELLED";
+	case 501:
+		return "UNIMPLEMENTED";
 	case 502:
-	case 503: return "UNAVAILABLE";
-	case 504: return "DEADLINE_EXCEEDED";
-	default: return http >= 500 ? "INTERNAL" : "UNKNOWN";
+	case 503:
+		return "UNAVAILABLE";
+	case 504:
+		return "DEADLINE_EXCEEDED";
+	default:
+		return http >= 500 ? "INTERNAL" : "UNKNOWN";
 	}
 }
 
@@ -120,8 +132,7 @@ enum kf_code kf_gcp_kms_map(const char *status, long http)
 	return KF_E_IO;
 }
 
-int kf_gcp_kms_retry_class(const char *status, long http,
-			   const char *message)
+int kf_gcp_kms_retry_class(const char *status, long http, const char *message)
 {
 	if (!status || !*status)
 		status = status_of_http(http);
@@ -208,8 +219,8 @@ static const char *op_name(const char *method, const char *path)
 		if (!at || (size_t)(at - path) >= plen)
 			continue;
 		if (!strcmp(method, "GET"))
-			o = (size_t)(at - path) + nl == plen ? t[i].list
-							       : t[i].get;
+			o = (size_t)(at - path) + nl == plen ? t[i].list :
+							       t[i].get;
 		else
 			o = !strcmp(method, "POST") ? t[i].post : t[i].patch;
 		return o ? o : "other";
@@ -221,16 +232,16 @@ static const char *op_name(const char *method, const char *path)
 struct call {
 	struct kf_gcp_kms *k;
 	const char *method, *path, *op;
-	const struct kf_http_req *req;	/* method, URL and body */
-	const char *quota_hdr;		/* x-goog-user-project line or NULL */
+	const struct kf_http_req *req; /* method, URL and body */
+	const char *quota_hdr;	       /* x-goog-user-project line or NULL */
 	int has_body;
-	int flags;			/* KF_GCP_RETRY, KF_GCP_CREATE */
+	int flags; /* KF_GCP_RETRY, KF_GCP_CREATE */
 	json_t **out;
-	int refreshed;			/* the one token refresh was used */
-	int ambiguous;			/* an attempt may have been acted on */
-	unsigned counted;		/* failed attempts that count */
-	int final;			/* the last verdict was FAIL */
-	struct kf_err last;		/* the last failed attempt's error */
+	int refreshed;	    /* the one token refresh was used */
+	int ambiguous;	    /* an attempt may have been acted on */
+	unsigned counted;   /* failed attempts that count */
+	int final;	    /* the last verdict was FAIL */
+	struct kf_err last; /* the last failed attempt's error */
 };
 
 /* The verdict on a failure of retry class cls. */
@@ -247,14 +258,13 @@ static enum kf_retry_verdict transport_verdict(struct call *c,
 {
 	if (err->code != KF_E_UNAVAILABLE && err->code != KF_E_TIMEOUT)
 		return KF_RETRY_FAIL;
-	c->ambiguous = 1;	/* the server may have acted on it */
+	c->ambiguous = 1; /* the server may have acted on it */
 	return class_verdict(c, 1);
 }
 
 /* A 2xx answer: the response object, when the caller wants it. */
-static enum kf_retry_verdict take_answer(struct call *c,
-					 const struct kf_http_resp *r,
-					 struct kf_err *err)
+static enum kf_retry_verdict
+take_answer(struct call *c, const struct kf_http_resp *r, struct kf_err *err)
 {
 	json_t *j;
 
@@ -287,8 +297,10 @@ static enum kf_retry_verdict answer_verdict(struct call *c,
 	}
 	if (err->code == KF_E_EXISTS && (c->flags & KF_GCP_CREATE) &&
 	    c->ambiguous) {
-		kf_log(KF_LOG_DEBUG, "gcp: %s answered ALREADY_EXISTS after "
-		       "an unanswered attempt: created", c->method);
+		kf_log(KF_LOG_DEBUG,
+		       "gcp: %s answered ALREADY_EXISTS after "
+		       "an unanswered attempt: created",
+		       c->method);
 		kf_err_clear(err);
 		return KF_RETRY_OK;
 	}
@@ -351,8 +363,8 @@ static enum kf_retry_verdict send_once(struct call *c,
 	t0 = kf_clock_now_ms();
 	hrc = kf_http_do(&req, resp, err);
 	kf_stats_api("gcp", c->op, (unsigned)(kf_clock_now_ms() - t0),
-		     hrc == 0 && resp->status >= 200 && resp->status < 300,
-		     at->n > 0);
+		     hrc == 0 && resp->status >= 200 &&
+			     resp->status<300, at->n> 0);
 	if (hrc < 0)
 		v = transport_verdict(c, err);
 	else if (resp->status >= 200 && resp->status < 300)
@@ -364,9 +376,8 @@ out:
 	return v;
 }
 
-static enum kf_retry_verdict call_attempt(void *ctx,
-					  const struct kf_retry_attempt *at,
-					  struct kf_err *err)
+static enum kf_retry_verdict
+call_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	struct call *c = ctx;
 	struct kf_http_resp resp;
@@ -410,9 +421,9 @@ static int request_init(struct kf_gcp_kms *k, const char *path,
 	return 0;
 }
 
-int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
-		    const char *path, const struct kf_buf *body, int flags,
-		    json_t **out, struct kf_err *err)
+int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method, const char *path,
+		    const struct kf_buf *body, int flags, json_t **out,
+		    struct kf_err *err)
 {
 	struct kf_retry_policy policy = call_policy(k);
 	struct kf_http_req req = { 0 };

@@ -22,15 +22,15 @@
 
 #define KF_GCP_KMS_ENDPOINT "https://cloudkms.googleapis.com/"
 #define KF_GCP_KMS_MAX_PLAINTEXT 65536
-#define KF_GCP_KMS_MAX_CIPHERTEXT 131072	/* gcloud's decrypt limit */
+#define KF_GCP_KMS_MAX_CIPHERTEXT 131072 /* gcloud's decrypt limit */
 
 struct kf_gcp_kms {
-	char endpoint[512];		/* ends with '/' */
-	struct kf_gcp_auth *auth;	/* borrowed */
-	unsigned timeout_ms;		/* one operation, retries included */
-	unsigned backoff_ms;		/* first delay after UNAVAILABLE etc. */
-	unsigned backoff_429_ms;	/* first delay after RESOURCE_EXHAUSTED */
-	unsigned max_attempts;		/* per operation */
+	char endpoint[512];	  /* ends with '/' */
+	struct kf_gcp_auth *auth; /* borrowed */
+	unsigned timeout_ms;	  /* one operation, retries included */
+	unsigned backoff_ms;	  /* first delay after UNAVAILABLE etc. */
+	unsigned backoff_429_ms;  /* first delay after RESOURCE_EXHAUSTED */
+	unsigned max_attempts;	  /* per operation */
 };
 
 /*
@@ -45,7 +45,7 @@ int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
 
 /* Flags for kf_gcp_kms_call. */
 #define KF_GCP_RETRY 1	/* the call may be repeated after a transient error */
-#define KF_GCP_CREATE 2	/* ALREADY_EXISTS after an ambiguous attempt = ok */
+#define KF_GCP_CREATE 2 /* ALREADY_EXISTS after an ambiguous attempt = ok */
 
 /*
  * One API method with retries: METHOD base/v1/path (path may carry a
@@ -59,17 +59,16 @@ int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
  * an INVALID_ARGUMENT answer refusing a ciphertext also carries
  * KF_R_BAD_CIPHERTEXT.
  */
-int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method,
-		    const char *path, const struct kf_buf *body, int flags,
-		    json_t **out, struct kf_err *err);
+int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method, const char *path,
+		    const struct kf_buf *body, int flags, json_t **out,
+		    struct kf_err *err);
 
 /*
  * Retry class of an error answer: 0 never, 1 retry with the normal
  * backoff, 2 retry with the long backoff (quota).  status is the
  * canonical code ("" when the body had none), message the error text.
  */
-int kf_gcp_kms_retry_class(const char *status, long http,
-			   const char *message);
+int kf_gcp_kms_retry_class(const char *status, long http, const char *message);
 
 /* KF_E_* for a canonical status (http used when status is ""). */
 enum kf_code kf_gcp_kms_map(const char *status, long http);
@@ -91,9 +90,8 @@ typedef int (*kf_gcp_item_fn)(void *ctx, const char *id, json_t *item);
  * last page).  next may be NULL.
  */
 int kf_gcp_kms_list(struct kf_gcp_kms *k, const char *parent,
-		    const char *collection, const char *page,
-		    kf_gcp_item_fn fn, void *ctx, struct kf_buf *next,
-		    struct kf_err *err);
+		    const char *collection, const char *page, kf_gcp_item_fn fn,
+		    void *ctx, struct kf_buf *next, struct kf_err *err);
 
 /* GET any resource by full name (key ring, crypto key, location). */
 int kf_gcp_kms_get(struct kf_gcp_kms *k, const char *name, json_t **out,
@@ -134,9 +132,9 @@ int kf_gcp_kms_rotate(struct kf_gcp_kms *k, const char *key, char *ver,
  * ciphertext is appended to ct (unchanged on error); the version used is
  * copied to used (may be NULL).
  */
-int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
-		       const void *pt, size_t n, struct kf_buf *ct, char *used,
-		       size_t usedlen, struct kf_err *err);
+int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
+		       size_t n, struct kf_buf *ct, char *used, size_t usedlen,
+		       struct kf_err *err);
 
 /*
  * Decrypt raw ciphertext with key.  *pt receives a new kf_secret (caller
@@ -145,9 +143,8 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
  * KF_E_INTEGRITY, as when Cloud KMS refuses the ciphertext (the error
  * then also carries KF_R_BAD_CIPHERTEXT).
  */
-int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key,
-		       const void *ct, size_t n, struct kf_secret **pt,
-		       struct kf_err *err);
+int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
+		       size_t n, struct kf_secret **pt, struct kf_err *err);
 
 /* Parse "N", "Ns", "Nm", "Nh", "Nd" into seconds; -1 when malformed. */
 long long kf_gcp_parse_duration(const char *s);

@@ -48,8 +48,9 @@ static int check_encrypt(json_t *j, const char *key, struct kf_buf *ct,
 		return kf_fail(err, KF_E_INTEGRITY,
 			       "Cloud KMS encrypt: response names another key");
 	if (!json_is_true(json_object_get(j, "verifiedPlaintextCrc32c")) ||
-	    !json_is_true(json_object_get(
-		    j, "verifiedAdditionalAuthenticatedDataCrc32c")))
+	    !json_is_true(
+		    json_object_get(j,
+				    "verifiedAdditionalAuthenticatedDataCrc32c")))
 		return kf_fail(err, KF_E_INTEGRITY,
 			       "Cloud KMS encrypt: request checksums not "
 			       "verified by the server");
@@ -85,16 +86,15 @@ static int crc_request(struct kf_buf *body, const char *field,
 	return 0;
 }
 
-
 /* One request whose answer must pass a check, sent up to 3 times. */
 struct checked {
-	const char *what;	/* "Cloud KMS encrypt", for the log */
+	const char *what; /* "Cloud KMS encrypt", for the log */
 	struct kf_gcp_kms *k;
 	const char *path;
 	const struct kf_buf *body;
 	int (*check)(json_t *j, void *arg, struct kf_err *err);
 	void *arg;
-	json_t *j;		/* the last answer (the accepted one on 0) */
+	json_t *j; /* the last answer (the accepted one on 0) */
 };
 
 static enum kf_retry_verdict checked_attempt(void *ctx,
@@ -105,8 +105,8 @@ static enum kf_retry_verdict checked_attempt(void *ctx,
 
 	json_decref(c->j);
 	c->j = NULL;
-	if (kf_gcp_kms_call(c->k, "POST", c->path, c->body, KF_GCP_RETRY,
-			    &c->j, err) < 0)
+	if (kf_gcp_kms_call(c->k, "POST", c->path, c->body, KF_GCP_RETRY, &c->j,
+			    err) < 0)
 		return KF_RETRY_FAIL;
 	if (c->check(c->j, c->arg, err) == 0)
 		return KF_RETRY_OK;
@@ -122,13 +122,13 @@ static enum kf_retry_verdict checked_attempt(void *ctx,
  */
 static int call_checked(struct checked *c, struct kf_err *err)
 {
-	return kf_retry_run(&integrity_policy, c->what, 0,
-			    checked_attempt, c, err);
+	return kf_retry_run(&integrity_policy, c->what, 0, checked_attempt, c,
+			    err);
 }
 
 struct encrypted {
 	const char *key;
-	struct kf_buf *raw;	/* the decoded ciphertext */
+	struct kf_buf *raw; /* the decoded ciphertext */
 };
 
 static int encrypt_ok(json_t *j, void *arg, struct kf_err *err)
@@ -139,14 +139,17 @@ static int encrypt_ok(json_t *j, void *arg, struct kf_err *err)
 	return check_encrypt(j, e->key, e->raw, err);
 }
 
-int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
-		       const void *pt, size_t n, struct kf_buf *ct, char *used,
-		       size_t usedlen, struct kf_err *err)
+int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
+		       size_t n, struct kf_buf *ct, char *used, size_t usedlen,
+		       struct kf_err *err)
 {
 	struct kf_buf body, path, raw;
 	struct encrypted e = { key, &raw };
-	struct checked c = { .what = "Cloud KMS encrypt", .k = k,
-			     .body = &body, .check = encrypt_ok, .arg = &e };
+	struct checked c = { .what = "Cloud KMS encrypt",
+			     .k = k,
+			     .body = &body,
+			     .check = encrypt_ok,
+			     .arg = &e };
 	struct kf_err local = KF_ERR_INIT;
 	int rc = -1;
 
@@ -173,8 +176,8 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key,
 		kf_fail(err, KF_E_NOMEM, "ciphertext too large");
 		goto out;
 	}
-	if (used && snprintf(used, usedlen, "%s",
-			     kf_json_str(c.j, "name")) >= (int)usedlen)
+	if (used && snprintf(used, usedlen, "%s", kf_json_str(c.j, "name")) >=
+			    (int)usedlen)
 		used[0] = '\0';
 	rc = 0;
 out:
@@ -224,13 +227,14 @@ out:
 	return rc;
 }
 
-int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key,
-		       const void *ct, size_t n, struct kf_secret **pt,
-		       struct kf_err *err)
+int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
+		       size_t n, struct kf_secret **pt, struct kf_err *err)
 {
 	struct kf_buf body, path;
-	struct checked c = { .what = "Cloud KMS decrypt", .k = k,
-			     .body = &body, .check = check_decrypt,
+	struct checked c = { .what = "Cloud KMS decrypt",
+			     .k = k,
+			     .body = &body,
+			     .check = check_decrypt,
 			     .arg = pt };
 	struct kf_err local = KF_ERR_INIT;
 	int rc = -1;
@@ -243,7 +247,8 @@ int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key,
 	if (n == 0 || n > KF_GCP_KMS_MAX_CIPHERTEXT) {
 		kf_fail(err, KF_E_INTEGRITY,
 			"Cloud KMS decrypt: ciphertext of %zu bytes is not "
-			"valid", n);
+			"valid",
+			n);
 		goto out;
 	}
 	if (crc_request(&body, "ciphertext", ct, n) < 0 ||

@@ -65,9 +65,8 @@ static const char *last_comp(const char *s)
 }
 
 int kf_gcp_kms_list(struct kf_gcp_kms *k, const char *parent,
-		    const char *collection, const char *page,
-		    kf_gcp_item_fn fn, void *ctx, struct kf_buf *next,
-		    struct kf_err *err)
+		    const char *collection, const char *page, kf_gcp_item_fn fn,
+		    void *ctx, struct kf_buf *next, struct kf_err *err)
 {
 	struct kf_buf path;
 	json_t *j = NULL, *arr, *it;
@@ -79,18 +78,20 @@ int kf_gcp_kms_list(struct kf_gcp_kms *k, const char *parent,
 	if (next)
 		kf_buf_reset(next);
 	if (kf_buf_addf(&path, "%s/%s?pageSize=%d", parent, collection,
-			strcmp(collection, "locations") == 0 ? 100 : 1000) < 0 ||
+			strcmp(collection, "locations") == 0 ? 100 : 1000) <
+		    0 ||
 	    (page && *page &&
 	     (kf_buf_adds(&path, "&pageToken=") < 0 ||
 	      kf_buf_add_pct(&path, page, strlen(page), NULL) < 0))) {
 		kf_fail(err, KF_E_INVALID, "list request too long");
 		goto out;
 	}
-	if (kf_gcp_kms_call(k, "GET", kf_buf_str(&path), NULL, KF_GCP_RETRY,
-			    &j, err) < 0)
+	if (kf_gcp_kms_call(k, "GET", kf_buf_str(&path), NULL, KF_GCP_RETRY, &j,
+			    err) < 0)
 		goto out;
 	arr = json_object_get(j, collection);
-	json_array_foreach(arr, i, it) {
+	json_array_foreach(arr, i, it)
+	{
 		const char *name = kf_json_str(it, "name");
 		const char *id = NULL;
 
@@ -129,7 +130,8 @@ int kf_gcp_kms_get(struct kf_gcp_kms *k, const char *name, json_t **out,
  */
 static int call_json(struct kf_gcp_kms *k, const char *method, int flags,
 		     json_t *o, json_t **out, struct kf_err *err,
-		     const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+		     const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
 
 static int call_json(struct kf_gcp_kms *k, const char *method, int flags,
 		     json_t *o, json_t **out, struct kf_err *err,
@@ -167,7 +169,8 @@ int kf_gcp_kms_create_ring(struct kf_gcp_kms *k, const char *parent,
 			   const char *id, struct kf_err *err)
 {
 	if (!kf_gcp_valid_id(id))
-		return kf_fail(err, KF_E_INVALID, "invalid key ring id "
+		return kf_fail(err, KF_E_INVALID,
+			       "invalid key ring id "
 			       "(allowed: [a-zA-Z0-9_-]{1,63})");
 	return call_json(k, "POST", KF_GCP_RETRY | KF_GCP_CREATE, NULL, NULL,
 			 err, "%s/keyRings?keyRingId=%s", parent, id);
@@ -178,7 +181,8 @@ static int rfc3339(long long add, char *out, size_t n)
 	time_t t = time(NULL) + (time_t)add;
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm) || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (!gmtime_r(&t, &tm) ||
+	    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		return -1;
 	return 0;
 }
@@ -204,15 +208,15 @@ int kf_gcp_kms_create_key(struct kf_gcp_kms *k, const char *ring,
 	int rc = -1;
 
 	if (!kf_gcp_valid_id(id))
-		return kf_fail(err, KF_E_INVALID, "invalid crypto key id "
+		return kf_fail(err, KF_E_INVALID,
+			       "invalid crypto key id "
 			       "(allowed: [a-zA-Z0-9_-]{1,63})");
 	o = json_pack("{s:s}", "purpose", "ENCRYPT_DECRYPT");
 	if (!o || (rotation_s > 0 && rotation_fields(o, rotation_s) < 0))
 		kf_fail(err, KF_E_NOMEM, "cannot build request");
 	else
-		rc = call_json(k, "POST", KF_GCP_RETRY | KF_GCP_CREATE, o,
-			       NULL, err, "%s/cryptoKeys?cryptoKeyId=%s", ring,
-			       id);
+		rc = call_json(k, "POST", KF_GCP_RETRY | KF_GCP_CREATE, o, NULL,
+			       err, "%s/cryptoKeys?cryptoKeyId=%s", ring, id);
 	json_decref(o);
 	return rc;
 }

@@ -15,8 +15,9 @@ int kf_gcp_valid_value_name(const char *name)
 
 	if (n == 0 || n > 255 || name[0] == '.')
 		return 0;
-	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			    "0123456789._+=@,-") == n;
+	return strspn(name,
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789._+=@,-") == n;
 }
 
 /* Locations: [a-z0-9-]{1,63}. */
@@ -53,7 +54,8 @@ int kf_gcp_path_split(const char *path, struct kf_gcp_path *g,
 		if (n == 0)
 			return kf_fail(err, KF_E_NOTFOUND, "no such entry");
 		if (n >= sizeof(g->c[0]))
-			return kf_fail(err, KF_E_INVALID, "name too long "
+			return kf_fail(err, KF_E_INVALID,
+				       "name too long "
 				       "(ids: 63, value names: 255 characters)");
 		memcpy(g->c[g->depth], p, n);
 		g->c[g->depth][n] = '\0';
@@ -125,4 +127,3 @@ int kf_gcp_path_value(const struct kf_gcp *s, const char *path,
 		return kf_fail(err, KF_E_INVALID, "path too long");
 	return 0;
 }
-

@@ -49,7 +49,8 @@ static int parse_token(const struct kf_http_resp *r, const char *what,
 	j = json_loadb(kf_buf_str(&r->body), r->body.len, 0, NULL);
 	tok = kf_json_str(j, "access_token");
 	if (!tok || !*tok) {
-		kf_fail(err, KF_E_IO, "%s: response holds no access_token", what);
+		kf_fail(err, KF_E_IO, "%s: response holds no access_token",
+			what);
 		goto out;
 	}
 	for (n = 0; tok[n]; n++)
@@ -118,7 +119,7 @@ static int token_refused(const struct kf_http_resp *r, const char *what,
 struct fetch {
 	struct kf_gcp_auth *a;
 	struct kf_http_req req;
-	char what[600];			/* "token endpoint URL", for messages */
+	char what[600]; /* "token endpoint URL", for messages */
 	struct kf_secret **hdr;
 	time_t *expiry;
 };
@@ -138,14 +139,15 @@ static int token_request(struct fetch *f, struct kf_buf *body,
 	f->req.timeout_ms = a->timeout_ms;
 	f->req.max_response = 64 * 1024;
 	if (a->kind == KF_GCP_CRED_METADATA) {
-		if (kf_buf_addf(url, "http://%s/computeMetadata/v1/instance/"
+		if (kf_buf_addf(url,
+				"http://%s/computeMetadata/v1/instance/"
 				"service-accounts/default/token",
 				a->md_host) < 0)
 			return kf_fail(err, KF_E_INVALID,
 				       "metadata host too long");
 		f->req.method = "GET";
 		f->req.headers = md_hdrs;
-		f->req.allow_metadata_ip = 1;	/* 169.254.169.254: http */
+		f->req.allow_metadata_ip = 1; /* 169.254.169.254: http */
 		/* Names the source in messages: a cut name is harmless. */
 		(void)snprintf(f->what, sizeof(f->what), "metadata server %s",
 			       a->md_host);
@@ -180,9 +182,8 @@ static int token_answer(struct fetch *f, const struct kf_http_resp *r,
 	return parse_token(r, f->what, f->hdr, f->expiry, err);
 }
 
-static enum kf_retry_verdict token_attempt(void *ctx,
-					   const struct kf_retry_attempt *at,
-					   struct kf_err *err)
+static enum kf_retry_verdict
+token_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	struct fetch *f = ctx;
 	struct kf_http_resp resp;

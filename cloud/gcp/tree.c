@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define DEFAULT_ROTATION 7776000LL	/* 90 days */
+#define DEFAULT_ROTATION 7776000LL /* 90 days */
 
 int kf_gcp_project_known(const struct kf_gcp *s, const char *p)
 {
@@ -64,8 +64,8 @@ static void cache_add(struct kf_gcp *s, const char *name)
  * Does the directory at depth 1..4 exist?  Syntax first (an invalid id
  * cannot exist), then the positive cache, then one KMS get.
  */
-int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g,
-		      int depth, struct kf_err *err)
+int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g, int depth,
+		      struct kf_err *err)
 {
 	char name[640];
 	int rc;
@@ -88,8 +88,8 @@ int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g,
 	return rc;
 }
 
-int kf_gcp_getattr_s(struct kf_gcp *s, const char *path,
-		     struct kf_attr *attr, struct kf_err *err)
+int kf_gcp_getattr_s(struct kf_gcp *s, const char *path, struct kf_attr *attr,
+		     struct kf_err *err)
 {
 	struct kf_gcp_path g;
 	char sp[PATH_MAX];
@@ -126,7 +126,7 @@ static int gcp_getattr(struct kf_provider *p, const char *path,
 struct list_ctx {
 	struct kf_gcp *s;
 	const struct kf_gcp_path *g;
-	int depth;		/* depth of the listed directory */
+	int depth; /* depth of the listed directory */
 	kf_list_fn fn;
 	void *ctx;
 };
@@ -142,14 +142,15 @@ static int list_item(void *v, const char *id, json_t *item)
 		return 0;
 	/* Checked ids are at most 63 bytes: no truncation. */
 	(void)snprintf(child.c[lc->depth], sizeof(child.c[0]), "%s", id);
-	if (kf_gcp_path_resource(&child, lc->depth + 1, name, sizeof(name)) == 0)
+	if (kf_gcp_path_resource(&child, lc->depth + 1, name, sizeof(name)) ==
+	    0)
 		cache_add(lc->s, name);
 	return lc->fn(lc->ctx, id, &a);
 }
 
-static int gcp_list(struct kf_provider *p, const char *path,
-		    const char *page, kf_list_fn fn, void *ctx,
-		    struct kf_buf *next, struct kf_err *err)
+static int gcp_list(struct kf_provider *p, const char *path, const char *page,
+		    kf_list_fn fn, void *ctx, struct kf_buf *next,
+		    struct kf_err *err)
 {
 	static const char *const coll[] = { NULL, "locations", "keyRings",
 					    "cryptoKeys" };
@@ -244,7 +245,8 @@ static int gcp_rmdir(struct kf_provider *p, const char *path,
 	if (g.depth >= 3) {
 		kf_log(KF_LOG_WARN,
 		       "gcp: rmdir %s: Cloud KMS cannot delete key rings or "
-		       "crypto keys", path);
+		       "crypto keys",
+		       path);
 		return kf_fail(err, KF_E_PERM,
 			       "Cloud KMS cannot delete key rings or crypto "
 			       "keys");
@@ -307,10 +309,12 @@ static int add_projects(struct kf_gcp *s, const char *list, struct kf_err *err)
 			if (s->nprojects == KF_GCP_MAX_PROJECTS)
 				return kf_fail(err, KF_E_INVALID,
 					       "gcp_project: more than %d "
-					       "projects", KF_GCP_MAX_PROJECTS);
+					       "projects",
+					       KF_GCP_MAX_PROJECTS);
 			s->projects[s->nprojects] = strdup(id);
 			if (!s->projects[s->nprojects])
-				return kf_fail(err, KF_E_NOMEM, "out of memory");
+				return kf_fail(err, KF_E_NOMEM,
+					       "out of memory");
 			s->nprojects++;
 		}
 		p += n;
@@ -341,7 +345,8 @@ static int settings(struct kf_gcp *s, const struct kf_config *cfg,
 			return kf_fail(err, KF_E_INVALID,
 				       "gcp_rotation_period=%.40s: need a "
 				       "duration of at least 86400s (e.g. "
-				       "100000s, 30d)", rot);
+				       "100000s, 30d)",
+				       rot);
 	}
 	w = snprintf(s->store, sizeof(s->store), "%s/gcp",
 		     cfg->store ? cfg->store : ".");

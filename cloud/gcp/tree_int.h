@@ -26,7 +26,7 @@ struct kf_gcp_path {
 };
 
 struct kf_gcp_dir_ent {
-	char name[640];		/* resource name known to exist */
+	char name[640]; /* resource name known to exist */
 	uint64_t until_ms;
 };
 
@@ -35,13 +35,13 @@ struct kf_gcp {
 	struct kf_gcp_kms kms;
 	char *projects[KF_GCP_MAX_PROJECTS];
 	size_t nprojects;
-	char store[PATH_MAX];		/* CFG_STORE/gcp */
+	char store[PATH_MAX]; /* CFG_STORE/gcp */
 	long long rotation_s;
 	unsigned ttl;
 	int read_only;
 	pthread_mutex_t mu;
-	struct kf_gcp_dir_ent dirs[KF_GCP_DIR_CACHE];	/* protected by mu */
-	size_t next_dir;				/* protected by mu */
+	struct kf_gcp_dir_ent dirs[KF_GCP_DIR_CACHE]; /* protected by mu */
+	size_t next_dir;			      /* protected by mu */
 };
 
 static inline struct kf_gcp *kf_gcp_of(struct kf_provider *p)
@@ -79,19 +79,18 @@ int kf_gcp_valid_project(const char *s);
 int kf_gcp_project_known(const struct kf_gcp *s, const char *p);
 
 /* Does the directory at depth 1..4 exist?  Syntax, the cache, one get. */
-int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g,
-		      int depth, struct kf_err *err);
+int kf_gcp_dir_exists(struct kf_gcp *s, const struct kf_gcp_path *g, int depth,
+		      struct kf_err *err);
 
 /* getattr on the provider's state (xattr.c checks targets with it). */
-int kf_gcp_getattr_s(struct kf_gcp *s, const char *path,
-		     struct kf_attr *attr, struct kf_err *err);
+int kf_gcp_getattr_s(struct kf_gcp *s, const char *path, struct kf_attr *attr,
+		     struct kf_err *err);
 
 /* ---- values.c: the ciphertext store (struct kf_provider_ops entries) */
 
 int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
 		      kf_list_fn fn, void *ctx, struct kf_err *err);
-int kf_gcp_unlink(struct kf_provider *p, const char *path,
-		  struct kf_err *err);
+int kf_gcp_unlink(struct kf_provider *p, const char *path, struct kf_err *err);
 int kf_gcp_can_create(struct kf_provider *p, const char *path,
 		      struct kf_err *err);
 int kf_gcp_read(struct kf_provider *p, const char *path,
@@ -102,12 +101,11 @@ int kf_gcp_commit(struct kf_provider *p, const char *path,
 
 /* ---- xattr.c: user.keyfs.* attributes */
 
-int kf_gcp_getxattr(struct kf_provider *p, const char *path,
-		    const char *xname, struct kf_buf *out, struct kf_err *err);
+int kf_gcp_getxattr(struct kf_provider *p, const char *path, const char *xname,
+		    struct kf_buf *out, struct kf_err *err);
 int kf_gcp_listxattr(struct kf_provider *p, const char *path,
 		     struct kf_buf *out, struct kf_err *err);
-int kf_gcp_setxattr(struct kf_provider *p, const char *path,
-		    const char *xname, const void *value, size_t n,
-		    struct kf_err *err);
+int kf_gcp_setxattr(struct kf_provider *p, const char *path, const char *xname,
+		    const void *value, size_t n, struct kf_err *err);
 
 #endif

@@ -32,7 +32,7 @@ int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
 	d = opendir(sp);
 	if (!d) {
 		if (errno == ENOENT)
-			return 0;	/* no value written yet */
+			return 0; /* no value written yet */
 		return kf_fail(err, KF_E_IO, "cannot read the store: %s",
 			       strerror(errno));
 	}
@@ -41,7 +41,7 @@ int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
 		struct stat st;
 
 		if (!kf_gcp_valid_value_name(de->d_name))
-			continue;	/* ".", "..", temp files, strays */
+			continue; /* ".", "..", temp files, strays */
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 			    0 ||
 		    !S_ISREG(st.st_mode))
@@ -56,8 +56,7 @@ int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
 	return rc;
 }
 
-int kf_gcp_unlink(struct kf_provider *p, const char *path,
-		  struct kf_err *err)
+int kf_gcp_unlink(struct kf_provider *p, const char *path, struct kf_err *err)
 {
 	struct kf_gcp *s = kf_gcp_of(p);
 	struct kf_gcp_path g;
@@ -90,7 +89,7 @@ int kf_gcp_can_create(struct kf_provider *p, const char *path,
 
 	if (kf_gcp_path_split(path, &g, err) < 0)
 		return -1;
-	if (g.depth == 4)	/* a file in a key ring: values need a key */
+	if (g.depth == 4) /* a file in a key ring: values need a key */
 		return kf_fail(err, KF_E_PERM,
 			       "value files live below a crypto key "
 			       "(PROJECT/LOCATION/RING/KEY/NAME)");
@@ -199,8 +198,7 @@ int kf_gcp_commit(struct kf_provider *p, const char *path,
 		goto out;
 	}
 	if (n > KF_GCP_KMS_MAX_PLAINTEXT) {
-		kf_fail(err, KF_E_TOOBIG,
-			"Cloud KMS encrypts at most %d bytes",
+		kf_fail(err, KF_E_TOOBIG, "Cloud KMS encrypts at most %d bytes",
 			KF_GCP_KMS_MAX_PLAINTEXT);
 		goto out;
 	}
@@ -231,4 +229,3 @@ out:
 	kf_buf_release(&ct);
 	return rc;
 }
-

@@ -18,8 +18,8 @@
 /* The readable attributes of a crypto key: where each is in the key. */
 static const struct {
 	const char *xname;
-	const char *field;	/* listed when the key has it */
-	const char *sub;	/* the value: field.sub, or field if NULL */
+	const char *field; /* listed when the key has it */
+	const char *sub;   /* the value: field.sub, or field if NULL */
 } key_xattrs[] = {
 	{ XA_ROT, "rotationPeriod", NULL },
 	{ XA_PRIMARY, "primary", "name" },
@@ -39,9 +39,8 @@ static int is_key_xattr(const char *xname)
  * attribute's value to out (NODATA when the key has none); without,
  * append the NUL-ended name of each attribute the key has.
  */
-static int key_xattrs_get(struct kf_gcp *s, const char *name,
-			  const char *xname, struct kf_buf *out,
-			  struct kf_err *err)
+static int key_xattrs_get(struct kf_gcp *s, const char *name, const char *xname,
+			  struct kf_buf *out, struct kf_err *err)
 {
 	json_t *k = NULL;
 	int rc = 0;
@@ -87,8 +86,8 @@ static int xattr_target(struct kf_gcp *s, const char *path,
 	return 0;
 }
 
-int kf_gcp_getxattr(struct kf_provider *p, const char *path,
-		    const char *xname, struct kf_buf *out, struct kf_err *err)
+int kf_gcp_getxattr(struct kf_provider *p, const char *path, const char *xname,
+		    struct kf_buf *out, struct kf_err *err)
 {
 	struct kf_gcp *s = kf_gcp_of(p);
 	struct kf_gcp_path g;
@@ -126,9 +125,8 @@ int kf_gcp_listxattr(struct kf_provider *p, const char *path,
 	return key_xattrs_get(s, name, NULL, out, err);
 }
 
-int kf_gcp_setxattr(struct kf_provider *p, const char *path,
-		    const char *xname, const void *value, size_t n,
-		    struct kf_err *err)
+int kf_gcp_setxattr(struct kf_provider *p, const char *path, const char *xname,
+		    const void *value, size_t n, struct kf_err *err)
 {
 	struct kf_gcp *s = kf_gcp_of(p);
 	struct kf_gcp_path g;
@@ -177,4 +175,3 @@ int kf_gcp_setxattr(struct kf_provider *p, const char *path,
 					      err);
 	return kf_gcp_kms_set_primary(&s->kms, name, v, err);
 }
-

@@ -23,11 +23,11 @@
 #define KEYFILE_MAX (8 << 20)
 #define MAX_VERSIONS 100000
 
-static int wrap_aad(char *out, size_t outlen, const char *ringkey,
-		    long version, struct kf_err *err)
+static int wrap_aad(char *out, size_t outlen, const char *ringkey, long version,
+		    struct kf_err *err)
 {
-	if ((size_t)snprintf(out, outlen, "keyfs-local-wrap-v1:%s:%ld",
-			     ringkey, version) >= outlen)
+	if ((size_t)snprintf(out, outlen, "keyfs-local-wrap-v1:%s:%ld", ringkey,
+			     version) >= outlen)
 		return kf_fail(err, KF_E_INVALID, "key name too long");
 	return 0;
 }
@@ -59,8 +59,8 @@ int kf_local_key_unwrap(const unsigned char master[32], const char *ringkey,
 			   in + KF_GCM_IV + 32, dk, err) < 0)
 		return kf_fail(err, KF_E_INTEGRITY,
 			       "cannot unwrap key local/%s version %ld: wrong "
-			       "master key or damaged key file", ringkey,
-			       version);
+			       "master key or damaged key file",
+			       ringkey, version);
 	return 0;
 }
 
@@ -141,20 +141,22 @@ int kf_local_key_get(struct local *l, const char *ringkey, long version,
 	if (!root)
 		return -1;
 	if (version == 0)
-		version = (long)json_integer_value(json_object_get(root,
-								   "primary"));
+		version = (long)json_integer_value(
+			json_object_get(root, "primary"));
 	vers = json_object_get(root, "versions");
-	json_array_foreach(vers, i, v) {
-		if (json_integer_value(json_object_get(v, "version")) != version)
+	json_array_foreach(vers, i, v)
+	{
+		if (json_integer_value(json_object_get(v, "version")) !=
+		    version)
 			continue;
-		rc = unwrap_entry(l, ringkey, version, kf_json_str(v, "wrapped"),
-				  key, err);
+		rc = unwrap_entry(l, ringkey, version,
+				  kf_json_str(v, "wrapped"), key, err);
 		if (rc == 0)
 			*got = version;
 		goto out;
 	}
-	kf_fail(err, KF_E_INTEGRITY, "key local/%s has no version %ld",
-		ringkey, version);
+	kf_fail(err, KF_E_INTEGRITY, "key local/%s has no version %ld", ringkey,
+		version);
 out:
 	json_decref(root);
 	return rc;
@@ -194,8 +196,10 @@ static long next_version(json_t *vers)
 	size_t i;
 	json_t *it;
 
-	json_array_foreach(vers, i, it) {
-		long n = (long)json_integer_value(json_object_get(it, "version"));
+	json_array_foreach(vers, i, it)
+	{
+		long n = (long)json_integer_value(
+			json_object_get(it, "version"));
 
 		if (n >= next)
 			next = n + 1;
@@ -242,8 +246,8 @@ int kf_local_key_add_locked(struct local *l, const char *ringkey, int create,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (kf_store_replace(dir, KF_LOCAL_KEYFILE, text, strlen(text),
-			     err) < 0)
+	if (kf_store_replace(dir, KF_LOCAL_KEYFILE, text, strlen(text), err) <
+	    0)
 		goto out;
 	*newver = next;
 	rc = 0;
@@ -283,8 +287,8 @@ int kf_local_key_remove_locked(struct local *l, const char *ringkey,
 	if (!kf_local_key_exists(l, ringkey))
 		return kf_fail(err, KF_E_NOTFOUND, "no such key");
 	if (kf_local_fspath(l, ringkey, NULL, dir, sizeof(dir), err) < 0 ||
-	    kf_local_fspath(l, ringkey, KF_LOCAL_KEYFILE, kf, sizeof(kf),
-			    err) < 0)
+	    kf_local_fspath(l, ringkey, KF_LOCAL_KEYFILE, kf, sizeof(kf), err) <
+		    0)
 		return -1;
 	d = opendir(dir);
 	if (!d)

@@ -65,14 +65,15 @@ static int master_read_locked(struct local *l, int fd, struct kf_err *err)
 	if (st.st_mode & 077) {
 		kf_fail(err, KF_E_DENIED,
 			"master key file %s is accessible by others (mode %04o); "
-			"chmod 600 it", l->master_path,
-			(unsigned)(st.st_mode & 07777));
+			"chmod 600 it",
+			l->master_path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if (kf_file_read_fd(fd, &b, err) < 0) {
 		/* As any store file: larger than any valid one is damage. */
 		enum kf_code c = err && err->code == KF_E_TOOBIG ?
-				 KF_E_INTEGRITY : KF_E_IO;
+					 KF_E_INTEGRITY :
+					 KF_E_IO;
 
 		kf_fail(err, c, "cannot read master key file %s",
 			l->master_path);
@@ -96,8 +97,7 @@ out:
 }
 
 /* Load (or, when create, make) l->master.  Caller holds master_lock. */
-static int master_load_locked(struct local *l, int create,
-			      struct kf_err *err)
+static int master_load_locked(struct local *l, int create, struct kf_err *err)
 {
 	int fd, rc;
 

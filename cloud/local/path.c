@@ -69,13 +69,16 @@ int kf_local_parse(const char *path, struct kf_local_parts *pp, int strict,
 		return kf_fail(err, strict ? KF_E_PERM : KF_E_NOTFOUND,
 			       "local/ has only RING/KEY/NAME levels");
 	if (pp->n >= 1 && !kf_local_valid_id(pp->c[0], pp->len[0]))
-		return kf_fail(err, bad, "invalid key ring id (use "
+		return kf_fail(err, bad,
+			       "invalid key ring id (use "
 			       "[A-Za-z0-9_-], 1-63 characters)");
 	if (pp->n >= 2 && !kf_local_valid_id(pp->c[1], pp->len[1]))
-		return kf_fail(err, bad, "invalid key id (use [A-Za-z0-9_-], "
+		return kf_fail(err, bad,
+			       "invalid key id (use [A-Za-z0-9_-], "
 			       "1-63 characters)");
 	if (pp->n == 3 && !kf_local_valid_name(pp->c[2], pp->len[2]))
-		return kf_fail(err, bad, "invalid value name (use "
+		return kf_fail(err, bad,
+			       "invalid value name (use "
 			       "[A-Za-z0-9._+=@-], 1-255 characters, not "
 			       "starting with '.')");
 	return 0;
@@ -85,8 +88,8 @@ void kf_local_ringkey(const struct kf_local_parts *pp,
 		      char out[KF_LOCAL_RINGKEY_MAX])
 {
 	/* Both ids were validated (at most 63 characters): it fits. */
-	(void)snprintf(out, KF_LOCAL_RINGKEY_MAX, "%.*s/%.*s",
-		       (int)pp->len[0], pp->c[0], (int)pp->len[1], pp->c[1]);
+	(void)snprintf(out, KF_LOCAL_RINGKEY_MAX, "%.*s/%.*s", (int)pp->len[0],
+		       pp->c[0], (int)pp->len[1], pp->c[1]);
 }
 
 int kf_local_fspath(const struct local *l, const char *rel, const char *leaf,

@@ -18,11 +18,11 @@
 #define KF_LOCAL_RINGKEY_MAX 128
 
 struct local {
-	char *root;		/* STORE/local */
-	char *master_path;	/* the master key file */
+	char *root;	   /* STORE/local */
+	char *master_path; /* the master key file */
 	int read_only;
 	pthread_mutex_t master_lock;
-	struct kf_secret *master;	/* protected by master_lock; NULL until
+	struct kf_secret *master; /* protected by master_lock; NULL until
 					 * first use */
 	/*
 	 * Structural changes (mkdir/rmdir of keys, rotation) take it for

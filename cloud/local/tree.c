@@ -86,13 +86,14 @@ static int local_getattr(struct kf_provider *p, const char *path,
 	a->kind = KF_KIND_FILE;
 	a->size_known = 1;
 	a->size = st.st_size >= KF_LOCAL_OVERHEAD ?
-		  (uint64_t)st.st_size - KF_LOCAL_OVERHEAD : 0;
+			  (uint64_t)st.st_size - KF_LOCAL_OVERHEAD :
+			  0;
 	return 0;
 }
 
-static int local_list(struct kf_provider *p, const char *path,
-		      const char *page, kf_list_fn fn, void *ctx,
-		      struct kf_buf *next, struct kf_err *err)
+static int local_list(struct kf_provider *p, const char *path, const char *page,
+		      kf_list_fn fn, void *ctx, struct kf_buf *next,
+		      struct kf_err *err)
 {
 	struct local *l = p->priv;
 	struct kf_local_parts pp;
@@ -102,7 +103,7 @@ static int local_list(struct kf_provider *p, const char *path,
 	int rc = 0;
 
 	(void)page;
-	(void)next;	/* one page: a local directory is small */
+	(void)next; /* one page: a local directory is small */
 	if (kf_local_parse(path, &pp, 0, err) < 0)
 		return -1;
 	if (pp.n == 3)
@@ -120,15 +121,15 @@ static int local_list(struct kf_provider *p, const char *path,
 		struct kf_attr a;
 		struct kf_err e2 = KF_ERR_INIT;
 
-		if (pp.n < 2 ? !kf_local_valid_id(de->d_name, n)
-			     : !kf_local_valid_name(de->d_name, n))
+		if (pp.n < 2 ? !kf_local_valid_id(de->d_name, n) :
+			       !kf_local_valid_name(de->d_name, n))
 			continue;
 		if ((size_t)snprintf(child, sizeof(child), "%s%s%s", path,
-				     *path ? "/" : "", de->d_name) >=
-		    sizeof(child))
+				     *path ? "/" : "",
+				     de->d_name) >= sizeof(child))
 			continue;
 		if (local_getattr(p, child, &a, &e2) < 0)
-			continue;	/* not a ring/key/value: skip */
+			continue; /* not a ring/key/value: skip */
 		rc = fn(ctx, de->d_name, &a);
 	}
 	closedir(d);
@@ -136,8 +137,8 @@ static int local_list(struct kf_provider *p, const char *path,
 }
 
 /* KF_E_NOTFOUND unless the ring of RING/KEY is a directory. */
-static int ring_exists(const struct local *l,
-		       const struct kf_local_parts *pp, struct kf_err *err)
+static int ring_exists(const struct local *l, const struct kf_local_parts *pp,
+		       struct kf_err *err)
 {
 	char ring[64], dir[PATH_MAX];
 	struct stat st;
@@ -289,8 +290,8 @@ out:
 }
 
 static int local_commit(struct kf_provider *p, const char *path,
-			const unsigned char *value, size_t n,
-			const char *token, int flags, struct kf_err *err)
+			const unsigned char *value, size_t n, const char *token,
+			int flags, struct kf_err *err)
 {
 	struct local *l = p->priv;
 	struct vpath v;
@@ -299,7 +300,7 @@ static int local_commit(struct kf_provider *p, const char *path,
 	long ver;
 	int rc = -1;
 
-	(void)token;	/* a local rename is atomic: no retries to dedupe */
+	(void)token; /* a local rename is atomic: no retries to dedupe */
 	if (n > KF_LOCAL_MAX_VALUE)
 		return kf_fail(err, KF_E_TOOBIG, "value over %d bytes",
 			       KF_LOCAL_MAX_VALUE);
@@ -319,8 +320,8 @@ static int local_commit(struct kf_provider *p, const char *path,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (kf_local_value_seal(key, (uint32_t)ver, path, value, n, blob,
-				err) < 0 ||
+	if (kf_local_value_seal(key, (uint32_t)ver, path, value, n, blob, err) <
+		    0 ||
 	    kf_store_replace(v.dir, strrchr(v.fp, '/') + 1, blob,
 			     n + KF_LOCAL_OVERHEAD, err) < 0)
 		goto out;
@@ -328,13 +329,13 @@ static int local_commit(struct kf_provider *p, const char *path,
 out:
 	pthread_rwlock_unlock(&l->tree_lock);
 	explicit_bzero(key, sizeof(key));
-	free(blob);	/* ciphertext only */
+	free(blob); /* ciphertext only */
 	return rc;
 }
 
 /* user.keyfs.primary of a key: its primary version number. */
-static int primary_attr(struct local *l, const char *path,
-			struct kf_buf *out, struct kf_err *err)
+static int primary_attr(struct local *l, const char *path, struct kf_buf *out,
+			struct kf_err *err)
 {
 	unsigned char key[32];
 	long ver;
@@ -351,8 +352,8 @@ static int primary_attr(struct local *l, const char *path,
 }
 
 /* user.keyfs.version of a value: the key version in its header. */
-static int version_attr(struct local *l, const char *path,
-			struct kf_buf *out, struct kf_err *err)
+static int version_attr(struct local *l, const char *path, struct kf_buf *out,
+			struct kf_err *err)
 {
 	char fp[PATH_MAX];
 	unsigned char hdr[8];
@@ -445,8 +446,10 @@ static int local_setxattr(struct kf_provider *p, const char *path,
 		rc = kf_local_key_add_locked(l, path, 0, &ver, err);
 		pthread_rwlock_unlock(&l->tree_lock);
 		if (rc == 0)
-			kf_log(KF_LOG_INFO, "rotated local/%s: primary is now "
-			       "version %ld", path, ver);
+			kf_log(KF_LOG_INFO,
+			       "rotated local/%s: primary is now "
+			       "version %ld",
+			       path, ver);
 		return rc;
 	}
 	if (!strcmp(name, "user.keyfs.id") ||
@@ -492,7 +495,7 @@ static const struct kf_provider_ops local_ops = {
 static int local_detect(const struct kf_config *cfg)
 {
 	(void)cfg;
-	return 1;	/* embedded: always available */
+	return 1; /* embedded: always available */
 }
 
 /* l->root (STORE/local) and l->master_path from the configuration. */
@@ -510,7 +513,8 @@ static int local_paths(struct local *l, const struct kf_config *cfg,
 	}
 	l->root = kf_buf_detach(&b, NULL);
 	if (mk && !*mk) {
-		kf_fail(err, KF_E_INVALID, "local_master_key needs a file name");
+		kf_fail(err, KF_E_INVALID,
+			"local_master_key needs a file name");
 		goto out;
 	}
 	if (kf_buf_addf(&b, "%s", mk ? mk : "") < 0 ||
@@ -530,8 +534,7 @@ out:
 }
 
 /* STORE/local exists (made 0700 here) unless the mount is read-only. */
-static int local_root(const struct local *l, int read_only,
-		      struct kf_err *err)
+static int local_root(const struct local *l, int read_only, struct kf_err *err)
 {
 	struct stat st;
 

@@ -46,8 +46,8 @@ int kf_local_value_version(const unsigned char *blob, size_t n,
 			       "local/%s is not a keyfs value file (damaged?)",
 			       path);
 	if (*ver < 1)
-		return kf_fail(err, KF_E_INTEGRITY,
-			       "local/%s: bad key version", path);
+		return kf_fail(err, KF_E_INTEGRITY, "local/%s: bad key version",
+			       path);
 	return 0;
 }
 

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define KF_LOCAL_MAX_VALUE 65536
-#define KF_LOCAL_HDR_LEN 20	/* magic 4 + version 4 + IV 12 */
+#define KF_LOCAL_HDR_LEN 20 /* magic 4 + version 4 + IV 12 */
 #define KF_LOCAL_OVERHEAD (KF_LOCAL_HDR_LEN + KF_GCM_TAG)
 
 /*

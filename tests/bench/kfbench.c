@@ -236,7 +236,8 @@ static int sm_call(const char *endpoint, const char *region, const char *op,
 	sh[1] = (struct kf_sigv4_header){ "host", host };
 	sh[2] = (struct kf_sigv4_header){ "x-amz-date", date };
 	sh[3] = (struct kf_sigv4_header){ "x-amz-target", target };
-	struct kf_sigv4_req req = { "POST", "/", NULL, sh, 4, body,
+	struct kf_sigv4_req req = { "POST",	  "/",	  NULL,
+				    sh,		  4,	  body,
 				    strlen(body), region, "secretsmanager",
 				    now };
 	kf_buf_init(&auth, 4096);
@@ -252,8 +253,10 @@ static int sm_call(const char *endpoint, const char *region, const char *op,
 		lines[i] = kf_buf_str(&hdr[i]);
 	lines[4] = NULL;
 	kf_http_resp_init(&resp);
-	struct kf_http_req hr = { .method = "POST", .url = url,
-				  .headers = lines, .body = body,
+	struct kf_http_req hr = { .method = "POST",
+				  .url = url,
+				  .headers = lines,
+				  .body = body,
 				  .body_len = strlen(body) };
 	if (kf_http_do(&hr, &resp, &err) == 0) {
 		rc = (int)resp.status;
@@ -308,10 +311,13 @@ static int mode_raw_list(const char *ep, const char *region, long pages,
 		if (token[0])
 			kf_buf_addf(&body, ",\"NextToken\":\"%s\"", token);
 		if (prefix)
-			kf_buf_addf(&body, ",\"Filters\":[{\"Key\":\"name\","
-				    "\"Values\":[\"%s\"]}]", prefix);
+			kf_buf_addf(&body,
+				    ",\"Filters\":[{\"Key\":\"name\","
+				    "\"Values\":[\"%s\"]}]",
+				    prefix);
 		kf_buf_adds(&body, "}");
-		if (sm_call(ep, region, "ListSecrets", kf_buf_str(&body), &out) != 200)
+		if (sm_call(ep, region, "ListSecrets", kf_buf_str(&body),
+			    &out) != 200)
 			return 1;
 		done++;
 		j = json_loadb(out.data, out.len, 0, NULL);
@@ -349,7 +355,8 @@ static int mode_raw_kms(const char *url, const char *token, const char *ct,
 		kf_buf_init(&raw, 1 << 20);
 		if (kf_base64_decode(ct, strlen(ct), &raw) < 0)
 			return 1;
-		kf_buf_addf(&body, "{\"ciphertext\":\"%s\",\"ciphertextCrc32c\":"
+		kf_buf_addf(&body,
+			    "{\"ciphertext\":\"%s\",\"ciphertextCrc32c\":"
 			    "\"%u\",\"additionalAuthenticatedDataCrc32c\":\"0\"}",
 			    ct, kf_crc32c(0, raw.data, raw.len));
 		kf_buf_release(&raw);
@@ -359,7 +366,8 @@ static int mode_raw_kms(const char *url, const char *token, const char *ct,
 	lines[2] = NULL;
 	kf_http_resp_init(&resp);
 	for (long i = -1; i < iter; i++) {
-		struct kf_http_req hr = { .method = "POST", .url = url,
+		struct kf_http_req hr = { .method = "POST",
+					  .url = url,
 					  .headers = lines,
 					  .body = body.data,
 					  .body_len = body.len };

@@ -45,11 +45,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define PREFIX "app/"
 #define MAXBATCH 64
 
-static const long statuses[] = { 200, 200, 200, 200, 201, 204, 400, 400,
-				 400, 401, 403, 404, 409, 413, 429, 500,
-				 503, 302, 599 };
+static const long statuses[] = { 200, 200, 200, 200, 201, 204, 400,
+				 400, 400, 401, 403, 404, 409, 413,
+				 429, 500, 503, 302, 599 };
 static const char *const hdr_types[] = {
-	NULL, NULL, NULL, NULL,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 	"ResourceNotFoundException:http://internal.amazon.com/coral/"
 	"com.amazonaws.secretsmanager/",
 	"ThrottlingException",
@@ -60,8 +63,9 @@ static const char *const hdr_types[] = {
 /* Error types whose service message keyfs may quote (sm_parse.c). */
 static const char *const quotable[] = {
 	"ResourceNotFoundException", "ResourceExistsException",
-	"InvalidRequestException", "PreconditionNotMetException",
-	"LimitExceededException", "EncryptionFailure", "DecryptionFailure",
+	"InvalidRequestException",   "PreconditionNotMetException",
+	"LimitExceededException",    "EncryptionFailure",
+	"DecryptionFailure",
 };
 
 static const uint8_t *resp_body;
@@ -78,8 +82,8 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	(void)req;
 	calls++;
 	resp->status = resp_status;
-	if (resp_hdr && kf_buf_addf(&resp->headers,
-				    "x-amzn-ErrorType: %s\r\n", resp_hdr) < 0)
+	if (resp_hdr && kf_buf_addf(&resp->headers, "x-amzn-ErrorType: %s\r\n",
+				    resp_hdr) < 0)
 		return kf_fail(err, KF_E_TOOBIG, "headers too large");
 	if (resp_len && kf_buf_add(&resp->body, resp_body, resp_len) < 0)
 		return kf_fail(err, KF_E_TOOBIG, "response too large");
@@ -88,7 +92,7 @@ static int fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 
 static time_t fixed_clock(void)
 {
-	return 1440938160;	/* 2015-08-30T12:36:00Z */
+	return 1440938160; /* 2015-08-30T12:36:00Z */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -195,16 +199,16 @@ static int canary_echo_allowed(void)
 		msg = kf_json_str(j, "message");
 		if (!msg)
 			msg = kf_json_str(j, "Message");
-		if (t)	/* cut as sm_parse.c cuts it */
+		if (t) /* cut as sm_parse.c cuts it */
 			(void)snprintf(type, sizeof(type), "%s", t);
 	} else if (!j) {
 		xcode = xml_elem("Code");
 		xmsg = xml_elem("Message");
-		if (xcode)	/* cut as sm_parse.c cuts it */
+		if (xcode) /* cut as sm_parse.c cuts it */
 			(void)snprintf(type, sizeof(type), "%s", xcode);
 		msg = xmsg;
 	}
-	if (!type[0] && resp_hdr)	/* cut as sm_parse.c cuts it */
+	if (!type[0] && resp_hdr) /* cut as sm_parse.c cuts it */
 		(void)snprintf(type, sizeof(type), "%s", resp_hdr);
 	kf_aws_sm_normalise_type(type);
 	for (size_t i = 0; i < sizeof(quotable) / sizeof(quotable[0]); i++)
@@ -226,7 +230,9 @@ static int expected_value(const json_t *o, struct kf_buf *out)
 	kf_buf_reset(out);
 	if (json_is_string(v))
 		return kf_buf_add(out, json_string_value(v),
-				  json_string_length(v)) < 0 ? -1 : 0;
+				  json_string_length(v)) < 0 ?
+			       -1 :
+			       0;
 	v = json_object_get(o, "SecretBinary");
 	if (json_is_string(v))
 		return kf_base64_decode(json_string_value(v),
@@ -242,7 +248,7 @@ static void check_value(const json_t *o, const struct kf_secret *s)
 		abort();
 	kf_buf_init_sensitive(&want, 1 << 20);
 	if (expected_value(o, &want) < 0)
-		abort();	/* handed out a value it could not decode */
+		abort(); /* handed out a value it could not decode */
 	if (s->len != want.len ||
 	    (want.len && memcmp(s->data, want.data, want.len) != 0))
 		abort();
@@ -264,8 +270,7 @@ static int body_ok(void)
 		return 0;
 	if (resp_len == 0)
 		return 1;
-	j = json_loadb((const char *)resp_body, resp_len, JSON_ALLOW_NUL,
-		       NULL);
+	j = json_loadb((const char *)resp_body, resp_len, JSON_ALLOW_NUL, NULL);
 	ok = json_is_object(j);
 	json_decref(j);
 	return ok;
@@ -360,7 +365,8 @@ static void check_batch(int rc, struct batch *b)
 			abort();
 		return;
 	}
-	json_array_foreach(json_object_get(j, "SecretValues"), i, e) {
+	json_array_foreach(json_object_get(j, "SecretValues"), i, e)
+	{
 		const char *name = kf_json_str(e, "Name");
 
 		if (!name)
@@ -382,9 +388,9 @@ static void check_batch(int rc, struct batch *b)
 		k++;
 	}
 	if (k != b->n)
-		abort();	/* a value the body does not hold */
+		abort(); /* a value the body does not hold */
 	if (rc && !bad)
-		abort();	/* a good answer refused */
+		abort(); /* a good answer refused */
 	json_decref(j);
 }
 
@@ -429,7 +435,8 @@ static void check_list(int rc, const struct kf_aws_sm_page *page,
 	if (!json_is_object(j))
 		abort();
 	list = json_object_get(j, "SecretList");
-	json_array_foreach(list, i, e) {
+	json_array_foreach(list, i, e)
+	{
 		const char *name = kf_json_str(e, "Name");
 
 		if (!json_is_object(e) || !name ||
@@ -494,8 +501,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3 || size > 65536)
 		return 0;
 	op = data[0] % 8;
-	resp_status = statuses[data[1] % (sizeof(statuses) /
-					  sizeof(statuses[0]))];
+	resp_status =
+		statuses[data[1] % (sizeof(statuses) / sizeof(statuses[0]))];
 	opts = data[2];
 	resp_hdr = hdr_types[opts & 7];
 	prefix = (opts & 8) ? PREFIX : NULL;
@@ -507,8 +514,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&b, 0, sizeof(b));
 	switch (op) {
 	case 0:
-		rc = kf_aws_sm_list(sm, prefix, (opts & 16) ? "tok" : NULL,
-				    100, &page, &err);
+		rc = kf_aws_sm_list(sm, prefix, (opts & 16) ? "tok" : NULL, 100,
+				    &page, &err);
 		check_list(rc, &page, prefix);
 		break;
 	case 1:
@@ -553,7 +560,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0 && is_2xx() && !body_ok())
 		abort();
 	if (rc == -1 && body_ok() && op != 1 && op != 2 && op != 3)
-		abort();	/* a good answer refused */
+		abort(); /* a good answer refused */
 	if (rc == -1 && (err.code <= KF_OK || err.code >= KF_E__COUNT))
 		abort();
 	if (rc == 0 && err.code != KF_OK)

@@ -23,10 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const sects[] = { "default", "profile dev",
 					     "sso-session s", "services x" };
 	static const char *const keys[] = {
-		"aws_access_key_id", "aws_secret_access_key",
-		"aws_session_token", "region", "role_arn",
-		"web_identity_token_file", "s3.max_concurrent_requests",
-		"secretsmanager.endpoint_url", "endpoint_url",
+		"aws_access_key_id",
+		"aws_secret_access_key",
+		"aws_session_token",
+		"region",
+		"role_arn",
+		"web_identity_token_file",
+		"s3.max_concurrent_requests",
+		"secretsmanager.endpoint_url",
+		"endpoint_url",
 	};
 	struct kf_ini ini;
 	struct kf_err err = KF_ERR_INIT;

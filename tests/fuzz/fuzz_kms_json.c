@@ -106,12 +106,12 @@ static void check_plaintext(const struct kf_secret *pt)
 	struct kf_buf raw;
 
 	if (!j)
-		abort();	/* success from a body that is not JSON */
+		abort(); /* success from a body that is not JSON */
 	kf_buf_init_sensitive(&raw, 1 << 20);
 	if (b64 && kf_base64_decode(b64, strlen(b64), &raw) < 0)
 		abort();
-	if (pt->len != raw.len || (raw.len && memcmp(pt->data, raw.data,
-						     raw.len) != 0))
+	if (pt->len != raw.len ||
+	    (raw.len && memcmp(pt->data, raw.data, raw.len) != 0))
 		abort();
 	kf_buf_release(&raw);
 	json_decref(j);
@@ -147,8 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || size > 262144)
 		return 0;
 	op = data[0] % 9;
-	resp_status = statuses[data[1] % (sizeof(statuses) /
-					  sizeof(statuses[0]))];
+	resp_status =
+		statuses[data[1] % (sizeof(statuses) / sizeof(statuses[0]))];
 	resp_body = data + 2;
 	resp_len = size - 2;
 	calls = 0;
@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0)
 			check_ciphertext(&ct);
 		else if (ct.len)
-			abort();	/* unchanged on error */
+			abort(); /* unchanged on error */
 		break;
 	case 2:
 		rc = kf_gcp_kms_list(&k, "projects/p/locations/global",
@@ -180,9 +180,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				     &err);
 		break;
 	case 3:
-		rc = kf_gcp_kms_list(&k, "projects/p/locations/global/"
-				     "keyRings/r", "cryptoKeys", "tok",
-				     count_item, &n, &next, &err);
+		rc = kf_gcp_kms_list(&k,
+				     "projects/p/locations/global/"
+				     "keyRings/r",
+				     "cryptoKeys", "tok", count_item, &n, &next,
+				     &err);
 		break;
 	case 4:
 		rc = kf_gcp_kms_get(&k, KEY, &out, &err);
@@ -194,8 +196,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					    "r", &err);
 		break;
 	case 6:
-		rc = kf_gcp_kms_create_key(&k, "projects/p/locations/global/"
-					   "keyRings/r", "k", 86400, &err);
+		rc = kf_gcp_kms_create_key(&k,
+					   "projects/p/locations/global/"
+					   "keyRings/r",
+					   "k", 86400, &err);
 		break;
 	case 7:
 		rc = kf_gcp_kms_rotate(&k, KEY, ver, sizeof(ver), &err);

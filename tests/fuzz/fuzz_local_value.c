@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct kf_provider *prov;
 static char store[PATH_MAX], value_path[PATH_MAX];
-static unsigned char dk1[32];	/* the data key of version 1 (primary) */
+static unsigned char dk1[32]; /* the data key of version 1 (primary) */
 
 static void die(const char *what)
 {
@@ -66,9 +66,10 @@ static void wrapped_entry(struct kf_buf *json, const unsigned char mk[32],
 	kf_buf_init(&b64, 256);
 	if (kf_local_key_wrap(mk, "r/k", ver, dk, blob, &err) < 0 ||
 	    kf_base64_encode(blob, sizeof(blob), &b64) < 0 ||
-	    kf_buf_addf(json, "%s{\"version\": %ld, \"created\": 0, "
-			"\"wrapped\": \"%s\"}", ver > 1 ? ", " : "", ver,
-			kf_buf_str(&b64)) < 0)
+	    kf_buf_addf(json,
+			"%s{\"version\": %ld, \"created\": 0, "
+			"\"wrapped\": \"%s\"}",
+			ver > 1 ? ", " : "", ver, kf_buf_str(&b64)) < 0)
 		die("cannot build the key file");
 	kf_buf_release(&b64);
 }
@@ -77,7 +78,7 @@ static void cleanup(void)
 {
 	static const char *const leaves[] = {
 		"local/r/k/v", "local/r/k/.key.json", "local/r/k", "local/r",
-		"local", "master.key",
+		"local",       "master.key",
 	};
 	char p[PATH_MAX];
 
@@ -100,7 +101,8 @@ static void write_seed(const char *out)
 	struct kf_buf b;
 
 	if (prov->ops->commit(prov, "r/k/v", (const unsigned char *)v,
-			      sizeof(v) - 1, "seed", KF_COMMIT_CREATE, &err) < 0)
+			      sizeof(v) - 1, "seed", KF_COMMIT_CREATE,
+			      &err) < 0)
 		die("commit failed");
 	kf_buf_init(&b, 1 << 20);
 	if (kf_file_read(value_path, 0, &b, &err) < 0)
@@ -144,7 +146,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	wrapped_entry(&json, mk, dk1, 1);
 	wrapped_entry(&json, mk, dk2, 2);
 	if (kf_buf_adds(&json, ", {\"version\": 3, \"created\": 0, "
-			"\"wrapped\": \"AAAA\"}]}") < 0)
+			       "\"wrapped\": \"AAAA\"}]}") < 0)
 		die("cannot build the key file");
 	path_of(p, "local/r/k/.key.json");
 	write_file(p, json.data, json.len, 0600);

@@ -29,7 +29,7 @@ static int canonical_rel(const char *rel)
 		c += n;
 		if (!*c)
 			return 1;
-		c++;	/* past '/': a component must follow */
+		c++; /* past '/': a component must follow */
 	}
 }
 

@@ -49,7 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kf_sigv4_header hdr[MAX_HEADERS];
 	struct kf_sigv4_req req;
 	struct kf_sigv4_creds creds = {
-		"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL,
+		"AKIDEXAMPLE",
+		"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		NULL,
 	};
 	struct kf_buf cr, cr2, sts, auth;
 	struct kf_err err = KF_ERR_INIT, err2 = KF_ERR_INIT;
@@ -107,13 +109,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r2 = kf_sigv4_string_to_sign(&req, &sts, &err2);
 	if ((r1 == 0) != (r2 == 0))
 		abort();
-	if (r2 == 0 && (sts.len < 17 ||
-			memcmp(sts.data, "AWS4-HMAC-SHA256\n", 17) != 0))
+	if (r2 == 0 &&
+	    (sts.len < 17 || memcmp(sts.data, "AWS4-HMAC-SHA256\n", 17) != 0))
 		abort();
 	r3 = kf_sigv4_authorization(&req, &creds, &auth, &err2);
 	if (r3 == 0 && (r1 != 0 ||
-			strncmp(auth.data, "AWS4-HMAC-SHA256 Credential="
-					   "AKIDEXAMPLE/", 40) != 0 ||
+			strncmp(auth.data,
+				"AWS4-HMAC-SHA256 Credential="
+				"AKIDEXAMPLE/",
+				40) != 0 ||
 			!strstr(auth.data, ", Signature=")))
 		abort();
 	if (r3 != 0 && r1 == 0 && err2.code != KF_E_INVALID &&

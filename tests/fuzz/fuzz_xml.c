@@ -13,11 +13,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const ok_path[] = {
-	"AssumeRoleWithWebIdentityResponse", "AssumeRoleWithWebIdentityResult",
-	"Credentials", NULL,
+	"AssumeRoleWithWebIdentityResponse",
+	"AssumeRoleWithWebIdentityResult",
+	"Credentials",
+	NULL,
 };
 static const char *const leaves[] = {
-	"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration",
+	"AccessKeyId",
+	"SecretAccessKey",
+	"SessionToken",
+	"Expiration",
 };
 static const char *const err_code[] = { "ErrorResponse", "Error", "Code" };
 static const char *const err_msg[] = { "ErrorResponse", "Error", "Message" };

@@ -36,8 +36,10 @@ int main(int argc, char **argv)
 			gets = strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-p profile] [-t ms] "
-					"[-g gets]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-p profile] [-t ms] "
+				"[-g gets]\n",
+				argv[0]);
 			return 2;
 		}
 	}

@@ -66,8 +66,18 @@ struct field {
 	int set;
 };
 
-enum { F_METHOD, F_PATH, F_QUERY, F_BODY, F_REGION, F_SERVICE, F_AK, F_SK,
-       F_TOKEN, F_COUNT };
+enum {
+	F_METHOD,
+	F_PATH,
+	F_QUERY,
+	F_BODY,
+	F_REGION,
+	F_SERVICE,
+	F_AK,
+	F_SK,
+	F_TOKEN,
+	F_COUNT
+};
 
 int main(void)
 {
@@ -129,7 +139,8 @@ int main(void)
 			kf_buf_init(&hn[nh], MAXVAL);
 			kf_buf_init_sensitive(&hv[nh], MAXVAL);
 			nh++;
-			if (!sp2 || unhex(v, (size_t)(sp2 - v), &hn[nh - 1]) < 0 ||
+			if (!sp2 ||
+			    unhex(v, (size_t)(sp2 - v), &hn[nh - 1]) < 0 ||
 			    unhex(sp2 + 1, strlen(sp2 + 1), &hv[nh - 1]) < 0)
 				goto bad;
 			continue;
@@ -167,7 +178,7 @@ int main(void)
 	creds.access_key = kf_buf_str(&f[F_AK].val);
 	creds.secret_key = kf_buf_str(&f[F_SK].val);
 	creds.session_token = f[F_TOKEN].set ? kf_buf_str(&f[F_TOKEN].val) :
-			      NULL;
+					       NULL;
 	if (kf_sigv4_canonical_request(&req, &cr, &err) < 0 ||
 	    kf_sigv4_string_to_sign(&req, &sts, &err) < 0 ||
 	    kf_sigv4_authorization(&req, &creds, &auth, &err) < 0) {

@@ -24,38 +24,38 @@ void kt_fail(const char *file, int line, const char *fmt, ...)
 /* A fresh temporary directory for the running test (removed afterwards). */
 const char *kt_tmpdir(void);
 
-#define KT_TEST(tname)                                                      \
-	static void tname(void);                                            \
-	static struct kt_case kt_case_##tname = { #tname, __FILE__, tname,  \
-						  NULL };                   \
-	__attribute__((constructor)) static void kt_reg_##tname(void)       \
-	{                                                                   \
-		kt_register(&kt_case_##tname);                              \
-	}                                                                   \
+#define KT_TEST(tname)                                                     \
+	static void tname(void);                                           \
+	static struct kt_case kt_case_##tname = { #tname, __FILE__, tname, \
+						  NULL };                  \
+	__attribute__((constructor)) static void kt_reg_##tname(void)      \
+	{                                                                  \
+		kt_register(&kt_case_##tname);                             \
+	}                                                                  \
 	static void tname(void)
 
-#define KT_CHECK(cond)                                                      \
-	do {                                                                \
-		if (!(cond))                                                \
-			kt_fail(__FILE__, __LINE__, "%s", #cond);           \
+#define KT_CHECK(cond)                                            \
+	do {                                                      \
+		if (!(cond))                                      \
+			kt_fail(__FILE__, __LINE__, "%s", #cond); \
 	} while (0)
 
-#define KT_EQ_INT(a, b)                                                     \
-	do {                                                                \
-		long long kt_a = (long long)(a), kt_b = (long long)(b);     \
-		if (kt_a != kt_b)                                           \
+#define KT_EQ_INT(a, b)                                                       \
+	do {                                                                  \
+		long long kt_a = (long long)(a), kt_b = (long long)(b);       \
+		if (kt_a != kt_b)                                             \
 			kt_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", \
-				#a, #b, kt_a, kt_b);                        \
+				#a, #b, kt_a, kt_b);                          \
 	} while (0)
 
-#define KT_EQ_STR(a, b)                                                     \
-	do {                                                                \
-		const char *kt_a = (a), *kt_b = (b);                        \
-		if (!kt_a || !kt_b || strcmp(kt_a, kt_b) != 0)              \
-			kt_fail(__FILE__, __LINE__,                         \
-				"%s == %s: \"%s\" != \"%s\"", #a, #b,       \
-				kt_a ? kt_a : "(null)",                     \
-				kt_b ? kt_b : "(null)");                    \
+#define KT_EQ_STR(a, b)                                               \
+	do {                                                          \
+		const char *kt_a = (a), *kt_b = (b);                  \
+		if (!kt_a || !kt_b || strcmp(kt_a, kt_b) != 0)        \
+			kt_fail(__FILE__, __LINE__,                   \
+				"%s == %s: \"%s\" != \"%s\"", #a, #b, \
+				kt_a ? kt_a : "(null)",               \
+				kt_b ? kt_b : "(null)");              \
 	} while (0)
 
 #define KT_EQ_MEM(a, b, n)                                                  \

@@ -49,7 +49,7 @@ static void clean_env(void)
 	setenv("HOME", kt_tmpdir(), 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	kf_http_set_transport(NULL);
-	kf_log_set_level(KF_LOG_WARN);	/* "using credentials from" noise */
+	kf_log_set_level(KF_LOG_WARN); /* "using credentials from" noise */
 }
 
 /* kt_tmpdir()/rel into path[512]. */
@@ -92,26 +92,25 @@ KT_TEST(aws_ini_parse)
 {
 	struct kf_ini ini;
 	struct kf_err err = KF_ERR_INIT;
-	static const char text[] =
-		"# leading comment\n"
-		"orphan = ignored\n"
-		"[default]\n"
-		"  Region =  eu-west-1  \n"
-		"; another comment\n"
-		"output: json\n"
-		"[ profile  dev ]\n"
-		"region=us-east-2\n"
-		"note = a # not a comment\n"
-		"s3 =\n"
-		"  max_concurrent_requests = 20\n"
-		"   \n"
-		"[services local]\n"
-		"secrets_manager =\n"
-		"\tendpoint_url = http://127.0.0.1:4566\n"
-		"sts =\n"
-		"  endpoint_url = http://127.0.0.1:4567\n"
-		"[default]\n"
-		"region = eu-west-3\n";
+	static const char text[] = "# leading comment\n"
+				   "orphan = ignored\n"
+				   "[default]\n"
+				   "  Region =  eu-west-1  \n"
+				   "; another comment\n"
+				   "output: json\n"
+				   "[ profile  dev ]\n"
+				   "region=us-east-2\n"
+				   "note = a # not a comment\n"
+				   "s3 =\n"
+				   "  max_concurrent_requests = 20\n"
+				   "   \n"
+				   "[services local]\n"
+				   "secrets_manager =\n"
+				   "\tendpoint_url = http://127.0.0.1:4566\n"
+				   "sts =\n"
+				   "  endpoint_url = http://127.0.0.1:4567\n"
+				   "[default]\n"
+				   "region = eu-west-3\n";
 
 	kf_ini_init(&ini);
 	KT_EQ_INT(kf_buf_adds(&ini.text, text), 0);
@@ -206,28 +205,26 @@ KT_TEST(aws_xml_text)
 
 /* ---------- static sources ---------- */
 
-static const char cred_file[] =
-	"[default]\n"
-	"aws_access_key_id = AKIDDEFAULT\n"
-	"aws_secret_access_key = secret-default\n"
-	"[dev]\n"
-	"aws_access_key_id=AKIDDEV\n"
-	"aws_secret_access_key=secret-dev\n"
-	"aws_session_token=token-dev\n"
-	"[profile ops]\n"
-	"aws_access_key_id=AKIDWRONG\n"
-	"aws_secret_access_key=secret-wrong\n";
+static const char cred_file[] = "[default]\n"
+				"aws_access_key_id = AKIDDEFAULT\n"
+				"aws_secret_access_key = secret-default\n"
+				"[dev]\n"
+				"aws_access_key_id=AKIDDEV\n"
+				"aws_secret_access_key=secret-dev\n"
+				"aws_session_token=token-dev\n"
+				"[profile ops]\n"
+				"aws_access_key_id=AKIDWRONG\n"
+				"aws_secret_access_key=secret-wrong\n";
 
-static const char config_file[] =
-	"[default]\n"
-	"region = eu-central-1\n"
-	"[profile ops]\n"
-	"# static keys in the config file\n"
-	"aws_access_key_id = AKIDOPS\n"
-	"aws_secret_access_key = secret-ops\n"
-	"region = ap-south-1\n"
-	"[ops]\n"
-	"region = us-west-1\n";
+static const char config_file[] = "[default]\n"
+				  "region = eu-central-1\n"
+				  "[profile ops]\n"
+				  "# static keys in the config file\n"
+				  "aws_access_key_id = AKIDOPS\n"
+				  "aws_secret_access_key = secret-ops\n"
+				  "region = ap-south-1\n"
+				  "[ops]\n"
+				  "region = us-west-1\n";
 
 static int chain_static(const char *profile, char *src, size_t srclen,
 			struct kf_aws_creds *out, struct kf_err *err)
@@ -376,12 +373,10 @@ KT_TEST(aws_endpoint)
 	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "us-east-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "https://secretsmanager.us-east-1.amazonaws.com");
-	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "cn-north-1", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "cn-north-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "https://secretsmanager.cn-north-1.amazonaws.com.cn");
-	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "bad/region", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "bad/region", u, sizeof(u), &err),
 		  -1);
 
 	aws_dir();
@@ -394,18 +389,15 @@ KT_TEST(aws_endpoint)
 	KT_EQ_INT(kf_aws_endpoint(NULL, NULL, "us-east-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "http://127.0.0.1:1111");
-	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "http://127.0.0.1:3333");
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4444", 1);
-	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "http://127.0.0.1:4444");
 	setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5555", 1);
-	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "us-east-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "http://127.0.0.1:5555");
 	KT_EQ_INT(kf_aws_endpoint("https://example.test:8443/", "svc",
@@ -416,8 +408,7 @@ KT_TEST(aws_endpoint)
 				  &err),
 		  -1);
 	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
-	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "eu-west-1", u, sizeof(u),
-				  &err),
+	KT_EQ_INT(kf_aws_endpoint(NULL, "svc", "eu-west-1", u, sizeof(u), &err),
 		  0);
 	KT_EQ_STR(u, "https://secretsmanager.eu-west-1.amazonaws.com");
 }
@@ -430,10 +421,17 @@ KT_TEST(aws_region_valid_accepts_names_not_paths)
 		const char *s;
 		int ok;
 	} cases[] = {
-		{ "us-east-1", 1 }, { "cn-north-1", 1 }, { "a", 1 },
-		{ "us-gov-west-1", 1 }, { "", 0 }, { "US-east-1", 0 },
-		{ "us_east_1", 0 }, { "us-east-1/../x", 0 }, { "eu-west-1 ", 0 },
-		{ "eu.west", 0 }, { "r\xc3\xa9gion", 0 },
+		{ "us-east-1", 1 },
+		{ "cn-north-1", 1 },
+		{ "a", 1 },
+		{ "us-gov-west-1", 1 },
+		{ "", 0 },
+		{ "US-east-1", 0 },
+		{ "us_east_1", 0 },
+		{ "us-east-1/../x", 0 },
+		{ "eu-west-1 ", 0 },
+		{ "eu.west", 0 },
+		{ "r\xc3\xa9gion", 0 },
 	};
 	char r64[80];
 
@@ -482,8 +480,8 @@ KT_TEST(aws_env_uint_falls_back_to_the_default)
 		const char *v;
 		unsigned want;
 	} cases[] = {
-		{ "5", 5 }, { "1", 1 }, { "10", 10 }, { "0", 7 }, { "11", 7 },
-		{ "3x", 7 }, { "", 7 }, { "-1", 7 },
+		{ "5", 5 },  { "1", 1 },  { "10", 10 }, { "0", 7 },
+		{ "11", 7 }, { "3x", 7 }, { "", 7 },	{ "-1", 7 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -525,14 +523,14 @@ KT_TEST(aws_ini_read_file_missing_is_1)
 
 static struct {
 	pthread_mutex_t lock;
-	int calls;		/* STS/container/IMDS credential fetches */
-	int requests;		/* every request */
+	int calls;    /* STS/container/IMDS credential fetches */
+	int requests; /* every request */
 	int delay_ms;
-	int status;		/* for the credential response */
-	int fails;		/* answer this many credential requests 503 */
-	int token_status;	/* IMDS token answer; 0 = 200 with a token */
-	long exp_in;		/* Expiration = now + exp_in seconds */
-	int serial;		/* numbers the access keys handed out */
+	int status;	  /* for the credential response */
+	int fails;	  /* answer this many credential requests 503 */
+	int token_status; /* IMDS token answer; 0 = 200 with a token */
+	long exp_in;	  /* Expiration = now + exp_in seconds */
+	int serial;	  /* numbers the access keys handed out */
 	char last_url[512];
 	char last_body[2048];
 	char last_auth[512];
@@ -770,8 +768,8 @@ KT_TEST(aws_container_and_imds)
 	clean_env();
 	kf_http_set_transport(fake);
 	fk_reset(200, 7200, 0);
-	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	       "http://127.0.0.1:9/creds", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds",
+	       1);
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "env-auth", 1);
 	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), 0);
 	KT_EQ_STR(kf_aws_chain_source(c), "container");
@@ -805,8 +803,8 @@ KT_TEST(aws_container_and_imds)
 
 	/* 403 from the endpoint */
 	unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	       "http://127.0.0.1:9/creds", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds",
+	       1);
 	fk_reset(403, 7200, 0);
 	KT_EQ_INT(kf_aws_chain_new(&cfg, &c, &err), -1);
 	KT_EQ_INT(err.code, KF_E_DENIED);
@@ -822,9 +820,8 @@ KT_TEST(aws_container_and_imds)
 	KT_EQ_STR(kf_aws_chain_source(c), "imds");
 	KT_CHECK(fk.saw_ttl);
 	KT_EQ_STR(fk.last_imds_token, "imds-tok-1");
-	KT_EQ_STR(fk.last_url,
-		  "http://127.0.0.1:9/latest/meta-data/iam/"
-		  "security-credentials/role-a");
+	KT_EQ_STR(fk.last_url, "http://127.0.0.1:9/latest/meta-data/iam/"
+			       "security-credentials/role-a");
 	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
 	KT_EQ_STR(cr.access_key, "ASIANET1");
 	KT_CHECK(secret_is(cr.secret_key, "net-secret-1"));
@@ -885,8 +882,8 @@ KT_TEST(aws_chain_source_order)
 	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
 	KT_EQ_STR(src, "imds");
 	kf_aws_creds_release(&cr);
-	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	       "http://127.0.0.1:9/creds", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds",
+	       1);
 	KT_EQ_INT(chain_static(NULL, src, sizeof(src), &cr, &err), 0);
 	KT_EQ_STR(src, "container");
 	kf_aws_creds_release(&cr);
@@ -951,13 +948,13 @@ KT_TEST(aws_chain_lists_the_sources_tried)
 
 /* One attempt schedule: the fake's answers, then what the chain did. */
 struct retry_case {
-	int status;		/* credential requests answer this ... */
-	int fails;		/* ... after this many 503 answers */
-	int token_status;	/* IMDS token answer (0: a token) */
-	int rc;			/* kf_aws_chain_new's result */
-	enum kf_code code;	/* its error code when rc is -1 */
-	int calls;		/* credential requests made */
-	unsigned min_ms, max_ms;	/* time paused between attempts */
+	int status;		 /* credential requests answer this ... */
+	int fails;		 /* ... after this many 503 answers */
+	int token_status;	 /* IMDS token answer (0: a token) */
+	int rc;			 /* kf_aws_chain_new's result */
+	enum kf_code code;	 /* its error code when rc is -1 */
+	int calls;		 /* credential requests made */
+	unsigned min_ms, max_ms; /* time paused between attempts */
 };
 
 /* kf_aws_chain_new against the fake as t says, on the test clock. */
@@ -986,7 +983,8 @@ static void retry_cases(const struct retry_case *t, size_t n)
 		KT_EQ_INT(chain_round(t, &err), t->rc);
 		KT_EQ_INT(err.code, t->rc < 0 ? t->code : KF_OK);
 		KT_EQ_INT(fk.calls, t->calls);
-		KT_CHECK(fclock.slept >= t->min_ms && fclock.slept <= t->max_ms);
+		KT_CHECK(fclock.slept >= t->min_ms &&
+			 fclock.slept <= t->max_ms);
 	}
 }
 
@@ -997,7 +995,7 @@ KT_TEST(aws_sts_retries_transient_errors_three_times)
 		{ 503, 0, 0, -1, KF_E_UNAVAILABLE, 3, 300, 600 },
 		{ 200, 2, 0, 0, KF_OK, 3, 300, 600 },
 		{ 200, 1, 0, 0, KF_OK, 2, 100, 200 },
-		{ 400, 0, 0, -1, KF_E_DENIED, 1, 0, 0 },	/* refused */
+		{ 400, 0, 0, -1, KF_E_DENIED, 1, 0, 0 }, /* refused */
 	};
 	struct kf_err err = KF_ERR_INIT;
 
@@ -1023,8 +1021,8 @@ KT_TEST(aws_container_retries_server_errors_three_times)
 
 	clean_env();
 	kf_http_set_transport(fake);
-	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	       "http://127.0.0.1:9/creds", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds",
+	       1);
 	retry_cases(cases, sizeof(cases) / sizeof(cases[0]));
 	kf_http_set_transport(NULL);
 }
@@ -1036,14 +1034,13 @@ KT_TEST(aws_imds_attempts_come_from_the_environment)
 		{ 500, 0, 0, -1, KF_E_NOTFOUND, 1, 0, 0 },
 	};
 	static const struct retry_case three[] = {
-		{ 500, 0, 0, -1, KF_E_NOTFOUND, 3, 0, 0 },	/* no pause */
+		{ 500, 0, 0, -1, KF_E_NOTFOUND, 3, 0, 0 }, /* no pause */
 		{ 200, 2, 0, 0, KF_OK, 3, 0, 0 },
 		/* IMDSv1 allowed: a refused token means no token header */
 		{ 200, 0, 404, 0, KF_OK, 1, 0, 0 },
 	};
-	static const struct retry_case refused = {
-		200, 0, 403, -1, KF_E_NOTFOUND, 0, 0, 0
-	};
+	static const struct retry_case refused = { 200,		  0, 403, -1,
+						   KF_E_NOTFOUND, 0, 0,	  0 };
 	struct kf_err err = KF_ERR_INIT;
 
 	clean_env();
@@ -1128,19 +1125,19 @@ KT_TEST(aws_refresh_advisory)
 	fk.delay_ms = 400;
 	pthread_mutex_unlock(&fk.lock);
 	run_getters(c, g, 8);
-	KT_EQ_INT(fk.calls, 2);		/* exactly one refresh */
+	KT_EQ_INT(fk.calls, 2); /* exactly one refresh */
 	for (int i = 0; i < 8; i++) {
 		KT_EQ_INT(g[i].rc, 0);
 		if (strcmp(g[i].ak, "ASIASTS2") == 0) {
 			fresh++;
 		} else {
 			KT_EQ_STR(g[i].ak, "ASIASTS1");
-			KT_CHECK(g[i].ms < 300);	/* did not wait */
+			KT_CHECK(g[i].ms < 300); /* did not wait */
 			old++;
 		}
 	}
 	KT_CHECK(fresh >= 1);
-	KT_CHECK(old >= 1);	/* the others went on with the old ones */
+	KT_CHECK(old >= 1); /* the others went on with the old ones */
 	KT_EQ_INT(fresh + old, 8);
 	/* now fresh for an hour: no more fetches */
 	run_getters(c, g, 8);
@@ -1193,7 +1190,7 @@ KT_TEST(aws_refresh_failure)
 	pthread_mutex_lock(&fk.lock);
 	fk.status = 400;
 	pthread_mutex_unlock(&fk.lock);
-	kf_log_set_level(KF_LOG_ERROR);	/* keep the expected warning quiet */
+	kf_log_set_level(KF_LOG_ERROR); /* keep the expected warning quiet */
 	KT_EQ_INT(kf_aws_chain_get(c, &cr, &err), 0);
 	KT_EQ_STR(cr.access_key, "ASIASTS1");
 	kf_aws_creds_release(&cr);

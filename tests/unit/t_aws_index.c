@@ -81,10 +81,12 @@ KT_TEST(aws_fields_json)
 	kf_secret_free(b);
 	KT_EQ_INT(kf_aws_fields_size(json_object_get(obj, "u")), 1);
 	KT_EQ_INT(kf_aws_fields_change(obj, "k", (const unsigned char *)"\xff",
-				       1, &err), -1);
+				       1, &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_INVALID);
-	KT_EQ_INT(kf_aws_fields_change(obj, "k", (const unsigned char *)"v",
-				       1, &err), 0);
+	KT_EQ_INT(kf_aws_fields_change(obj, "k", (const unsigned char *)"v", 1,
+				       &err),
+		  0);
 	KT_EQ_INT(kf_aws_fields_change(obj, "u", NULL, 0, &err), 0);
 	KT_EQ_INT(kf_aws_fields_change(obj, "u", NULL, 0, &err), -1);
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);

@@ -24,7 +24,7 @@
 #define MAXREQ 16
 
 struct fake_resp {
-	long status;		/* 0 = transport failure (UNAVAILABLE),
+	long status; /* 0 = transport failure (UNAVAILABLE),
 				 * -1 = transport timeout (TIMEOUT) */
 	const char *body;
 };
@@ -34,7 +34,7 @@ static struct {
 	size_t nresp;
 	size_t nreq;
 	char url[MAXREQ][256];
-	char headers[MAXREQ][4096];	/* "line\n" per header */
+	char headers[MAXREQ][4096]; /* "line\n" per header */
 	char body[MAXREQ][300000];
 	size_t body_len[MAXREQ];
 	unsigned timeout_ms[MAXREQ];
@@ -52,12 +52,13 @@ static int fake_transport(const struct kf_http_req *req,
 		for (size_t h = 0; req->headers && req->headers[h]; h++) {
 			size_t len = strlen(fk.headers[i]);
 
-			snprintf(fk.headers[i] + len, sizeof(fk.headers[i]) - len,
-				 "%s\n", req->headers[h]);
+			snprintf(fk.headers[i] + len,
+				 sizeof(fk.headers[i]) - len, "%s\n",
+				 req->headers[h]);
 		}
-		fk.body_len[i] = req->body_len < sizeof(fk.body[i]) - 1
-					 ? req->body_len
-					 : sizeof(fk.body[i]) - 1;
+		fk.body_len[i] = req->body_len < sizeof(fk.body[i]) - 1 ?
+					 req->body_len :
+					 sizeof(fk.body[i]) - 1;
 		memcpy(fk.body[i], req->body, fk.body_len[i]);
 		fk.body[i][fk.body_len[i]] = '\0';
 		fk.timeout_ms[i] = req->timeout_ms;
@@ -73,7 +74,7 @@ static int fake_transport(const struct kf_http_req *req,
 	return 0;
 }
 
-static time_t fake_clock_t0 = 1440938160;	/* 2015-08-30T12:36:00Z */
+static time_t fake_clock_t0 = 1440938160; /* 2015-08-30T12:36:00Z */
 static time_t fake_clock(void)
 {
 	return fake_clock_t0++;
@@ -98,8 +99,8 @@ static struct kf_aws_sm *setup(const char *token, size_t n,
 	setenv("HOME", kt_tmpdir(), 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-	       1);
+	setenv("AWS_SECRET_ACCESS_KEY",
+	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
 	if (token)
 		setenv("AWS_SESSION_TOKEN", token, 1);
 	else
@@ -165,15 +166,16 @@ static const char *hdr_value(size_t i, const char *name, char *out,
 KT_TEST(aws_sm_list_request_and_parse)
 {
 	static const struct fake_resp r[] = {
-		{ 200, "{\"SecretList\":[{\"ARN\":\"arn:a\",\"Name\":\"app/db\","
-		       "\"Description\":null,\"LastAccessedDate\":null,"
-		       "\"LastChangedDate\":1523477145.713,\"CreatedDate\":"
-		       "\"1523477000\",\"Tags\":[{\"Key\":\"keyfs:layout\","
-		       "\"Value\":\"fields\"}],\"SecretVersionsToStages\":"
-		       "{\"v1\":[\"AWSPREVIOUS\"],\"v2\":[\"AWSCURRENT\"]}},"
-		       "{\"Name\":\"other\",\"Tags\":null},"
-		       "{\"Name\":\"app/gone\",\"DeletedDate\":1700000000}],"
-		       "\"NextToken\":null}" },
+		{ 200,
+		  "{\"SecretList\":[{\"ARN\":\"arn:a\",\"Name\":\"app/db\","
+		  "\"Description\":null,\"LastAccessedDate\":null,"
+		  "\"LastChangedDate\":1523477145.713,\"CreatedDate\":"
+		  "\"1523477000\",\"Tags\":[{\"Key\":\"keyfs:layout\","
+		  "\"Value\":\"fields\"}],\"SecretVersionsToStages\":"
+		  "{\"v1\":[\"AWSPREVIOUS\"],\"v2\":[\"AWSCURRENT\"]}},"
+		  "{\"Name\":\"other\",\"Tags\":null},"
+		  "{\"Name\":\"app/gone\",\"DeletedDate\":1700000000}],"
+		  "\"NextToken\":null}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 1, r);
 	struct kf_aws_sm_page pg;
@@ -190,20 +192,27 @@ KT_TEST(aws_sm_list_request_and_parse)
 	KT_CHECK(has_header(0, "X-Amz-Date: 20150830T123600Z"));
 	KT_CHECK(!strstr(fk.headers[0], "X-Amz-Security-Token"));
 	hdr_value(0, "Authorization: ", auth, sizeof(auth));
-	KT_CHECK(strstr(auth, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
-			      "20150830/us-west-2/secretsmanager/aws4_request")
-		 != NULL);
+	KT_CHECK(strstr(auth,
+			"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
+			"20150830/us-west-2/secretsmanager/aws4_request") !=
+		 NULL);
 	KT_CHECK(strstr(auth, "SignedHeaders=content-type;host;x-amz-date;"
 			      "x-amz-target,") != NULL);
 	j = req_json(0);
 	KT_CHECK(json_is_object(j));
 	KT_EQ_INT(json_integer_value(json_object_get(j, "MaxResults")), 100);
 	KT_EQ_STR(json_string_value(json_object_get(j, "NextToken")), "tok1");
-	KT_EQ_STR(json_string_value(json_object_get(json_array_get(
-			  json_object_get(j, "Filters"), 0), "Key")), "name");
-	KT_EQ_STR(json_string_value(json_array_get(json_object_get(
+	KT_EQ_STR(json_string_value(json_object_get(
 			  json_array_get(json_object_get(j, "Filters"), 0),
-			  "Values"), 0)), "app/");
+			  "Key")),
+		  "name");
+	KT_EQ_STR(json_string_value(json_array_get(
+			  json_object_get(json_array_get(json_object_get(j,
+									 "Filters"),
+							 0),
+					  "Values"),
+			  0)),
+		  "app/");
 	json_decref(j);
 	/* "other" does not match the prefix; "app/gone" awaits deletion. */
 	KT_EQ_INT(pg.n, 1);
@@ -243,9 +252,11 @@ KT_TEST(aws_sm_session_token_is_signed)
 KT_TEST(aws_sm_put_reuses_token_across_retries)
 {
 	static const struct fake_resp r[] = {
-		{ 500, "{\"__type\":\"InternalServiceError\",\"message\":\"x\"}" },
+		{ 500,
+		  "{\"__type\":\"InternalServiceError\",\"message\":\"x\"}" },
 		{ 0, NULL },
-		{ 400, "{\"__type\":\"ThrottlingException\",\"message\":\"slow\"}" },
+		{ 400,
+		  "{\"__type\":\"ThrottlingException\",\"message\":\"slow\"}" },
 		{ 503, "" },
 		{ 200, "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"t\"}" },
 	};
@@ -254,19 +265,19 @@ KT_TEST(aws_sm_put_reuses_token_across_retries)
 	const char *tok = "0b6f8d2c-8f0e-4a5e-9a52-7a3c7d1f0c11";
 	char d0[64], d1[64];
 
-	KT_EQ_INT(kf_aws_sm_put_value(sm, "n", tok,
-				      (const unsigned char *)"v1", 2, &err),
+	KT_EQ_INT(kf_aws_sm_put_value(sm, "n", tok, (const unsigned char *)"v1",
+				      2, &err),
 		  0);
 	KT_EQ_INT(fk.nreq, 5);
 	for (size_t i = 0; i < 5; i++) {
 		json_t *j = req_json(i);
 
-		KT_EQ_STR(json_string_value(json_object_get(
-				  j, "ClientRequestToken")), tok);
+		KT_EQ_STR(json_string_value(
+				  json_object_get(j, "ClientRequestToken")),
+			  tok);
 		KT_EQ_STR(json_string_value(json_object_get(j, "SecretId")),
 			  "n");
-		KT_EQ_STR(json_string_value(json_object_get(j,
-							    "SecretString")),
+		KT_EQ_STR(json_string_value(json_object_get(j, "SecretString")),
 			  "v1");
 		KT_CHECK(has_header(i, "X-Amz-Target: "
 				       "secretsmanager.PutSecretValue"));
@@ -282,7 +293,8 @@ KT_TEST(aws_sm_put_reuses_token_across_retries)
 KT_TEST(aws_sm_retries_are_bounded)
 {
 	static const struct fake_resp r[] = {
-		{ 400, "{\"__type\":\"ThrottlingException\",\"message\":\"slow\"}" },
+		{ 400,
+		  "{\"__type\":\"ThrottlingException\",\"message\":\"slow\"}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 1, r);
 	struct kf_err err = KF_ERR_INIT;
@@ -298,8 +310,9 @@ KT_TEST(aws_sm_retries_are_bounded)
 KT_TEST(aws_sm_client_errors_are_not_retried)
 {
 	static const struct fake_resp r[] = {
-		{ 404, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
-		       "\"Secrets Manager can't find the specified secret.\"}" },
+		{ 404,
+		  "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		  "\"Secrets Manager can't find the specified secret.\"}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 1, r);
 	struct kf_err err = KF_ERR_INIT;
@@ -316,10 +329,12 @@ KT_TEST(aws_sm_client_errors_are_not_retried)
 KT_TEST(aws_sm_expired_token_refreshes_once)
 {
 	static const struct fake_resp r[] = {
-		{ 400, "{\"__type\":\"ExpiredTokenException\",\"message\":\"e\"}" },
+		{ 400,
+		  "{\"__type\":\"ExpiredTokenException\",\"message\":\"e\"}" },
 	};
 	static const struct fake_resp ok[] = {
-		{ 400, "{\"__type\":\"ExpiredTokenException\",\"message\":\"e\"}" },
+		{ 400,
+		  "{\"__type\":\"ExpiredTokenException\",\"message\":\"e\"}" },
 		{ 200, "{}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 1, r);
@@ -349,55 +364,58 @@ KT_TEST(aws_sm_classify_table)
 		{ 400, "{\"__type\":\"ResourceNotFoundException\"}",
 		  KF_E_NOTFOUND, KF_AWS_SM_FAIL, "ResourceNotFoundException" },
 		/* moto answers not-found with 404: same classification */
-		{ 404, "{\"__type\":\"ResourceNotFoundException\","
-		       "\"message\":\"m\"}",
+		{ 404,
+		  "{\"__type\":\"ResourceNotFoundException\","
+		  "\"message\":\"m\"}",
 		  KF_E_NOTFOUND, KF_AWS_SM_FAIL, "ResourceNotFoundException" },
-		{ 400, "{\"__type\":\"ResourceExistsException\"}",
-		  KF_E_EXISTS, KF_AWS_SM_FAIL, "ResourceExistsException" },
-		{ 400, "{\"__type\":\"com.amazonaws.secretsmanager#"
-		       "InvalidRequestException:http://internal\"}",
+		{ 400, "{\"__type\":\"ResourceExistsException\"}", KF_E_EXISTS,
+		  KF_AWS_SM_FAIL, "ResourceExistsException" },
+		{ 400,
+		  "{\"__type\":\"com.amazonaws.secretsmanager#"
+		  "InvalidRequestException:http://internal\"}",
 		  KF_E_STATE, KF_AWS_SM_FAIL, "InvalidRequestException" },
 		{ 400, "{\"__type\":\"InvalidParameterException\"}",
 		  KF_E_INVALID, KF_AWS_SM_FAIL, "InvalidParameterException" },
-		{ 400, "{\"__type\":\"ValidationException\"}",
-		  KF_E_INVALID, KF_AWS_SM_FAIL, "ValidationException" },
+		{ 400, "{\"__type\":\"ValidationException\"}", KF_E_INVALID,
+		  KF_AWS_SM_FAIL, "ValidationException" },
 		{ 400, "{\"__type\":\"LimitExceededException\"}",
 		  KF_E_UNAVAILABLE, KF_AWS_SM_FAIL, "LimitExceededException" },
-		{ 400, "{\"__type\":\"AccessDeniedException\"}",
-		  KF_E_DENIED, KF_AWS_SM_FAIL, "AccessDeniedException" },
+		{ 400, "{\"__type\":\"AccessDeniedException\"}", KF_E_DENIED,
+		  KF_AWS_SM_FAIL, "AccessDeniedException" },
 		{ 400, "{\"__type\":\"UnrecognizedClientException\"}",
 		  KF_E_DENIED, KF_AWS_SM_FAIL, "UnrecognizedClientException" },
-		{ 403, "{\"__type\":\"InvalidClientTokenId\"}",
-		  KF_E_DENIED, KF_AWS_SM_FAIL, "InvalidClientTokenId" },
-		{ 400, "{\"__type\":\"IncompleteSignature\"}",
-		  KF_E_DENIED, KF_AWS_SM_FAIL, "IncompleteSignature" },
+		{ 403, "{\"__type\":\"InvalidClientTokenId\"}", KF_E_DENIED,
+		  KF_AWS_SM_FAIL, "InvalidClientTokenId" },
+		{ 400, "{\"__type\":\"IncompleteSignature\"}", KF_E_DENIED,
+		  KF_AWS_SM_FAIL, "IncompleteSignature" },
 		{ 403, "{\"__type\":\"MissingAuthenticationToken\"}",
 		  KF_E_DENIED, KF_AWS_SM_FAIL, "MissingAuthenticationToken" },
 		/* moto's signature check answers in XML with HTTP 403 */
-		{ 403, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		       "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch"
-		       "</Code><Message>The request signature we calculated "
-		       "does not match</Message></Error></Errors>"
-		       "<RequestId>r</RequestId></ErrorResponse>",
+		{ 403,
+		  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		  "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch"
+		  "</Code><Message>The request signature we calculated "
+		  "does not match</Message></Error></Errors>"
+		  "<RequestId>r</RequestId></ErrorResponse>",
 		  KF_E_DENIED, KF_AWS_SM_FAIL, "SignatureDoesNotMatch" },
-		{ 400, "{\"__type\":\"ExpiredTokenException\"}",
-		  KF_E_DENIED, KF_AWS_SM_REFRESH, "ExpiredTokenException" },
-		{ 400, "{\"__type\":\"ThrottlingException\"}",
-		  KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "ThrottlingException" },
+		{ 400, "{\"__type\":\"ExpiredTokenException\"}", KF_E_DENIED,
+		  KF_AWS_SM_REFRESH, "ExpiredTokenException" },
+		{ 400, "{\"__type\":\"ThrottlingException\"}", KF_E_UNAVAILABLE,
+		  KF_AWS_SM_RETRY, "ThrottlingException" },
 		{ 400, "{\"__type\":\"InternalServiceError\"}",
 		  KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "InternalServiceError" },
 		{ 500, "{\"__type\":\"InternalServiceError\"}",
 		  KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "InternalServiceError" },
 		{ 400, "{\"code\":\"Throttling\",\"Message\":\"m\"}",
 		  KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "Throttling" },
-		{ 502, "<html>bad gateway</html>",
-		  KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "" },
+		{ 502, "<html>bad gateway</html>", KF_E_UNAVAILABLE,
+		  KF_AWS_SM_RETRY, "" },
 		{ 503, "", KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "" },
 		{ 429, "", KF_E_UNAVAILABLE, KF_AWS_SM_RETRY, "" },
 		/* never by status alone: a 404 without a code is not NOTFOUND */
 		{ 404, "", KF_E_IO, KF_AWS_SM_FAIL, "" },
-		{ 400, "{\"__type\":\"SomethingNew\"}",
-		  KF_E_IO, KF_AWS_SM_FAIL, "SomethingNew" },
+		{ 400, "{\"__type\":\"SomethingNew\"}", KF_E_IO, KF_AWS_SM_FAIL,
+		  "SomethingNew" },
 		{ 403, "", KF_E_DENIED, KF_AWS_SM_FAIL, "" },
 		{ 400, "not json", KF_E_IO, KF_AWS_SM_FAIL, "" },
 	};
@@ -410,9 +428,11 @@ KT_TEST(aws_sm_classify_table)
 				       strlen(t[i].body), &err);
 		if (a != t[i].act || err.code != t[i].code ||
 		    strcmp(err.provider_code, t[i].pcode) != 0)
-			kt_fail(__FILE__, __LINE__, "case %zu: action %d code "
-				"%s pcode '%s'", i, (int)a,
-				kf_code_name(err.code), err.provider_code);
+			kt_fail(__FILE__, __LINE__,
+				"case %zu: action %d code "
+				"%s pcode '%s'",
+				i, (int)a, kf_code_name(err.code),
+				err.provider_code);
 		KT_EQ_INT(err.http_status, t[i].status);
 	}
 }
@@ -427,31 +447,38 @@ KT_TEST(aws_sm_reasons_from_error_bodies)
 		enum kf_reason reason;
 	} t[] = {
 		/* AWS, on any operation on a secret scheduled for deletion */
-		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
-		       "\"You can't perform this operation on the secret "
-		       "because it was marked for deletion.\"}",
+		{ 400,
+		  "{\"__type\":\"InvalidRequestException\",\"message\":"
+		  "\"You can't perform this operation on the secret "
+		  "because it was marked for deletion.\"}",
 		  KF_E_STATE, KF_R_DELETING },
 		/* moto */
-		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
-		       "\"An error occurred (InvalidRequestException) when "
-		       "calling the GetSecretValue operation: You tried to "
-		       "perform the operation on a secret that's currently "
-		       "marked deleted.\"}",
+		{ 400,
+		  "{\"__type\":\"InvalidRequestException\",\"message\":"
+		  "\"An error occurred (InvalidRequestException) when "
+		  "calling the GetSecretValue operation: You tried to "
+		  "perform the operation on a secret that's currently "
+		  "marked deleted.\"}",
 		  KF_E_STATE, KF_R_DELETING },
-		{ 400, "{\"__type\":\"InvalidRequestException\",\"message\":"
-		       "\"You can't perform this operation on the secret "
-		       "because rotation is not enabled.\"}",
+		{ 400,
+		  "{\"__type\":\"InvalidRequestException\",\"message\":"
+		  "\"You can't perform this operation on the secret "
+		  "because rotation is not enabled.\"}",
 		  KF_E_STATE, KF_R_NONE },
-		{ 400, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
-		       "\"Secrets Manager can't find the specified secret "
-		       "value for staging label: AWSCURRENT\"}",
+		{ 400,
+		  "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		  "\"Secrets Manager can't find the specified secret "
+		  "value for staging label: AWSCURRENT\"}",
 		  KF_E_NOTFOUND, KF_R_NO_VALUE },
-		{ 400, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
-		       "\"Secrets Manager can't find the specified secret.\"}",
+		{ 400,
+		  "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		  "\"Secrets Manager can't find the specified secret.\"}",
 		  KF_E_NOTFOUND, KF_R_NONE },
 		/* the text alone, under a type that never quotes: no reason */
-		{ 400, "{\"__type\":\"ValidationException\",\"message\":"
-		       "\"marked for deletion\"}", KF_E_INVALID, KF_R_NONE },
+		{ 400,
+		  "{\"__type\":\"ValidationException\",\"message\":"
+		  "\"marked for deletion\"}",
+		  KF_E_INVALID, KF_R_NONE },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -460,9 +487,10 @@ KT_TEST(aws_sm_reasons_from_error_bodies)
 		kf_aws_sm_classify("GetSecretValue", t[i].status, t[i].body,
 				   strlen(t[i].body), &err);
 		if (err.code != t[i].code || err.reason != t[i].reason)
-			kt_fail(__FILE__, __LINE__, "case %zu: code %s reason "
-				"%d", i, kf_code_name(err.code),
-				(int)err.reason);
+			kt_fail(__FILE__, __LINE__,
+				"case %zu: code %s reason "
+				"%d",
+				i, kf_code_name(err.code), (int)err.reason);
 	}
 }
 
@@ -483,8 +511,9 @@ KT_TEST(aws_sm_deleting_reason_reaches_the_caller)
 	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
 	KT_CHECK(!kf_err_is(&err, KF_R_NO_VALUE));
 	KT_CHECK(v == NULL);
-	KT_EQ_INT(kf_aws_sm_put_value(sm, "x", tok,
-				      (const unsigned char *)"v", 1, &err), -1);
+	KT_EQ_INT(kf_aws_sm_put_value(sm, "x", tok, (const unsigned char *)"v",
+				      1, &err),
+		  -1);
 	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
 	KT_EQ_INT(fk.nreq, 2);
 	teardown(sm);
@@ -514,7 +543,8 @@ KT_TEST(aws_sm_retry_slices_and_stats)
 		KT_EQ_INT(fk.timeout_ms[i], 2500);
 	KT_CHECK(fk.timeout_ms[4] > 2500 && fk.timeout_ms[4] <= 5000);
 	KT_EQ_INT(kf_stats_json(&st), 0);
-	KT_CHECK(strstr(kf_buf_str(&st), "\"DescribeSecret\":{\"calls\":5,"
+	KT_CHECK(strstr(kf_buf_str(&st),
+			"\"DescribeSecret\":{\"calls\":5,"
 			"\"errors\":5,\"retries\":4,") != NULL);
 	kf_buf_release(&st);
 	kf_stats_reset();
@@ -594,17 +624,16 @@ KT_TEST(aws_sm_text_or_binary)
 	KT_CHECK(!kf_aws_sm_is_text((const unsigned char *)"\xed\xa0\x80", 3));
 	KT_CHECK(!kf_aws_sm_is_text(bin, sizeof(bin)));
 
-	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok,
-				      (const unsigned char *)txt, strlen(txt),
-				      &err), 0);
+	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, (const unsigned char *)txt,
+				      strlen(txt), &err),
+		  0);
 	j = req_json(0);
 	KT_CHECK(json_is_object(j));
 	KT_CHECK(json_object_get(j, "SecretBinary") == NULL);
 	KT_EQ_STR(json_string_value(json_object_get(j, "SecretString")), txt);
 	json_decref(j);
 
-	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, bin, sizeof(bin), &err),
-		  0);
+	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, bin, sizeof(bin), &err), 0);
 	j = req_json(1);
 	KT_CHECK(json_object_get(j, "SecretString") == NULL);
 	KT_EQ_STR(json_string_value(json_object_get(j, "SecretBinary")),
@@ -616,22 +645,23 @@ KT_TEST(aws_sm_text_or_binary)
 KT_TEST(aws_sm_get_value_string_binary_and_empty)
 {
 	static const struct fake_resp r[] = {
-		{ 200, "{\"ARN\":\"a\",\"Name\":\"s\",\"VersionId\":\"v9\","
-		       "\"SecretString\":\"a\\u0000b\\\"c\",\"SecretBinary\":null,"
-		       "\"CreatedDate\":1}" },
+		{ 200,
+		  "{\"ARN\":\"a\",\"Name\":\"s\",\"VersionId\":\"v9\","
+		  "\"SecretString\":\"a\\u0000b\\\"c\",\"SecretBinary\":null,"
+		  "\"CreatedDate\":1}" },
 		{ 200, "{\"Name\":\"b\",\"SecretString\":null,"
 		       "\"SecretBinary\":\"/wBBgA==\"}" },
-		{ 404, "{\"__type\":\"ResourceNotFoundException\",\"message\":"
-		       "\"Secrets Manager can't find the specified secret value "
-		       "for staging label: AWSCURRENT\"}" },
+		{ 404,
+		  "{\"__type\":\"ResourceNotFoundException\",\"message\":"
+		  "\"Secrets Manager can't find the specified secret value "
+		  "for staging label: AWSCURRENT\"}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 3, r);
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_secret *v = NULL;
 	char ver[65];
 
-	KT_EQ_INT(kf_aws_sm_get_value(sm, "s", &v, ver, sizeof(ver), &err),
-		  0);
+	KT_EQ_INT(kf_aws_sm_get_value(sm, "s", &v, ver, sizeof(ver), &err), 0);
 	KT_EQ_INT(v->len, 5);
 	KT_EQ_MEM(v->data, "a\0b\"c", 5);
 	KT_EQ_STR(ver, "v9");
@@ -640,8 +670,7 @@ KT_TEST(aws_sm_get_value_string_binary_and_empty)
 	KT_EQ_INT(v->len, 4);
 	KT_EQ_MEM(v->data, "\xff\x00\x41\x80", 4);
 	kf_secret_free(v);
-	KT_EQ_INT(kf_aws_sm_get_value(sm, "e", &v, ver, sizeof(ver), &err),
-		  0);
+	KT_EQ_INT(kf_aws_sm_get_value(sm, "e", &v, ver, sizeof(ver), &err), 0);
 	KT_EQ_INT(v->len, 0);
 	KT_EQ_STR(ver, "");
 	kf_secret_free(v);
@@ -659,17 +688,20 @@ KT_TEST(aws_sm_limits_checked_before_any_call)
 
 	memset(big, 'a', KF_AWS_SM_MAX_VALUE + 1);
 	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, big,
-				      KF_AWS_SM_MAX_VALUE + 1, &err), -1);
+				      KF_AWS_SM_MAX_VALUE + 1, &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_TOOBIG);
-	KT_EQ_INT(kf_aws_sm_create(sm, "s", tok, big,
-				   KF_AWS_SM_MAX_VALUE + 1, NULL, 0, &err), -1);
+	KT_EQ_INT(kf_aws_sm_create(sm, "s", tok, big, KF_AWS_SM_MAX_VALUE + 1,
+				   NULL, 0, &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_TOOBIG);
 	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, big, 0, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INVALID);
 	KT_EQ_INT(fk.nreq, 0);
 	/* exactly the limit goes out */
 	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, big, KF_AWS_SM_MAX_VALUE,
-				      &err), 0);
+				      &err),
+		  0);
 	KT_EQ_INT(fk.nreq, 1);
 	free(big);
 	teardown(sm);
@@ -693,32 +725,35 @@ KT_TEST(aws_sm_create_and_delete_bodies)
 		  tok);
 	KT_CHECK(json_object_get(j, "SecretString") == NULL);
 	KT_CHECK(json_object_get(j, "SecretBinary") == NULL);
-	KT_EQ_STR(json_string_value(json_object_get(json_array_get(
-			  json_object_get(j, "Tags"), 0), "Key")),
+	KT_EQ_STR(json_string_value(
+			  json_object_get(json_array_get(json_object_get(j,
+									 "Tags"),
+							 0),
+					  "Key")),
 		  "keyfs:layout");
 	json_decref(j);
 	KT_CHECK(has_header(0, "X-Amz-Target: secretsmanager.CreateSecret"));
 
 	KT_EQ_INT(kf_aws_sm_delete(sm, "team/x", 7, &err), 0);
 	j = req_json(1);
-	KT_EQ_INT(json_integer_value(json_object_get(j,
-						     "RecoveryWindowInDays")),
+	KT_EQ_INT(json_integer_value(
+			  json_object_get(j, "RecoveryWindowInDays")),
 		  7);
 	KT_CHECK(json_object_get(j, "ForceDeleteWithoutRecovery") == NULL);
 	json_decref(j);
 	KT_EQ_INT(kf_aws_sm_delete(sm, "team/x", 0, &err), 0);
 	j = req_json(2);
-	KT_CHECK(json_is_true(json_object_get(j,
-					      "ForceDeleteWithoutRecovery")));
+	KT_CHECK(
+		json_is_true(json_object_get(j, "ForceDeleteWithoutRecovery")));
 	KT_CHECK(json_object_get(j, "RecoveryWindowInDays") == NULL);
 	json_decref(j);
 
 	KT_EQ_INT(kf_aws_sm_update_description(sm, "team/x", "d\"1", &err), 0);
 	j = req_json(3);
-	KT_EQ_STR(json_string_value(json_object_get(j, "Description")),
-		  "d\"1");
-	KT_EQ_INT(strlen(json_string_value(json_object_get(
-			  j, "ClientRequestToken"))), 36);
+	KT_EQ_STR(json_string_value(json_object_get(j, "Description")), "d\"1");
+	KT_EQ_INT(strlen(json_string_value(
+			  json_object_get(j, "ClientRequestToken"))),
+		  36);
 	json_decref(j);
 	KT_CHECK(has_header(3, "X-Amz-Target: secretsmanager.UpdateSecret"));
 
@@ -730,10 +765,11 @@ KT_TEST(aws_sm_create_and_delete_bodies)
 KT_TEST(aws_sm_describe_parse)
 {
 	static const struct fake_resp r[] = {
-		{ 200, "{\"ARN\":\"arn:x\",\"Name\":\"n\",\"Description\":\"d\","
-		       "\"DeletedDate\":\"1700000000.5\",\"Tags\":[],"
-		       "\"VersionIdsToStages\":{\"a\":[\"AWSCURRENT\"]},"
-		       "\"RotationRules\":null}" },
+		{ 200,
+		  "{\"ARN\":\"arn:x\",\"Name\":\"n\",\"Description\":\"d\","
+		  "\"DeletedDate\":\"1700000000.5\",\"Tags\":[],"
+		  "\"VersionIdsToStages\":{\"a\":[\"AWSCURRENT\"]},"
+		  "\"RotationRules\":null}" },
 	};
 	struct kf_aws_sm *sm = setup(NULL, 1, r);
 	struct kf_err err = KF_ERR_INIT;
@@ -797,7 +833,7 @@ KT_TEST(aws_sm_endpoint_host_and_refusal)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.region = "us-east-1";
 	cfg.chain = chain;
-	cfg.endpoint = "http://example.com:8080";	/* plain http, remote */
+	cfg.endpoint = "http://example.com:8080"; /* plain http, remote */
 	KT_EQ_INT(kf_aws_sm_new(&cfg, &sm, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INVALID);
 	cfg.endpoint = "https://SecretsManager.us-east-1.amazonaws.com:443/";
@@ -861,14 +897,14 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	KT_EQ_INT(p->ops->list(p, "", NULL, collect, &nm, &next, &err), 0);
 	KT_EQ_STR(nm.buf, "us-west-2/ ");
 	memset(&nm, 0, sizeof(nm));
-	KT_EQ_INT(p->ops->list(p, "us-west-2", NULL, collect, &nm, &next,
-			       &err), 0);
+	KT_EQ_INT(p->ops->list(p, "us-west-2", NULL, collect, &nm, &next, &err),
+		  0);
 	KT_EQ_STR(nm.buf, "a b/ ");
 	KT_CHECK(next.len > 0);
 	snprintf(tok, sizeof(tok), "%s", kf_buf_str(&next));
 	memset(&nm, 0, sizeof(nm));
-	KT_EQ_INT(p->ops->list(p, "us-west-2", tok, collect, &nm, &next,
-			       &err), 0);
+	KT_EQ_INT(p->ops->list(p, "us-west-2", tok, collect, &nm, &next, &err),
+		  0);
 	/* b/ spans both pages and is listed once; c is a field secret */
 	KT_EQ_STR(nm.buf, "c/ ");
 	KT_EQ_INT(next.len, 0);
@@ -894,7 +930,8 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	/* a field directory: one GetSecretValue, then getattr is free */
 	memset(&nm, 0, sizeof(nm));
 	KT_EQ_INT(p->ops->list(p, "us-west-2/c", NULL, collect, &nm, &next,
-			       &err), 0);
+			       &err),
+		  0);
 	KT_EQ_STR(nm.buf, "f g ");
 	KT_EQ_INT(fk.nreq, 4);
 	KT_EQ_INT(p->ops->getattr(p, "us-west-2/c/f", &at, &err), 0);
@@ -917,16 +954,17 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
  * say it is scheduled for deletion (the reason, not the message text). */
 KT_TEST(aws_provider_secret_deleted_elsewhere)
 {
-#define DELETING_BODY "{\"__type\":\"InvalidRequestException\",\"message\":" \
-		      "\"You can't perform this operation on the secret " \
-		      "because it was marked for deletion.\"}"
+#define DELETING_BODY                                          \
+	"{\"__type\":\"InvalidRequestException\",\"message\":" \
+	"\"You can't perform this operation on the secret "    \
+	"because it was marked for deletion.\"}"
 	static const struct fake_resp r[] = {
-		{ 200, "{\"SecretList\":[]}" },		/* probe */
-		{ 200, "{\"Name\":\"gone\"}" },		/* DescribeSecret */
-		{ 400, DELETING_BODY },			/* GetSecretValue */
-		{ 200, "{\"Name\":\"gone\"}" },		/* DescribeSecret */
-		{ 400, DELETING_BODY },			/* PutSecretValue */
-		{ 400, DELETING_BODY },			/* UpdateSecret */
+		{ 200, "{\"SecretList\":[]}" }, /* probe */
+		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 400, DELETING_BODY },		/* GetSecretValue */
+		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 400, DELETING_BODY },		/* PutSecretValue */
+		{ 400, DELETING_BODY },		/* UpdateSecret */
 	};
 #undef DELETING_BODY
 	struct kf_aws_sm *sm = setup(NULL, 6, r);

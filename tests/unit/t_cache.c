@@ -34,12 +34,12 @@ struct fake {
 	struct kf_provider p;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int reads, getattrs;		/* protected by lock: calls made */
-	char value[64];			/* protected by lock: what read gives */
-	enum kf_code read_err;		/* protected by lock: KF_OK: value */
-	enum kf_code attr_err;		/* protected by lock: KF_OK: a file */
-	int hold;			/* protected by lock: reads block */
-	int in_read;			/* protected by lock: reads blocked */
+	int reads, getattrs;   /* protected by lock: calls made */
+	char value[64];	       /* protected by lock: what read gives */
+	enum kf_code read_err; /* protected by lock: KF_OK: value */
+	enum kf_code attr_err; /* protected by lock: KF_OK: a file */
+	int hold;	       /* protected by lock: reads block */
+	int in_read;	       /* protected by lock: reads blocked */
 	/* Called inside read, no lock held (a write racing a fetch). */
 	void (*during_read)(struct fake *f);
 	struct kf_cache *cache;
@@ -182,11 +182,11 @@ KT_TEST(cache_value_expires_at_ttl)
 	KT_EQ_STR(buf, "one");
 	KT_EQ_INT(reads(&f), 1);
 	script(&f, "two", KF_OK);
-	set_time(1000000 + 9999);	/* 1 ms before ttl: still held */
+	set_time(1000000 + 9999); /* 1 ms before ttl: still held */
 	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 	KT_EQ_STR(buf, "one");
 	KT_EQ_INT(reads(&f), 1);
-	set_time(1000000 + 10000);	/* at ttl: fetched again */
+	set_time(1000000 + 10000); /* at ttl: fetched again */
 	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 	KT_EQ_STR(buf, "two");
 	KT_EQ_INT(reads(&f), 2);
@@ -215,17 +215,17 @@ KT_TEST(cache_refresh_ahead_refetches_values_being_read)
 	struct fake f;
 	char buf[64];
 
-	KT_EQ_INT(kf_cache_init(&c, 8, 100, 30), 0);	/* 3/4 ttl: 6 s */
+	KT_EQ_INT(kf_cache_init(&c, 8, 100, 30), 0); /* 3/4 ttl: 6 s */
 	fake_init(&f, &c, "old");
 	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 	script(&f, "new!", KF_OK);
 	set_time(1000000 + 5999);
-	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);	/* a reader */
+	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0); /* a reader */
 	kf_cache_refresh_once(&c, on_changed, &log);
-	KT_EQ_INT(reads(&f), 1);		/* not yet 3/4 of ttl old */
+	KT_EQ_INT(reads(&f), 1); /* not yet 3/4 of ttl old */
 	set_time(1000000 + 6000);
 	kf_cache_refresh_once(&c, on_changed, &log);
-	KT_EQ_INT(reads(&f), 2);		/* refreshed ahead */
+	KT_EQ_INT(reads(&f), 2); /* refreshed ahead */
 	KT_EQ_INT(log.n, 1);
 	KT_EQ_STR(log.last, PATH);
 	kf_cache_stats(&c, &st);
@@ -310,11 +310,11 @@ KT_TEST(cache_single_flight_one_call_for_concurrent_cold_reads)
 	while (f.in_read == 0)
 		pthread_cond_wait(&f.cond, &f.lock);
 	pthread_mutex_unlock(&f.lock);
-	for (int ms = 0; ms < 10000; ms++) {	/* at most 10 s */
+	for (int ms = 0; ms < 10000; ms++) { /* at most 10 s */
 		kf_cache_stats(&c, &st);
 		if (st.waits == READERS - 1)
 			break;
-		kf_clock_sleep_ms(1);	/* real sleep: sleep_ms not faked */
+		kf_clock_sleep_ms(1); /* real sleep: sleep_ms not faked */
 	}
 	KT_EQ_INT(st.waits, READERS - 1);
 	pthread_mutex_lock(&f.lock);
@@ -359,7 +359,9 @@ static int getattrs(struct fake *f)
 KT_TEST(cache_stale_if_error_serves_the_old_value_up_to_max_stale)
 {
 	static const enum kf_code outages[] = {
-		KF_E_UNAVAILABLE, KF_E_TIMEOUT, KF_E_IO,
+		KF_E_UNAVAILABLE,
+		KF_E_TIMEOUT,
+		KF_E_IO,
 	};
 
 	for (size_t i = 0; i < sizeof(outages) / sizeof(outages[0]); i++) {
@@ -373,14 +375,14 @@ KT_TEST(cache_stale_if_error_serves_the_old_value_up_to_max_stale)
 		fake_init(&f, &c, "last known");
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 		script(&f, NULL, outages[i]);
-		set_time(1000000 + 10000);		/* expired */
+		set_time(1000000 + 10000); /* expired */
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 		KT_EQ_STR(buf, "last known");
-		KT_EQ_INT(reads(&f), 2);		/* it did ask */
-		set_time(1000000 + 109999);	/* ttl + max_stale - 1 */
+		KT_EQ_INT(reads(&f), 2);    /* it did ask */
+		set_time(1000000 + 109999); /* ttl + max_stale - 1 */
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 		KT_EQ_STR(buf, "last known");
-		set_time(1000000 + 110000);		/* ttl + max_stale */
+		set_time(1000000 + 110000); /* ttl + max_stale */
 		KT_EQ_INT(cread(&f, buf, sizeof(buf), &code), -1);
 		KT_EQ_INT(code, outages[i]);
 		kf_cache_stats(&c, &st);
@@ -436,10 +438,10 @@ static void check_negative(unsigned ttl_s, uint64_t neg_ms)
 	code = KF_OK;
 	KT_EQ_INT(cgetattr(&f, &code), -1);
 	KT_EQ_INT(code, KF_E_NOTFOUND);
-	KT_EQ_INT(getattrs(&f), 1);		/* from memory */
+	KT_EQ_INT(getattrs(&f), 1); /* from memory */
 	set_time(1000000 + neg_ms);
 	KT_EQ_INT(cgetattr(&f, &code), -1);
-	KT_EQ_INT(getattrs(&f), 2);		/* asked again */
+	KT_EQ_INT(getattrs(&f), 2); /* asked again */
 	kf_cache_release(&c);
 	fake_release(&f);
 }

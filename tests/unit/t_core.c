@@ -53,9 +53,8 @@ struct script {
 	struct fake_clock *clock;
 };
 
-static enum kf_retry_verdict scripted(void *ctx,
-				      const struct kf_retry_attempt *at,
-				      struct kf_err *err)
+static enum kf_retry_verdict
+scripted(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 {
 	struct script *s = ctx;
 	enum kf_retry_verdict v = s->v[s->calls < s->nv ? s->calls : s->nv - 1];
@@ -66,9 +65,10 @@ static enum kf_retry_verdict scripted(void *ctx,
 	s->calls++;
 	s->clock->now += s->cost_ms;
 	if (v != KF_RETRY_OK) {
-		kf_fail_provider(err, KF_E_UNAVAILABLE, 503, "ServiceUnavailable",
-				 "try %u failed", s->calls);
-		err->reason = KF_R_BAD_CIPHERTEXT;	/* any: it must survive */
+		kf_fail_provider(err, KF_E_UNAVAILABLE, 503,
+				 "ServiceUnavailable", "try %u failed",
+				 s->calls);
+		err->reason = KF_R_BAD_CIPHERTEXT; /* any: it must survive */
 	}
 	return v;
 }
@@ -78,8 +78,10 @@ KT_TEST(retry_succeeds_after_transient_failures)
 	static const enum kf_retry_verdict v[] = { KF_RETRY_AGAIN,
 						   KF_RETRY_THROTTLED,
 						   KF_RETRY_OK };
-	struct kf_retry_policy p = { .attempts = 5, .base_ms = 100,
-				     .cap_ms = 1000, .throttle_base_ms = 500 };
+	struct kf_retry_policy p = { .attempts = 5,
+				     .base_ms = 100,
+				     .cap_ms = 1000,
+				     .throttle_base_ms = 500 };
 	struct fake_clock f;
 	struct script s = { v, 3, 0, 0, { 0 }, &f };
 	struct kf_err err = KF_ERR_INIT;
@@ -91,7 +93,8 @@ KT_TEST(retry_succeeds_after_transient_failures)
 	/* 50..100 ms after the first, 250..500 ms (throttle schedule,
 	 * doubled once: 1000 capped at 16 x 500) after the second. */
 	KT_CHECK(f.slept >= 50 + 500 && f.slept <= 100 + 1000);
-	KT_EQ_INT(s.timeouts[0], 0);	/* no deadline: attempts bound themselves */
+	KT_EQ_INT(s.timeouts[0],
+		  0); /* no deadline: attempts bound themselves */
 	kf_clock_set(NULL);
 }
 
@@ -115,7 +118,8 @@ KT_TEST(retry_stops_on_fail_and_keeps_the_error)
 KT_TEST(retry_is_bounded_by_attempts)
 {
 	static const enum kf_retry_verdict v[] = { KF_RETRY_AGAIN };
-	struct kf_retry_policy p = { .attempts = 3, .base_ms = 10,
+	struct kf_retry_policy p = { .attempts = 3,
+				     .base_ms = 10,
 				     .cap_ms = 40 };
 	struct fake_clock f;
 	struct script s = { v, 1, 0, 0, { 0 }, &f };
@@ -158,8 +162,10 @@ KT_TEST(retry_now_is_allowed_once_and_not_counted)
 KT_TEST(retry_respects_the_deadline)
 {
 	static const enum kf_retry_verdict v[] = { KF_RETRY_AGAIN };
-	struct kf_retry_policy p = { .attempts = 10, .base_ms = 100,
-				     .cap_ms = 100, .min_slice_ms = 1000 };
+	struct kf_retry_policy p = { .attempts = 10,
+				     .base_ms = 100,
+				     .cap_ms = 100,
+				     .min_slice_ms = 1000 };
 	struct fake_clock f;
 	struct script s = { v, 1, 0, 900, { 0 }, &f };
 	struct kf_err err = KF_ERR_INIT;
@@ -193,8 +199,8 @@ KT_TEST(retry_backoff_is_jittered_and_capped)
 			v = kf_retry_backoff_ms(a, 100, 5000);
 			if (v < d / 2 || v > d)
 				kt_fail(__FILE__, __LINE__,
-					"attempt %u: %u not in [%u, %u]", a,
-					v, d / 2, d);
+					"attempt %u: %u not in [%u, %u]", a, v,
+					d / 2, d);
 			if (a == 0) {
 				seen_lo = v < seen_lo ? v : seen_lo;
 				seen_hi = v > seen_hi ? v : seen_hi;
@@ -206,7 +212,8 @@ KT_TEST(retry_backoff_is_jittered_and_capped)
 	KT_EQ_INT(kf_retry_backoff_ms(3, 0, 1000), 0);
 	KT_CHECK(kf_retry_backoff_ms(100, 1000, 2000) >= 1000);
 	KT_CHECK(kf_retry_backoff_ms(100, 1000, 2000) <= 2000);
-	KT_CHECK(kf_retry_backoff_ms(31, 0x80000000u, 0xffffffffu) >= 0x7fffffffu);
+	KT_CHECK(kf_retry_backoff_ms(31, 0x80000000u, 0xffffffffu) >=
+		 0x7fffffffu);
 }
 
 KT_TEST(clock_seam_replaces_now_and_sleep)

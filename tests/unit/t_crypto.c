@@ -32,7 +32,8 @@ KT_TEST(crypto_crc32c_vectors)
 	KT_EQ_INT(kf_crc32c(0, inc, 32), 0x46DD794Eu);
 	KT_EQ_INT(kf_crc32c(0, dec, 32), 0x113FDB5Cu);
 	/* Incremental equals one-shot. */
-	KT_EQ_INT(kf_crc32c(kf_crc32c(0, "hello ", 6), "world", 5), 0xC99465AAu);
+	KT_EQ_INT(kf_crc32c(kf_crc32c(0, "hello ", 6), "world", 5),
+		  0xC99465AAu);
 }
 
 KT_TEST(crypto_sha256_hmac_vectors)
@@ -88,7 +89,9 @@ KT_TEST(crypto_base64)
 		kf_buf_release(&d2);
 	}
 	/* Malformed input fails and leaves the output unchanged. */
-	static const char *bad[] = { "Z", "Zg=a", "Zh==", "Z===", "ab$d", "Zg=" };
+	static const char *bad[] = {
+		"Z", "Zg=a", "Zh==", "Z===", "ab$d", "Zg="
+	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct kf_buf d;
 

@@ -25,9 +25,11 @@ static int parse(struct kf_opts *o, int argc, char **argv)
 
 KT_TEST(opts_defaults_and_values)
 {
-	char *argv[] = { "keyfs", "-f", "-o",
-			 "store=/s,timeout=7,threads=4,umask=027,uid=12,gid=34",
-			 "/mnt", NULL };
+	char *argv[] = {
+		"keyfs", "-f",
+		"-o",	 "store=/s,timeout=7,threads=4,umask=027,uid=12,gid=34",
+		"/mnt",	 NULL
+	};
 	struct kf_opts o;
 
 	KT_EQ_INT(parse(&o, 5, argv), 0);
@@ -44,7 +46,10 @@ KT_TEST(opts_defaults_and_values)
 
 KT_TEST(opts_mount8_form_and_fstab_words)
 {
-	char *argv[] = { "keyfs", "keyfs", "/mnt/keys", "-o",
+	char *argv[] = { "keyfs",
+			 "keyfs",
+			 "/mnt/keys",
+			 "-o",
 			 "ro,_netdev,nofail,noauto,user,x-systemd.automount,"
 			 "providers=local,local_master_key=/k",
 			 NULL };
@@ -122,9 +127,9 @@ KT_TEST(opts_provider_words_come_from_the_table)
 KT_TEST(opts_rejects_bad_values)
 {
 	static const char *bad[] = {
-		"timeout=0", "timeout=abc", "timeout=99999", "threads=0",
-		"umask=8", "umask=-1", "uid=x", "gid=1x", "log=loud",
-		"aws_nonsense=1", "store=",
+		"timeout=0", "timeout=abc",    "timeout=99999", "threads=0",
+		"umask=8",   "umask=-1",       "uid=x",		"gid=1x",
+		"log=loud",  "aws_nonsense=1", "store=",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *argv[] = { "keyfs", "-o", (char *)bad[i], "/m", NULL };
@@ -147,7 +152,8 @@ KT_TEST(opts_uint_parser)
 	KT_EQ_INT(kf_opts_parse_uint("6", 10, 5, &v), -1);
 	KT_EQ_INT(kf_opts_parse_uint(" 1", 10, 5, &v), -1);
 	KT_EQ_INT(kf_opts_parse_uint("+1", 10, 5, &v), -1);
-	KT_EQ_INT(kf_opts_parse_uint("99999999999999999999999", 10, ~0UL, &v), -1);
+	KT_EQ_INT(kf_opts_parse_uint("99999999999999999999999", 10, ~0UL, &v),
+		  -1);
 }
 
 KT_TEST(tree_routing)
@@ -199,14 +205,14 @@ KT_TEST(errmap_table)
 		enum kf_code c;
 		int e;
 	} v[] = {
-		{ KF_E_NOTFOUND, ENOENT }, { KF_E_EXISTS, EEXIST },
-		{ KF_E_DENIED, EACCES },   { KF_E_INVALID, EINVAL },
-		{ KF_E_TOOBIG, EFBIG },    { KF_E_NOTSUP, ENOTSUP },
-		{ KF_E_PERM, EPERM },      { KF_E_NOTEMPTY, ENOTEMPTY },
-		{ KF_E_INTEGRITY, EIO },   { KF_E_UNAVAILABLE, EIO },
-		{ KF_E_TIMEOUT, EIO },     { KF_E_STATE, EBUSY },
-		{ KF_E_NODATA, ENODATA },  { KF_E_ROFS, EROFS },
-		{ KF_E_NOMEM, ENOMEM },    { KF_E_IO, EIO },
+		{ KF_E_NOTFOUND, ENOENT },  { KF_E_EXISTS, EEXIST },
+		{ KF_E_DENIED, EACCES },    { KF_E_INVALID, EINVAL },
+		{ KF_E_TOOBIG, EFBIG },	    { KF_E_NOTSUP, ENOTSUP },
+		{ KF_E_PERM, EPERM },	    { KF_E_NOTEMPTY, ENOTEMPTY },
+		{ KF_E_INTEGRITY, EIO },    { KF_E_UNAVAILABLE, EIO },
+		{ KF_E_TIMEOUT, EIO },	    { KF_E_STATE, EBUSY },
+		{ KF_E_NODATA, ENODATA },   { KF_E_ROFS, EROFS },
+		{ KF_E_NOMEM, ENOMEM },	    { KF_E_IO, EIO },
 		{ (enum kf_code)999, EIO }, { KF_OK, EIO },
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -261,8 +267,8 @@ static int store_can_create(struct kf_provider *p, const char *path,
 }
 
 static int store_commit(struct kf_provider *p, const char *path,
-			const unsigned char *value, size_t n,
-			const char *token, int flags, struct kf_err *err)
+			const unsigned char *value, size_t n, const char *token,
+			int flags, struct kf_err *err)
 {
 	struct store *s = store_of(p);
 
@@ -312,7 +318,8 @@ KT_TEST(handle_bare_flush_after_otrunc_leaves_the_commit_to_release)
 
 	store_init(&fs, &s, "old value");
 	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY | O_TRUNC, &me,
-			     &h), 0);
+			     &h),
+		  0);
 	/* The shell closes a dup'ed descriptor: no empty version yet. */
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
 	KT_EQ_INT(did, 0);
@@ -342,7 +349,7 @@ KT_TEST(handle_write_commits_once_at_flush)
 	KT_EQ_INT(s.commits, 1);
 	KT_EQ_INT(s.last_flags, 0);
 	KT_EQ_MEM(s.value, "aXc", 3);
-	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 1, &did), 0);	/* nothing new */
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 1, &did), 0); /* nothing new */
 	kf_fh_release(&fs, h);
 	KT_EQ_INT(s.commits, 1);
 	kf_fs_release(&fs);
@@ -374,16 +381,15 @@ KT_TEST(handle_created_file_is_made_at_first_flush)
 	int did = 0;
 
 	store_init(&fs, &s, "");
-	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h),
-		  0);
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h), 0);
 	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 1);
-	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);	/* `touch` */
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0); /* `touch` */
 	KT_EQ_INT(s.commits, 1);
 	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
 	KT_EQ_INT(kf_fh_write(h, "x", 1, 0), 1);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
 	KT_EQ_INT(s.commits, 2);
-	KT_EQ_INT(s.last_flags, 0);		/* exists now */
+	KT_EQ_INT(s.last_flags, 0); /* exists now */
 	kf_fh_release(&fs, h);
 	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
 	kf_fs_release(&fs);

@@ -31,7 +31,7 @@ KT_TEST(fuzz_ini_empty_file)
 
 /* ---- fuzz_kms_json: Cloud KMS answers through the transport seam */
 
-static const char *kms_answer;	/* body of every KMS call (status 200) */
+static const char *kms_answer; /* body of every KMS call (status 200) */
 static int kms_calls;
 
 static int kms_fake(const struct kf_http_req *req, struct kf_http_resp *resp,
@@ -56,7 +56,9 @@ static int kms_fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 KT_TEST(fuzz_kms_decrypt_empty_answer)
 {
 	static const char *const bad[] = {
-		"", "{}", "{\"plaintext\":\"\"}",
+		"",
+		"{}",
+		"{\"plaintext\":\"\"}",
 		"{\"plaintext\":\"\",\"plaintextCrc32c\":\"0\"}",
 		"{\"plaintextCrc32c\":\"0\"}",
 	};
@@ -74,7 +76,8 @@ KT_TEST(fuzz_kms_decrypt_empty_answer)
 	if (!f)
 		return;
 	fputs("{\"type\":\"authorized_user\",\"client_id\":\"c\","
-	      "\"client_secret\":\"s\",\"refresh_token\":\"r\"}", f);
+	      "\"client_secret\":\"s\",\"refresh_token\":\"r\"}",
+	      f);
 	fclose(f);
 	cfg.credentials = path;
 	kf_http_set_transport(kms_fake);
@@ -84,9 +87,11 @@ KT_TEST(fuzz_kms_decrypt_empty_answer)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		kms_answer = bad[i];
 		kms_calls = 0;
-		KT_EQ_INT(kf_gcp_kms_decrypt(&k, "projects/p/locations/l/"
-					     "keyRings/r/cryptoKeys/k", "ct", 2,
-					     &pt, &err), -1);
+		KT_EQ_INT(kf_gcp_kms_decrypt(&k,
+					     "projects/p/locations/l/"
+					     "keyRings/r/cryptoKeys/k",
+					     "ct", 2, &pt, &err),
+			  -1);
 		KT_EQ_INT(err.code, KF_E_INTEGRITY);
 		KT_CHECK(pt == NULL);
 		KT_CHECK(kms_calls >= 1);
@@ -94,8 +99,11 @@ KT_TEST(fuzz_kms_decrypt_empty_answer)
 	/* The well-formed answer still works ("hello", CRC32C 2591144780). */
 	kms_answer = "{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":"
 		     "\"2591144780\"}";
-	KT_EQ_INT(kf_gcp_kms_decrypt(&k, "projects/p/locations/l/keyRings/r/"
-				     "cryptoKeys/k", "ct", 2, &pt, &err), 0);
+	KT_EQ_INT(kf_gcp_kms_decrypt(&k,
+				     "projects/p/locations/l/keyRings/r/"
+				     "cryptoKeys/k",
+				     "ct", 2, &pt, &err),
+		  0);
 	KT_CHECK(pt && pt->len == 5 && memcmp(pt->data, "hello", 5) == 0);
 	kf_secret_free(pt);
 	kf_gcp_auth_free(a);
@@ -129,14 +137,16 @@ KT_TEST(fuzz_aws_sm_error_type_printable)
 	struct kf_err err = KF_ERR_INIT;
 
 	KT_EQ_INT(kf_aws_sm_classify("GetSecretValue", 403, xml,
-				     sizeof(xml) - 1, &err), KF_AWS_SM_FAIL);
+				     sizeof(xml) - 1, &err),
+		  KF_AWS_SM_FAIL);
 	KT_EQ_INT(err.code, KF_E_IO);
 	KT_CHECK(all_printable(err.msg));
 	KT_CHECK(all_printable(err.provider_code));
 	KT_CHECK(strstr(err.msg, "Signatu") != NULL);
 	kf_err_clear(&err);
 	KT_EQ_INT(kf_aws_sm_classify("ListSecrets", 400, js, sizeof(js) - 1,
-				     &err), KF_AWS_SM_FAIL);
+				     &err),
+		  KF_AWS_SM_FAIL);
 	KT_EQ_INT(err.code, KF_E_IO);
 	KT_CHECK(all_printable(err.msg));
 	KT_CHECK(all_printable(err.provider_code));

@@ -23,7 +23,8 @@ static int verify_sig(const char *signed_part, size_t n, const char *sig_b64)
 
 	kf_buf_init(&sig, 4096);
 	ok = kf_base64_decode(sig_b64, strlen(sig_b64), &sig) == 0 &&
-	     EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, gf_test_key) == 1 &&
+	     EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, gf_test_key) ==
+		     1 &&
 	     EVP_DigestVerify(md, (unsigned char *)sig.data, sig.len,
 			      (const unsigned char *)signed_part, n) == 1;
 	EVP_MD_CTX_free(md);
@@ -104,15 +105,14 @@ KT_TEST(gcp_jwt_assertion_signed_and_shaped)
 	kf_buf_reset(&out);
 	/* A bad key fails without quoting it. */
 	KT_EQ_INT(kf_gcp_jwt_assertion("-----BEGIN PRIVATE KEY-----\nSECRETX\n",
-				       36, NULL, "a@b", TOKEN_URI,
-				       KF_GCP_SCOPE, 1, &out, &err),
+				       36, NULL, "a@b", TOKEN_URI, KF_GCP_SCOPE,
+				       1, &out, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_INVALID);
 	KT_CHECK(strstr(err.msg, "SECRETX") == NULL);
 	KT_EQ_INT(out.len, 0);
 	kf_buf_release(&out);
 }
-
 
 KT_TEST(gcp_auth_service_account_grant)
 {
@@ -263,7 +263,7 @@ KT_TEST(gcp_auth_one_refresher_others_use_valid_token)
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 	gf_token_delay_ms = 0;
-	KT_EQ_INT(gf_token_calls, 2);	/* one refresh for four callers */
+	KT_EQ_INT(gf_token_calls, 2); /* one refresh for four callers */
 	for (int i = 0; i < 4; i++) {
 		KT_EQ_INT(t[i].rc, 0);
 		if (strcmp(t[i].tok, "tok2") == 0) {
@@ -287,20 +287,22 @@ KT_TEST(gcp_auth_authorized_user_token_uri_override)
 
 	gf_reset();
 	gf_path(path, sizeof(path), "%s/au.json", kt_tmpdir());
-	gf_write_file(path, "{\"type\":\"authorized_user\",\"client_id\":\"cid.apps\","
-			 "\"client_secret\":\"s&cr t\",\"refresh_token\":\"1//rt\","
-			 "\"token_uri\":\"http://127.0.0.1:9/token\"}");
+	gf_write_file(path,
+		      "{\"type\":\"authorized_user\",\"client_id\":\"cid.apps\","
+		      "\"client_secret\":\"s&cr t\",\"refresh_token\":\"1//rt\","
+		      "\"token_uri\":\"http://127.0.0.1:9/token\"}");
 	cfg.credentials = path;
 	kf_http_set_transport(gf_fake);
 	KT_EQ_INT(kf_gcp_auth_new(&cfg, &a, &err), 0);
 	KT_EQ_STR(gf_token_url, "http://127.0.0.1:9/token");
-	KT_EQ_STR(gf_token_body, "grant_type=refresh_token&client_id=cid.apps&"
-			      "client_secret=s%26cr%20t&refresh_token=1%2F%2Frt");
+	KT_EQ_STR(gf_token_body,
+		  "grant_type=refresh_token&client_id=cid.apps&"
+		  "client_secret=s%26cr%20t&refresh_token=1%2F%2Frt");
 	kf_gcp_auth_free(a);
 	a = NULL;
 	/* Without token_uri: Google's endpoint, as google-auth does. */
 	gf_write_file(path, "{\"type\":\"authorized_user\",\"client_id\":\"c\","
-			 "\"client_secret\":\"s\",\"refresh_token\":\"r\"}");
+			    "\"client_secret\":\"s\",\"refresh_token\":\"r\"}");
 	KT_EQ_INT(kf_gcp_auth_new(&cfg, &a, &err), 0);
 	KT_EQ_STR(gf_token_url, KF_GCP_TOKEN_URI);
 	/* An unsupported type is refused clearly. */
@@ -325,7 +327,7 @@ KT_TEST(gcp_auth_gcloud_project)
 	gf_write_file(path, "work\n");
 	gf_path(path, sizeof(path), "%s/configurations/config_work", dir);
 	gf_write_file(path, "[compute]\nproject = nope\n[core]\naccount = a@b\n"
-			 "project = from-gcloud\n");
+			    "project = from-gcloud\n");
 	setenv("CLOUDSDK_CONFIG", dir, 1);
 	unsetenv("GOOGLE_CLOUD_PROJECT");
 	unsetenv("GCLOUD_PROJECT");
@@ -344,7 +346,6 @@ KT_TEST(gcp_auth_gcloud_project)
 	unsetenv("CLOUDSDK_ACTIVE_CONFIG_NAME");
 	unsetenv("CLOUDSDK_CONFIG");
 }
-
 
 KT_TEST(gcp_auth_token_fetch_retries_transient)
 {
@@ -395,7 +396,7 @@ KT_TEST(gcp_auth_key_file_errors)
 	char path[512], *big;
 	FILE *f;
 	static const struct {
-		const char *text;	/* NULL: a directory; "": absent */
+		const char *text; /* NULL: a directory; "": absent */
 		enum kf_code code;
 	} v[] = {
 		{ "", KF_E_NOTFOUND },
@@ -406,7 +407,8 @@ KT_TEST(gcp_auth_key_file_errors)
 		{ "{\"type\":\"service_account\",\"private_key\":\"SECRETX\"}",
 		  KF_E_INVALID },
 		{ "{\"type\":\"authorized_user\",\"client_id\":\"c\","
-		  "\"client_secret\":\"SECRETX\"}", KF_E_INVALID },
+		  "\"client_secret\":\"SECRETX\"}",
+		  KF_E_INVALID },
 	};
 
 	gf_reset();

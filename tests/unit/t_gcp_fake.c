@@ -40,7 +40,7 @@ const char *gf_pem(void)
 /* ---- the scripted transport */
 
 struct step {
-	long status;		/* 0 = network error */
+	long status; /* 0 = network error */
 	const char *body;
 };
 
@@ -108,17 +108,17 @@ int gf_fake(const struct kf_http_req *req, struct kf_http_resp *resp,
 	if (gf_nreq < 32) {
 		(void)snprintf(gf_req_url[gf_nreq], sizeof(gf_req_url[0]), "%s",
 			       req->url);
-		(void)snprintf(gf_req_method[gf_nreq],
-			       sizeof(gf_req_method[0]), "%s", req->method);
+		(void)snprintf(gf_req_method[gf_nreq], sizeof(gf_req_method[0]),
+			       "%s", req->method);
 		gf_req_auth[gf_nreq][0] = '\0';
 		for (const char *const *h = req->headers; h && *h; h++)
 			if (strncmp(*h, "Authorization:", 14) == 0)
 				(void)snprintf(gf_req_auth[gf_nreq],
 					       sizeof(gf_req_auth[0]), "%s",
 					       *h);
-		gf_req_body[gf_nreq] = req->body_len ?
-					       strndup(req->body, req->body_len) :
-					       NULL;
+		gf_req_body[gf_nreq] =
+			req->body_len ? strndup(req->body, req->body_len) :
+					NULL;
 		gf_nreq++;
 	}
 	if (spos < nscript)

@@ -28,7 +28,7 @@ extern char gf_req_method[32][8];
 extern char gf_req_auth[32][128];
 extern char *gf_req_body[32];
 extern int gf_nreq, gf_token_calls, gf_token_status;
-extern int gf_token_fail;	/* the next N token calls answer 503 */
+extern int gf_token_fail; /* the next N token calls answer 503 */
 extern char gf_token_body[8192];
 extern char gf_token_url[600];
 extern unsigned gf_token_delay_ms;

@@ -59,7 +59,8 @@ KT_TEST(gcp_kms_encrypt_verifies_response)
 		{ KEY "2/cryptoKeyVersions/1", NULL, "true", "true", 0 },
 		{ KEY "/cryptoKeyVersions/", NULL, "true", "true", 0 },
 		{ "projects/p1/locations/global/keyRings/r/cryptoKeys/x"
-		  "/cryptoKeyVersions/1", NULL, "true", "true", 0 },
+		  "/cryptoKeyVersions/1",
+		  NULL, "true", "true", 0 },
 	};
 	json_t *body;
 
@@ -94,7 +95,8 @@ KT_TEST(gcp_kms_encrypt_verifies_response)
 			/* Discarded and retried, as gcloud does. */
 			KT_EQ_INT(gf_nreq, 3);
 		}
-		KT_EQ_STR(gf_req_url[0], "http://127.0.0.1:9/v1/" KEY ":encrypt");
+		KT_EQ_STR(gf_req_url[0],
+			  "http://127.0.0.1:9/v1/" KEY ":encrypt");
 		KT_EQ_STR(gf_req_method[0], "POST");
 		body = json_loads(gf_req_body[0], 0, NULL);
 		KT_EQ_STR(json_string_value(json_object_get(body, "plaintext")),
@@ -128,8 +130,9 @@ KT_TEST(gcp_kms_decrypt_verifies_plaintext_crc)
 	gf_reset();
 	a = gf_make_auth();
 	gf_make_kms(&k, a);
-	gf_push(200, "{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"2591144780\","
-		  "\"usedPrimary\":true}");
+	gf_push(200,
+		"{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"2591144780\","
+		"\"usedPrimary\":true}");
 	KT_EQ_INT(kf_gcp_kms_decrypt(&k, KEY, "CT-bytes", 8, &pt, &err), 0);
 	KT_CHECK(pt != NULL);
 	KT_EQ_INT(pt->len, 5);
@@ -140,8 +143,8 @@ KT_TEST(gcp_kms_decrypt_verifies_plaintext_crc)
 	body = json_loads(gf_req_body[0], 0, NULL);
 	KT_EQ_STR(json_string_value(json_object_get(body, "ciphertext")),
 		  "Q1QtYnl0ZXM=");
-	KT_EQ_INT(strtoul(json_string_value(json_object_get(
-				  body, "ciphertextCrc32c")),
+	KT_EQ_INT(strtoul(json_string_value(
+				  json_object_get(body, "ciphertextCrc32c")),
 			  NULL, 10),
 		  kf_crc32c(0, "CT-bytes", 8));
 	json_decref(body);
@@ -150,7 +153,7 @@ KT_TEST(gcp_kms_decrypt_verifies_plaintext_crc)
 	gf_reset();
 	for (int i = 0; i < 3; i++)
 		gf_push(200, "{\"plaintext\":\"aGVsbG8=\","
-			  "\"plaintextCrc32c\":\"2591144781\"}");
+			     "\"plaintextCrc32c\":\"2591144781\"}");
 	KT_EQ_INT(kf_gcp_kms_decrypt(&k, KEY, "CT-bytes", 8, &pt, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 	KT_CHECK(pt == NULL);
@@ -167,7 +170,8 @@ KT_TEST(gcp_kms_decrypt_verifies_plaintext_crc)
 	/* One corrupted answer, then a good one: retried. */
 	gf_reset();
 	gf_push(200, "{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"1\"}");
-	gf_push(200, "{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"2591144780\"}");
+	gf_push(200,
+		"{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"2591144780\"}");
 	KT_EQ_INT(kf_gcp_kms_decrypt(&k, KEY, "CT-bytes", 8, &pt, &err), 0);
 	KT_EQ_INT(gf_nreq, 2);
 	kf_secret_free(pt);
@@ -176,8 +180,8 @@ KT_TEST(gcp_kms_decrypt_verifies_plaintext_crc)
 	/* Invalid ciphertext: INTEGRITY, not retried. */
 	gf_reset();
 	gf_push(400, "{\"error\":{\"code\":400,\"status\":\"INVALID_ARGUMENT\","
-		  "\"message\":\"Decryption failed: the ciphertext is "
-		  "invalid.\"}}");
+		     "\"message\":\"Decryption failed: the ciphertext is "
+		     "invalid.\"}}");
 	KT_EQ_INT(kf_gcp_kms_decrypt(&k, KEY, "garbage!", 8, &pt, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 	KT_EQ_STR(err.provider_code, "INVALID_ARGUMENT");
@@ -208,7 +212,8 @@ KT_TEST(gcp_kms_retry_classification)
 		{ "INVALID_ARGUMENT", 400, "bad id", 0, KF_E_INVALID },
 		{ "INVALID_ARGUMENT", 400,
 		  "The checksum in field plaintext_crc32c did not match the "
-		  "data in field plaintext.", 1, KF_E_INVALID },
+		  "data in field plaintext.",
+		  1, KF_E_INVALID },
 		{ "FAILED_PRECONDITION", 400, "", 0, KF_E_STATE },
 	};
 
@@ -232,7 +237,8 @@ KT_TEST(gcp_kms_retries_transient_only)
 	gf_make_kms(&k, a);
 	gf_push(503, "{\"error\":{\"code\":503,\"status\":\"UNAVAILABLE\"}}");
 	gf_push(0, NULL);
-	gf_push(429, "{\"error\":{\"code\":429,\"status\":\"RESOURCE_EXHAUSTED\"}}");
+	gf_push(429,
+		"{\"error\":{\"code\":429,\"status\":\"RESOURCE_EXHAUSTED\"}}");
 	gf_push(200, "{\"name\":\"" KEY "\"}");
 	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, &j, &err), 0);
 	KT_EQ_INT(gf_nreq, 4);
@@ -240,8 +246,9 @@ KT_TEST(gcp_kms_retries_transient_only)
 	json_decref(j);
 
 	gf_reset();
-	gf_push(403, "{\"error\":{\"code\":403,\"status\":\"PERMISSION_DENIED\","
-		  "\"message\":\"Permission denied (or it may not exist).\"}}");
+	gf_push(403,
+		"{\"error\":{\"code\":403,\"status\":\"PERMISSION_DENIED\","
+		"\"message\":\"Permission denied (or it may not exist).\"}}");
 	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, NULL, &err), -1);
 	KT_EQ_INT(err.code, KF_E_DENIED);
 	KT_EQ_STR(err.provider_code, "PERMISSION_DENIED");
@@ -266,7 +273,8 @@ KT_TEST(gcp_kms_retries_transient_only)
 	/* 401: one token refresh, then the call again with the new token. */
 	gf_reset();
 	gf_token_calls = 5;
-	gf_push(401, "{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
+	gf_push(401,
+		"{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
 	gf_push(200, "{}");
 	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, NULL, &err), 0);
 	KT_EQ_INT(gf_token_calls, 6);
@@ -274,8 +282,10 @@ KT_TEST(gcp_kms_retries_transient_only)
 	KT_EQ_STR(gf_req_auth[1], "Authorization: Bearer tok6");
 	/* ...but only once. */
 	gf_reset();
-	gf_push(401, "{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
-	gf_push(401, "{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
+	gf_push(401,
+		"{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
+	gf_push(401,
+		"{\"error\":{\"code\":401,\"status\":\"UNAUTHENTICATED\"}}");
 	gf_push(200, "{}");
 	KT_EQ_INT(kf_gcp_kms_get(&k, KEY, NULL, &err), -1);
 	KT_EQ_INT(err.code, KF_E_DENIED);
@@ -306,11 +316,13 @@ KT_TEST(gcp_kms_version_create_never_retried)
 
 	/* Success: create, then updatePrimaryVersion with its id. */
 	gf_reset();
-	gf_push(200, "{\"name\":\"" KEY "/cryptoKeyVersions/2\",\"state\":\"ENABLED\"}");
+	gf_push(200, "{\"name\":\"" KEY
+		     "/cryptoKeyVersions/2\",\"state\":\"ENABLED\"}");
 	gf_push(200, "{\"name\":\"" KEY "\"}");
 	KT_EQ_INT(kf_gcp_kms_rotate(&k, KEY, ver, sizeof(ver), &err), 0);
 	KT_EQ_INT(gf_nreq, 2);
-	KT_EQ_STR(gf_req_url[0], "http://127.0.0.1:9/v1/" KEY "/cryptoKeyVersions");
+	KT_EQ_STR(gf_req_url[0],
+		  "http://127.0.0.1:9/v1/" KEY "/cryptoKeyVersions");
 	KT_EQ_STR(gf_req_url[1],
 		  "http://127.0.0.1:9/v1/" KEY ":updatePrimaryVersion");
 	KT_EQ_STR(gf_req_body[1], "{\"cryptoKeyVersionId\":\"2\"}");
@@ -338,7 +350,7 @@ KT_TEST(gcp_kms_create_already_exists_after_ambiguous_retry)
 		  0);
 	KT_EQ_INT(gf_nreq, 2);
 	KT_EQ_STR(gf_req_url[0], "http://127.0.0.1:9/v1/projects/p1/locations/"
-			      "global/keyRings?keyRingId=r1");
+				 "global/keyRings?keyRingId=r1");
 
 	/* Plain ALREADY_EXISTS (no earlier attempt): EXISTS. */
 	gf_reset();
@@ -352,8 +364,9 @@ KT_TEST(gcp_kms_create_already_exists_after_ambiguous_retry)
 	gf_reset();
 	gf_push(429, "{\"error\":{\"status\":\"RESOURCE_EXHAUSTED\"}}");
 	gf_push(409, exists);
-	KT_EQ_INT(kf_gcp_kms_create_key(&k, "projects/p1/locations/global/"
-					    "keyRings/r1",
+	KT_EQ_INT(kf_gcp_kms_create_key(&k,
+					"projects/p1/locations/global/"
+					"keyRings/r1",
 					"k1", 100000, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_EXISTS);
@@ -362,8 +375,9 @@ KT_TEST(gcp_kms_create_already_exists_after_ambiguous_retry)
 	gf_reset();
 	gf_push(503, "{\"error\":{\"status\":\"UNAVAILABLE\"}}");
 	gf_push(409, exists);
-	KT_EQ_INT(kf_gcp_kms_create_key(&k, "projects/p1/locations/global/"
-					    "keyRings/r1",
+	KT_EQ_INT(kf_gcp_kms_create_key(&k,
+					"projects/p1/locations/global/"
+					"keyRings/r1",
 					"k1", 100000, &err),
 		  0);
 	body = json_loads(gf_req_body[0], 0, NULL);
@@ -390,7 +404,8 @@ static int collect(void *ctx, const char *id, json_t *item)
 {
 	size_t n = strlen(listed);
 
-	(void)snprintf(listed + n, sizeof(listed) - n, "%s,", id); /* checked by KT_EQ_STR */
+	(void)snprintf(listed + n, sizeof(listed) - n, "%s,",
+		       id); /* checked by KT_EQ_STR */
 	return 0;
 }
 
@@ -403,7 +418,8 @@ KT_TEST(gcp_kms_list_pages_and_endpoint)
 
 	gf_reset();
 	a = gf_make_auth();
-	setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS", "http://localhost:7", 1);
+	setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS", "http://localhost:7",
+	       1);
 	KT_EQ_INT(kf_gcp_kms_init(&k, NULL, a, 5000, &err), 0);
 	KT_EQ_STR(k.endpoint, "http://localhost:7/");
 	KT_EQ_INT(kf_gcp_kms_init(&k, "http://127.0.0.1:8/", a, 5000, &err), 0);
@@ -419,29 +435,29 @@ KT_TEST(gcp_kms_list_pages_and_endpoint)
 	kf_buf_init(&next, 4096);
 	listed[0] = '\0';
 	gf_push(200, "{\"keyRings\":[{\"name\":\"projects/p1/locations/global/"
-		  "keyRings/a\"},{\"name\":\"projects/p1/locations/global/"
-		  "keyRings/b\"}],\"nextPageToken\":\"t+/=\"}");
+		     "keyRings/a\"},{\"name\":\"projects/p1/locations/global/"
+		     "keyRings/b\"}],\"nextPageToken\":\"t+/=\"}");
 	KT_EQ_INT(kf_gcp_kms_list(&k, "projects/p1/locations/global",
 				  "keyRings", "prev tok", collect, NULL, &next,
 				  &err),
 		  0);
 	KT_EQ_STR(listed, "a,b,");
 	KT_EQ_STR(kf_buf_str(&next), "t+/=");
-	KT_EQ_STR(gf_req_url[0], "http://127.0.0.1:9/v1/projects/p1/locations/"
-			      "global/keyRings?pageSize=1000&pageToken=prev%20tok");
+	KT_EQ_STR(gf_req_url[0],
+		  "http://127.0.0.1:9/v1/projects/p1/locations/"
+		  "global/keyRings?pageSize=1000&pageToken=prev%20tok");
 	/* Last page: next left empty. */
 	gf_push(200, "{\"locations\":[{\"name\":\"projects/p1/locations/us\","
-		  "\"locationId\":\"us\"}]}");
+		     "\"locationId\":\"us\"}]}");
 	listed[0] = '\0';
-	KT_EQ_INT(kf_gcp_kms_list(&k, "projects/p1", "locations", NULL,
-				  collect, NULL, &next, &err),
+	KT_EQ_INT(kf_gcp_kms_list(&k, "projects/p1", "locations", NULL, collect,
+				  NULL, &next, &err),
 		  0);
 	KT_EQ_STR(listed, "us,");
 	KT_EQ_INT(next.len, 0);
 	kf_buf_release(&next);
 	gf_done(a);
 }
-
 
 KT_TEST(gcp_kms_refused_ciphertext_has_reason)
 {
@@ -455,17 +471,24 @@ KT_TEST(gcp_kms_refused_ciphertext_has_reason)
 		enum kf_code code;
 		int reason;
 	} v[] = {
-		{ 400, "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
-		       "\"Decryption failed: the ciphertext is invalid.\"}}",
+		{ 400,
+		  "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
+		  "\"Decryption failed: the ciphertext is invalid.\"}}",
 		  KF_E_INVALID, 1 },
-		{ 400, "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
-		       "\"The ciphertext is invalid.\"}}", KF_E_INVALID, 1 },
+		{ 400,
+		  "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
+		  "\"The ciphertext is invalid.\"}}",
+		  KF_E_INVALID, 1 },
 		{ 400, "{\"error\":{\"message\":\"Decryption failed\"}}",
 		  KF_E_INVALID, 1 },
-		{ 400, "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
-		       "\"bad id\"}}", KF_E_INVALID, 0 },
-		{ 404, "{\"error\":{\"status\":\"NOT_FOUND\",\"message\":"
-		       "\"Decryption failed\"}}", KF_E_NOTFOUND, 0 },
+		{ 400,
+		  "{\"error\":{\"status\":\"INVALID_ARGUMENT\",\"message\":"
+		  "\"bad id\"}}",
+		  KF_E_INVALID, 0 },
+		{ 404,
+		  "{\"error\":{\"status\":\"NOT_FOUND\",\"message\":"
+		  "\"Decryption failed\"}}",
+		  KF_E_NOTFOUND, 0 },
 		{ 403, "{\"error\":{\"status\":\"PERMISSION_DENIED\"}}",
 		  KF_E_DENIED, 0 },
 	};

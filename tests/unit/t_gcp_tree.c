@@ -46,7 +46,7 @@ KT_TEST(gcp_path_form)
 	char out[700], name300[300];
 	static const struct {
 		const char *path;
-		enum kf_code code;	/* of kf_gcp_path_value */
+		enum kf_code code; /* of kf_gcp_path_value */
 	} bad[] = {
 		{ "", KF_E_ISDIR },
 		{ "p1/global", KF_E_PERM },
@@ -71,12 +71,14 @@ KT_TEST(gcp_path_form)
 	KT_EQ_STR(out, "/st/gcp/p1/global/r/k/v");
 	KT_EQ_INT(kf_gcp_path_store(s, &g, 0, out, sizeof(out)), 0);
 	KT_EQ_STR(out, "/st/gcp");
-	KT_EQ_INT(kf_gcp_path_value(s, "p1/global/r/k/v", &g, out,
-				    sizeof(out), &err), 0);
+	KT_EQ_INT(kf_gcp_path_value(s, "p1/global/r/k/v", &g, out, sizeof(out),
+				    &err),
+		  0);
 	KT_EQ_STR(out, "/st/gcp/p1/global/r/k/v");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		KT_EQ_INT(kf_gcp_path_value(s, bad[i].path, &g, out,
-					    sizeof(out), &err), -1);
+					    sizeof(out), &err),
+			  -1);
 		KT_EQ_INT(err.code, bad[i].code);
 	}
 	memset(name300, 'a', sizeof(name300) - 1);
@@ -148,7 +150,8 @@ KT_TEST(gcp_key_xattrs_read_from_kms)
 	gf_push(200, key);
 	kf_buf_reset(&out);
 	KT_EQ_INT(kf_gcp_getxattr(p, k, "user.keyfs.rotation_period", &out,
-				  &err), 0);
+				  &err),
+		  0);
 	KT_EQ_STR(kf_buf_str(&out), "100000s");
 	gf_reset();
 	gf_push(200, key);
@@ -181,13 +184,15 @@ KT_TEST(gcp_key_xattrs_read_from_kms)
 	gf_push(200, bare);
 	gf_push(200, bare);
 	KT_EQ_INT(kf_gcp_getxattr(p, k, "user.keyfs.rotation_period", &out,
-				  &err), -1);
+				  &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_NODATA);
 	/* Buffers too small: RANGE. */
 	gf_push(200, key);
 	gf_push(200, key);
 	KT_EQ_INT(kf_gcp_getxattr(p, k, "user.keyfs.rotation_period", &small,
-				  &err), -1);
+				  &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_RANGE);
 	gf_push(200, key);
 	KT_EQ_INT(kf_gcp_listxattr(p, k, &small, &err), -1);

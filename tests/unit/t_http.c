@@ -80,8 +80,7 @@ KT_TEST(http_resp_header_lookup)
 				"Content-Length: 12\r\n");
 	KT_EQ_INT(kf_http_resp_header(&r, "content-type", v, sizeof(v)), 1);
 	KT_EQ_STR(v, "application/json");
-	KT_EQ_INT(kf_http_resp_header(&r, "X-AMZN-REQUESTID", v, sizeof(v)),
-		  1);
+	KT_EQ_INT(kf_http_resp_header(&r, "X-AMZN-REQUESTID", v, sizeof(v)), 1);
 	KT_EQ_STR(v, "abc-123");
 	KT_EQ_INT(kf_http_resp_header(&r, "x-empty", v, sizeof(v)), 1);
 	KT_EQ_STR(v, "");
@@ -146,17 +145,21 @@ KT_TEST(http_transport_seam)
 
 /* ---- a tiny loopback server: one connection, one canned behaviour ---- */
 
-enum srv_mode { SRV_ECHO, SRV_BIG, SRV_SILENT };
+enum srv_mode {
+	SRV_ECHO,
+	SRV_BIG,
+	SRV_SILENT
+};
 
 struct srv {
 	int lfd;
 	int port;
 	enum srv_mode mode;
 	pthread_t th;
-	unsigned char *got;	/* received body (ECHO) */
+	unsigned char *got; /* received body (ECHO) */
 	size_t got_len;
 	char method[16];
-	int ok;			/* the server saw a well-formed request */
+	int ok; /* the server saw a well-formed request */
 };
 
 static int send_all(int fd, const void *p, size_t n)
@@ -256,7 +259,8 @@ static void *srv_main(void *arg)
 				     "Content-Type: application/octet-stream\r\n"
 				     "x-final:  ok \r\n"
 				     "Content-Length: %zu\r\n"
-				     "Connection: close\r\n\r\n", s->got_len);
+				     "Connection: close\r\n\r\n",
+				     s->got_len);
 			if (n > 0 && (size_t)n < sizeof(head) &&
 			    send_all(fd, head, (size_t)n) == 0)
 				send_all(fd, s->got, s->got_len);
@@ -267,13 +271,14 @@ static void *srv_main(void *arg)
 			memset(chunk, 'x', sizeof(chunk));
 			n = snprintf(head, sizeof(head),
 				     "HTTP/1.1 200 OK\r\n"
-				     "Content-Length: %zu\r\n\r\n", total);
+				     "Content-Length: %zu\r\n\r\n",
+				     total);
 			if (n > 0 && (size_t)n < sizeof(head) &&
 			    send_all(fd, head, (size_t)n) == 0)
 				for (size_t i = 0; i < total / sizeof(chunk);
 				     i++)
-					if (send_all(fd, chunk,
-						     sizeof(chunk)) < 0)
+					if (send_all(fd, chunk, sizeof(chunk)) <
+					    0)
 						break;
 		}
 	}
@@ -451,7 +456,7 @@ KT_TEST(http_loopback_refused)
 	int port, fd = listen_loopback(&port);
 
 	KT_CHECK(fd >= 0);
-	close(fd);	/* nothing listens there now */
+	close(fd); /* nothing listens there now */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	kf_http_resp_init(&resp);
 	req.method = "GET";
@@ -482,8 +487,10 @@ KT_TEST(http_metadata_addresses_need_the_flag)
 		"http://[fd00:ec2::23]/v1/credentials",
 	};
 	static const char *const never[] = {
-		"http://169.254.169.253/", "http://169.254.170.22/",
-		"http://metadata.internal/", "http://10.0.0.1/",
+		"http://169.254.169.253/",
+		"http://169.254.170.22/",
+		"http://metadata.internal/",
+		"http://10.0.0.1/",
 	};
 	struct kf_http_resp resp;
 	struct kf_err err = KF_ERR_INIT;
@@ -499,7 +506,8 @@ KT_TEST(http_metadata_addresses_need_the_flag)
 		KT_EQ_INT(kf_http_do(&req, &resp, &err), 0);
 	}
 	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
-		struct kf_http_req req = { .method = "GET", .url = never[i],
+		struct kf_http_req req = { .method = "GET",
+					   .url = never[i],
 					   .allow_metadata_ip = 1 };
 
 		KT_EQ_INT(kf_http_do(&req, &resp, &err), -1);

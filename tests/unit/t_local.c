@@ -32,7 +32,8 @@ static void seal(const unsigned char key[32], uint32_t ver, const char *path,
 	struct kf_err err = KF_ERR_INIT;
 
 	KT_EQ_INT(kf_local_value_seal(key, ver, path, secret_text,
-				      sizeof(secret_text) - 1, blob, &err), 0);
+				      sizeof(secret_text) - 1, blob, &err),
+		  0);
 }
 
 #define BLOB_LEN (sizeof(secret_text) - 1 + KF_LOCAL_OVERHEAD)
@@ -48,10 +49,12 @@ KT_TEST(local_value_seal_then_open_round_trips)
 	seal(key, 7, "ring/key/name", blob);
 	KT_EQ_MEM(blob, "KFL1", 4);
 	KT_EQ_INT(kf_local_value_version(blob, sizeof(blob), "ring/key/name",
-					 &ver, &err), 0);
+					 &ver, &err),
+		  0);
 	KT_EQ_INT(ver, 7);
-	KT_EQ_INT(kf_local_value_open(key, "ring/key/name", blob,
-				      sizeof(blob), &s, &err), 0);
+	KT_EQ_INT(kf_local_value_open(key, "ring/key/name", blob, sizeof(blob),
+				      &s, &err),
+		  0);
 	KT_CHECK(s && s->len == sizeof(secret_text) - 1);
 	KT_CHECK(s && kf_memeq(s->data, secret_text, s->len));
 	kf_secret_free(s);
@@ -66,7 +69,8 @@ KT_TEST(local_value_empty_round_trips)
 	fixed_key(key, 2);
 	KT_EQ_INT(kf_local_value_seal(key, 1, "r/k/e", "", 0, blob, &err), 0);
 	KT_EQ_INT(kf_local_value_open(key, "r/k/e", blob, sizeof(blob), &s,
-				      &err), 0);
+				      &err),
+		  0);
 	KT_CHECK(s && s->len == 0);
 	kf_secret_free(s);
 }
@@ -84,7 +88,8 @@ KT_TEST(local_value_moved_to_another_path_fails_integrity)
 		struct kf_err err = KF_ERR_INIT;
 
 		KT_EQ_INT(kf_local_value_open(key, other[i], blob, sizeof(blob),
-					      &s, &err), -1);
+					      &s, &err),
+			  -1);
 		KT_EQ_INT(err.code, KF_E_INTEGRITY);
 		KT_CHECK(s == NULL);
 	}
@@ -103,7 +108,8 @@ KT_TEST(local_value_any_flipped_byte_fails_integrity)
 
 		blob[i] ^= 0x01;
 		KT_EQ_INT(kf_local_value_open(key, "r/k/v", blob, sizeof(blob),
-					      &s, &err), -1);
+					      &s, &err),
+			  -1);
 		KT_EQ_INT(err.code, KF_E_INTEGRITY);
 		KT_CHECK(s == NULL);
 		blob[i] ^= 0x01;
@@ -120,7 +126,8 @@ KT_TEST(local_value_wrong_key_or_truncation_fails_integrity)
 	fixed_key(other, 6);
 	seal(key, 1, "r/k/v", blob);
 	KT_EQ_INT(kf_local_value_open(other, "r/k/v", blob, sizeof(blob), &s,
-				      &err), -1);
+				      &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 	for (size_t n = 0; n < sizeof(blob); n += 7) {
 		kf_err_clear(&err);
@@ -146,13 +153,15 @@ KT_TEST(local_value_header_checks)
 	seal(key, 0, "r/k/v", blob);
 	KT_EQ_INT(kf_local_value_peek(blob, 8, &ver), 0);
 	KT_EQ_INT(kf_local_value_version(blob, sizeof(blob), "r/k/v", &ver,
-					 &err), -1);
+					 &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 	blob[0] = 'X';
 	KT_EQ_INT(kf_local_value_peek(blob, 8, &ver), -1);
 	kf_err_clear(&err);
 	KT_EQ_INT(kf_local_value_version(blob, sizeof(blob), "r/k/v", &ver,
-					 &err), -1);
+					 &err),
+		  -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 }
 
@@ -172,7 +181,7 @@ KT_TEST(local_key_wrap_round_trips_and_binds_key_and_version)
 	/* Another key, another version, another master key: refused. */
 	KT_EQ_INT(kf_local_key_unwrap(mk, "r/k2", 3, w, out, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
-	KT_CHECK(kf_memeq(out, zero, 32));	/* wiped */
+	KT_CHECK(kf_memeq(out, zero, 32)); /* wiped */
 	KT_EQ_INT(kf_local_key_unwrap(mk, "r/k", 4, w, out, &err), -1);
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 	KT_EQ_INT(kf_local_key_unwrap(other, "r/k", 3, w, out, &err), -1);
@@ -220,8 +229,8 @@ static void check_value(struct kf_provider *p, const char *path,
 	struct kf_err err = KF_ERR_INIT;
 
 	KT_EQ_INT(p->ops->read(p, path, &s, &err), 0);
-	KT_CHECK(s && s->len == strlen(want) && kf_memeq(s->data, want,
-							   s->len));
+	KT_CHECK(s && s->len == strlen(want) &&
+		 kf_memeq(s->data, want, s->len));
 	kf_secret_free(s);
 }
 
@@ -241,8 +250,9 @@ static void commit(struct kf_provider *p, const char *path, const char *v)
 {
 	struct kf_err err = KF_ERR_INIT;
 
-	KT_EQ_INT(p->ops->commit(p, path, (const unsigned char *)v,
-				 strlen(v), "t", KF_COMMIT_CREATE, &err), 0);
+	KT_EQ_INT(p->ops->commit(p, path, (const unsigned char *)v, strlen(v),
+				 "t", KF_COMMIT_CREATE, &err),
+		  0);
 }
 
 KT_TEST(local_store_rotation_keeps_old_values_readable)
@@ -258,14 +268,15 @@ KT_TEST(local_store_rotation_keeps_old_values_readable)
 	KT_EQ_INT(p->ops->mkdir(p, "ring", &err), 0);
 	KT_EQ_INT(p->ops->mkdir(p, "ring/key", &err), 0);
 	KT_CHECK((size_t)snprintf(mk, sizeof(mk), "%s/master.key",
-				 kt_tmpdir()) < sizeof(mk));
+				  kt_tmpdir()) < sizeof(mk));
 	KT_EQ_INT(stat(mk, &st), 0);
 	KT_EQ_INT(st.st_mode & 0777, 0600);
 	KT_EQ_INT(st.st_size, 32);
 	commit(p, "ring/key/a", "first");
 	check_xattr(p, "ring/key", "user.keyfs.primary", "1");
-	KT_EQ_INT(p->ops->setxattr(p, "ring/key", "user.keyfs.rotate", "1\n",
-				   2, &err), 0);
+	KT_EQ_INT(p->ops->setxattr(p, "ring/key", "user.keyfs.rotate", "1\n", 2,
+				   &err),
+		  0);
 	check_xattr(p, "ring/key", "user.keyfs.primary", "2");
 	commit(p, "ring/key/b", "second");
 	check_xattr(p, "ring/key/a", "user.keyfs.version", "1");

@@ -15,7 +15,7 @@ KT_TEST(secret_bounds_and_ops)
 	KT_EQ_INT(s->len, 10);
 	KT_EQ_INT(kf_secret_write(s, 8, "xyz", 3), -1);
 	KT_EQ_INT(kf_secret_truncate(s, 4), 0);
-	KT_EQ_INT(s->data[5], 0);	/* dropped bytes are wiped */
+	KT_EQ_INT(s->data[5], 0); /* dropped bytes are wiped */
 	KT_EQ_INT(kf_secret_write(s, 6, "ab", 2), 0);
 	KT_EQ_INT(s->len, 8);
 	KT_EQ_MEM(s->data, "0123\0\0ab", 8);

@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#define T20150830 ((time_t)1440938160)	/* 20150830T123600Z */
+#define T20150830 ((time_t)1440938160) /* 20150830T123600Z */
 
 static const struct kf_sigv4_creds ex_creds = {
 	"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL
@@ -63,8 +63,9 @@ KT_TEST(sigv4_get_vanilla)
 		{ "Host", "example.amazonaws.com" },
 		{ "X-Amz-Date", "20150830T123600Z" },
 	};
-	struct kf_sigv4_req req = { "GET", "/", NULL, h, 2, NULL, 0,
-				    "us-east-1", "service", T20150830 };
+	struct kf_sigv4_req req = { "GET",     "/",	 NULL, h,
+				    2,	       NULL,	 0,    "us-east-1",
+				    "service", T20150830 };
 	struct kf_buf cr, sts, auth;
 	struct kf_err err = KF_ERR_INIT;
 
@@ -108,10 +109,12 @@ KT_TEST(sigv4_iam_doc_example)
 		{ "Host", "iam.amazonaws.com" },
 		{ "X-Amz-Date", "20150830T123600Z" },
 	};
-	struct kf_sigv4_req req = { "GET", "/",
-				    "Action=ListUsers&Version=2010-05-08", h,
-				    3, NULL, 0, "us-east-1", "iam",
-				    T20150830 };
+	struct kf_sigv4_req req = {
+		"GET",	  "/",	       "Action=ListUsers&Version=2010-05-08",
+		h,	  3,	       NULL,
+		0,	  "us-east-1", "iam",
+		T20150830
+	};
 	struct kf_buf auth;
 	struct kf_err err = KF_ERR_INIT;
 
@@ -136,9 +139,16 @@ KT_TEST(sigv4_sm_get_secret_value_token)
 		{ "X-Amz-Date", "20150830T123600Z" },
 		{ "X-Amz-Security-Token", "SESSIONTOKENEXAMPLE" },
 	};
-	struct kf_sigv4_req req = { "POST", "/", NULL, h, 5, body,
-				    sizeof(body) - 1, "us-east-1",
-				    "secretsmanager", T20150830 };
+	struct kf_sigv4_req req = { "POST",
+				    "/",
+				    NULL,
+				    h,
+				    5,
+				    body,
+				    sizeof(body) - 1,
+				    "us-east-1",
+				    "secretsmanager",
+				    T20150830 };
 	struct kf_sigv4_creds creds = ex_creds;
 	struct kf_buf cr, sts, auth;
 	struct kf_err err = KF_ERR_INIT;
@@ -153,9 +163,9 @@ KT_TEST(sigv4_sm_get_secret_value_token)
 	kf_buf_init(&auth, 1 << 16);
 	KT_EQ_INT(sizeof(body) - 1, 22);
 	KT_EQ_INT(kf_sigv4_canonical_request(&req, &cr, &err), 0);
-	KT_CHECK(strstr(kf_buf_str(&cr), "\n96ab3eb77e3be78761024a58c002a6044"
-					 "199bcfbb32f49e358eec8d7e31ae7d7") !=
-		 NULL);
+	KT_CHECK(strstr(kf_buf_str(&cr),
+			"\n96ab3eb77e3be78761024a58c002a6044"
+			"199bcfbb32f49e358eec8d7e31ae7d7") != NULL);
 	kf_sha256_hex(cr.data, cr.len, hash);
 	KT_EQ_STR(hash, "9dc8dfe42bfc2fc5fd419b445cd0340a7046e54cc8725775db9"
 			"a8f0be7320c14");
@@ -198,8 +208,9 @@ KT_TEST(sigv4_sm_list_secrets_emulator)
 		{ "Content-Type", "application/x-amz-json-1.1" },
 		{ "X-Amz-Target", "secretsmanager.ListSecrets" },
 	};
-	struct kf_sigv4_req req = { "POST", "/", NULL, h, 4, "{}", 2,
-				    "us-east-1", "secretsmanager",
+	struct kf_sigv4_req req = { "POST",   "/",	   NULL,
+				    h,	      4,	   "{}",
+				    2,	      "us-east-1", "secretsmanager",
 				    T20150830 };
 	struct kf_buf cr;
 	char hash[65];
@@ -208,9 +219,9 @@ KT_TEST(sigv4_sm_list_secrets_emulator)
 	KT_EQ_STR(sign_example(&req, &cr), "60e9acc668b5606badbc6dc636deb05b"
 					   "aea4f7f93b53fc6241b4548d04a62a38");
 	KT_CHECK(strstr(kf_buf_str(&cr), "\nhost:127.0.0.1:4566\n") != NULL);
-	KT_CHECK(strstr(kf_buf_str(&cr), "\n44136fa355b3678a1146ad16f7e8649e9"
-					 "4fb4fc21fe77e8310c060f61caaff8a") !=
-		 NULL);
+	KT_CHECK(strstr(kf_buf_str(&cr),
+			"\n44136fa355b3678a1146ad16f7e8649e9"
+			"4fb4fc21fe77e8310c060f61caaff8a") != NULL);
 	kf_sha256_hex(cr.data, cr.len, hash);
 	KT_EQ_STR(hash, "53b8277f81c1ecac38f682165d6b1b8844facc59dd9c4f1c68e"
 			"82170fb37f675");
@@ -225,10 +236,17 @@ KT_TEST(sigv4_query_sorting)
 		{ "Host", "example.amazonaws.com" },
 		{ "X-Amz-Date", "20150830T123600Z" },
 	};
-	struct kf_sigv4_req req = { "GET", "/",
+	struct kf_sigv4_req req = { "GET",
+				    "/",
 				    "Param2=value2&Param1=value1&b&&a b=z/y&"
-				    "Param1=a+b", h, 2, NULL, 0, "us-east-1",
-				    "service", T20150830 };
+				    "Param1=a+b",
+				    h,
+				    2,
+				    NULL,
+				    0,
+				    "us-east-1",
+				    "service",
+				    T20150830 };
 	struct kf_buf cr;
 
 	kf_buf_init(&cr, 1 << 16);
@@ -236,7 +254,8 @@ KT_TEST(sigv4_query_sorting)
 					   "added8828b6e4d34ae8fdbd1ab345378");
 	KT_CHECK(strncmp(kf_buf_str(&cr),
 			 "GET\n/\nParam1=a%2Bb&Param1=value1&Param2=value2&"
-			 "a%20b=z%2Fy&b=\nhost:", 62) == 0);
+			 "a%20b=z%2Fy&b=\nhost:",
+			 62) == 0);
 
 	/* Sorting is by encoded bytes: upper case before lower case. */
 	req.query = "b=1&B=2&a=&a";
@@ -254,8 +273,9 @@ KT_TEST(sigv4_header_folding)
 		{ "X-Amz-Date", "20150830T123600Z" },
 		{ "my-header1", "second\t\tvalue" },
 	};
-	struct kf_sigv4_req req = { "GET", "/", NULL, h, 5, NULL, 0,
-				    "us-east-1", "service", T20150830 };
+	struct kf_sigv4_req req = { "GET",     "/",	 NULL, h,
+				    5,	       NULL,	 0,    "us-east-1",
+				    "service", T20150830 };
 	struct kf_buf cr;
 
 	kf_buf_init(&cr, 1 << 16);
@@ -277,8 +297,10 @@ KT_TEST(sigv4_path_encoding)
 		{ "Host", "example.amazonaws.com" },
 		{ "X-Amz-Date", "20150830T123600Z" },
 	};
-	struct kf_sigv4_req req = { "GET", "/a b/%41/caf\xc3\xa9/~x_y-z.w/",
-				    NULL, h, 2, NULL, 0, "us-east-1",
+	struct kf_sigv4_req req = { "GET",     "/a b/%41/caf\xc3\xa9/~x_y-z.w/",
+				    NULL,      h,
+				    2,	       NULL,
+				    0,	       "us-east-1",
 				    "service", T20150830 };
 	struct kf_buf cr;
 
@@ -305,8 +327,15 @@ KT_TEST(sigv4_session_token_other_region)
 		{ "X-Amz-Date", "20231114T221320Z" },
 		{ "X-Amz-Security-Token", "FwoGZXIvYXdzEXAMPLETOKEN/+=" },
 	};
-	struct kf_sigv4_req req = { "POST", "/", NULL, h, 5, "{}", 2,
-				    "eu-west-3", "secretsmanager",
+	struct kf_sigv4_req req = { "POST",
+				    "/",
+				    NULL,
+				    h,
+				    5,
+				    "{}",
+				    2,
+				    "eu-west-3",
+				    "secretsmanager",
 				    (time_t)1700000000 };
 	struct kf_sigv4_creds creds = { "ASIAEXAMPLE", "secretEXAMPLE",
 					"FwoGZXIvYXdzEXAMPLETOKEN/+=" };
@@ -330,8 +359,9 @@ KT_TEST(sigv4_invalid_inputs)
 	const struct kf_sigv4_header bad_val[] = { { "Host", "a\r\nX: y" } };
 	const struct kf_sigv4_header empty[] = { { "  ", "x" } };
 	const struct kf_sigv4_header ok[] = { { "Host", "h" } };
-	struct kf_sigv4_req req = { "GET", "/", NULL, bad_name, 1, NULL, 0,
-				    "us-east-1", "service", T20150830 };
+	struct kf_sigv4_req req = { "GET",     "/",	 NULL, bad_name,
+				    1,	       NULL,	 0,    "us-east-1",
+				    "service", T20150830 };
 	struct kf_sigv4_creds nokey = { "AK", "", NULL };
 	struct kf_buf out;
 	struct kf_err err = KF_ERR_INIT;
