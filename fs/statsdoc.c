@@ -8,6 +8,9 @@
 #include "core/stats.h"
 #include "ops.h"
 
+#include <stddef.h>
+#include <string.h>
+
 #define CTR_GET(fs, f) \
 	((unsigned long long)__atomic_load_n(&(fs)->ctr.f, __ATOMIC_RELAXED))
 
@@ -31,33 +34,48 @@ static int fuse_part(struct kf_fs *fs, struct kf_buf *out)
 			   CTR_GET(fs, commit_errors));
 }
 
+/* The cache counters, in the document's order, as data. */
+static const struct {
+	const char *name;
+	size_t off;
+} cache_fields[] = {
+#define F(json, field)                                       \
+	{                                                    \
+		json, offsetof(struct kf_cache_stats, field) \
+	}
+	F("hits", hits),
+	F("misses", misses),
+	F("waits", waits),
+	F("stale", stale),
+	F("attr_hits", attr_hits),
+	F("attr_misses", attr_misses),
+	F("negative_hits", neg_hits),
+	F("refreshes", refreshes),
+	F("prefetched", prefetched),
+	F("changes", changes),
+	F("evictions", evictions),
+	F("errors", errors),
+	F("entries", entries),
+	F("bytes", bytes),
+#undef F
+};
+
 static int cache_part(struct kf_fs *fs, struct kf_buf *out)
 {
 	struct kf_cache_stats c;
+	int rc;
 
 	kf_cache_stats(&fs->cache, &c);
-	return kf_buf_addf(out,
-			   "\"cache\":{\"hits\":%llu,\"misses\":%llu,"
-			   "\"waits\":%llu,\"stale\":%llu,\"attr_hits\":%llu,"
-			   "\"attr_misses\":%llu,\"negative_hits\":%llu,"
-			   "\"refreshes\":%llu,\"prefetched\":%llu,"
-			   "\"changes\":%llu,"
-			   "\"evictions\":%llu,\"errors\":%llu,"
-			   "\"entries\":%llu,\"bytes\":%llu},",
-			   (unsigned long long)c.hits,
-			   (unsigned long long)c.misses,
-			   (unsigned long long)c.waits,
-			   (unsigned long long)c.stale,
-			   (unsigned long long)c.attr_hits,
-			   (unsigned long long)c.attr_misses,
-			   (unsigned long long)c.neg_hits,
-			   (unsigned long long)c.refreshes,
-			   (unsigned long long)c.prefetched,
-			   (unsigned long long)c.changes,
-			   (unsigned long long)c.evictions,
-			   (unsigned long long)c.errors,
-			   (unsigned long long)c.entries,
-			   (unsigned long long)c.bytes);
+	rc = kf_buf_adds(out, "\"cache\":{");
+	for (size_t i = 0; i < sizeof(cache_fields) / sizeof(cache_fields[0]);
+	     i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)&c + cache_fields[i].off, sizeof(v));
+		rc |= kf_buf_addf(out, "%s\"%s\":%llu", i ? "," : "",
+				  cache_fields[i].name, (unsigned long long)v);
+	}
+	return rc | kf_buf_adds(out, "},");
 }
 
 int kf_statsdoc_json(struct kf_fs *fs, struct kf_buf *out)
