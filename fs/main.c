@@ -322,6 +322,7 @@ static int setup_fs(struct keyfs *k)
 {
 	struct kf_fs *fs = &k->fs;
 	const struct kf_opts *o = &k->o;
+	struct kf_err err = KF_ERR_INIT;
 	char ebuf[256];
 
 	fs->tree.providers = k->provs;
@@ -333,6 +334,10 @@ static int setup_fs(struct keyfs *k)
 	fs->direct_io = o->direct_io;
 	fs->ttl = o->ttl;
 	fs->no_open = o->read_only && !o->audit && !o->direct_io && o->ttl > 0;
+	if (kf_modes_load(&fs->modes, k->store, &err) < 0) {
+		fprintf(stderr, "keyfs: store %s: %s\n", k->store, err.msg);
+		return STEP_FAIL;
+	}
 	if (kf_cache_init(&fs->cache, o->ttl, o->max_stale, o->timeout) < 0) {
 		fprintf(stderr, "keyfs: out of memory\n");
 		return STEP_FAIL;

@@ -42,6 +42,7 @@ void kf_fs_init(struct kf_fs *fs)
 {
 	memset(fs, 0, sizeof(*fs));
 	pthread_mutex_init(&fs->pending_lock, NULL);
+	kf_modes_init(&fs->modes);
 	fs->mount_time = time(NULL);
 }
 
@@ -49,6 +50,7 @@ void kf_fs_release(struct kf_fs *fs)
 {
 	kf_cache_release(&fs->cache);
 	kf_fh_pending_release(fs);
+	kf_modes_release(&fs->modes);
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
@@ -118,6 +120,7 @@ static int kf_getattr(const char *path, struct stat *st,
 		a.size = h->val->len;
 		pthread_mutex_unlock(&h->lock);
 		fill_stat(fs, &a, st);
+		kf_modes_apply(&fs->modes, h->path, st);
 		return 0;
 	}
 	rc = kf_fs_route(path, &p, &rel);
@@ -134,6 +137,7 @@ static int kf_getattr(const char *path, struct stat *st,
 		a.size_known = 1;
 	}
 	fill_stat(fs, &a, st);
+	kf_modes_apply(&fs->modes, path, st);
 	return 0;
 }
 
@@ -223,6 +227,7 @@ static int kf_mkdir(const char *path, mode_t mode)
 		return kf_fs_audited("mkdir", path,
 				     kf_errmap_report("mkdir", path, &err));
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
+	kf_modes_forget(&kf_fs_ctx()->modes, path); /* new: the defaults */
 	kf_log(KF_LOG_DEBUG, "mkdir %s", path);
 	return kf_fs_audited("mkdir", path, 0);
 }
@@ -250,6 +255,8 @@ static int remove_path(const char *path, const char *op, int root_errno,
 		return kf_fs_audited(op, path, -root_errno);
 	rc = fn(p, rel, &err) < 0 ? kf_errmap_report(op, path, &err) : 0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
+	if (rc == 0)
+		kf_modes_forget(&kf_fs_ctx()->modes, path);
 	return kf_fs_audited(op, path, rc);
 }
 
@@ -335,7 +342,8 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return -EEXIST;
 	rc = kf_fh_create(fs, p, path, rel, fi->flags, &who, &h);
 	if (rc == 0) {
-		fi->direct_io = 1; /* see open_handle */
+		kf_modes_forget(&fs->modes, path); /* new: the defaults */
+		fi->direct_io = 1;		   /* see open_handle */
 		fi->fh = (uint64_t)(uintptr_t)h;
 	}
 	return kf_fs_audited("create", path, rc);
@@ -473,15 +481,37 @@ static int refuse(int err)
 	return kf_fs_ctx()->read_only ? -EROFS : err;
 }
 
+/* chmod and chown: kept per path on this host (fs/modes.c); the
+ * kernel has checked who may (default_permissions). */
 static int kf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	return refuse(-EPERM); /* modes come from -o umask */
+	struct kf_fh *h = fh_of(fi);
+	struct stat st;
+	int rc;
+
+	if (kf_fs_ctx()->read_only)
+		return -EROFS;
+	rc = kf_getattr(path, &st, fi);
+	if (rc == 0)
+		rc = kf_modes_chmod(&kf_fs_ctx()->modes, h ? h->path : path,
+				    &st, mode);
+	return kf_fs_audited("chmod", h ? h->path : path, rc);
 }
 
 static int kf_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	return refuse(-EPERM); /* owners come from -o uid, gid */
+	struct kf_fh *h = fh_of(fi);
+	struct stat st;
+	int rc;
+
+	if (kf_fs_ctx()->read_only)
+		return -EROFS;
+	rc = kf_getattr(path, &st, fi);
+	if (rc == 0)
+		rc = kf_modes_chown(&kf_fs_ctx()->modes, h ? h->path : path,
+				    &st, uid, gid, caller().uid);
+	return kf_fs_audited("chown", h ? h->path : path, rc);
 }
 
 /* Times come from the provider; accepting utimens keeps `touch` working. */
