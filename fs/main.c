@@ -9,6 +9,7 @@
 #include "errmap.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "mountpoint.h"
 #include "ops.h"
 #include "opts.h"
 #include "refresh.h"
@@ -114,16 +115,10 @@ static int check_store(const char *store, const char *mnt, int ro, char *real,
 
 static int check_mountpoint(const char *mnt)
 {
-	struct stat st;
+	char msg[3 * PATH_MAX];
 
-	if (stat(mnt, &st) < 0) {
-		fprintf(stderr, "keyfs: mountpoint %s: %s\n", mnt,
-			strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "keyfs: mountpoint %s is not a directory\n",
-			mnt);
+	if (kf_mountpoint_check(mnt, NULL, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "keyfs: %s\n", msg);
 		return -1;
 	}
 	return 0;

@@ -120,3 +120,48 @@ def test_process_hardening(keyfs):
     with open("/proc/%d/status" % pid) as f:
         vmlck = [l for l in f.read().splitlines() if l.startswith("VmLck:")][0]
     assert int(vmlck.split()[1]) > 0
+
+
+def keyfs_mounts_at(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f
+                   if line.split()[4] == path and " - fuse.keyfs " in line)
+
+
+def test_refuses_to_stack_on_a_live_keyfs_mount(keyfs, tmp_path):
+    m = keyfs()
+    os.makedirs(m.path("local", "r", "k"))
+    with open(m.path("local", "r", "k", "v"), "w") as f:
+        f.write("first")
+    for fg in (["-f"], []):
+        r = run([KEYFS_BIN] + fg + ["-o", "store=" + str(tmp_path / "other"),
+                                    m.mnt + "/"], timeout=20)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert "already a live keyfs mount" in r.stderr, r.stderr
+        assert "fusermount3 -u " + m.mnt in r.stderr, r.stderr
+    assert keyfs_mounts_at(m.mnt) == 1
+    with open(m.path("local", "r", "k", "v")) as f:
+        assert f.read() == "first"
+
+
+def test_dead_mount_says_how_to_clear_it(keyfs, tmp_path):
+    import signal
+    m = keyfs()
+    os.kill(m.pid(), signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    try:
+        os.stat(m.mnt)
+        raise AssertionError("the dead mount still answers")
+    except OSError as e:
+        assert e.errno == 107  # ENOTCONN
+    r = run([KEYFS_BIN, "-f", "-o", "store=" + m.store, m.mnt], timeout=20)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Transport endpoint is not connected" in r.stderr
+    assert "clear it with: fusermount3 -u " + m.mnt in r.stderr
+    # Doing what it says makes the mountpoint usable again.
+    assert run(["fusermount3", "-u", m.mnt]).returncode == 0
+    m.start()
+    assert os.listdir(m.mnt) == ["local"]
