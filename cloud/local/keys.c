@@ -8,6 +8,7 @@
 #include "local/priv.h"
 
 #include "core/json.h"
+#include "core/log.h"
 #include "core/store.h"
 
 #include <dirent.h>
@@ -124,6 +125,12 @@ static int unwrap_entry(struct local *l, const char *ringkey, long version,
 		goto out;
 	rc = kf_local_key_unwrap(master, ringkey, version,
 				 (const unsigned char *)w.data, key, err);
+	if (rc == 0) {
+		struct kf_err cerr = KF_ERR_INIT;
+
+		if (kf_local_master_proven(l, &cerr) < 0)
+			kf_log(KF_LOG_WARN, "local: %s", cerr.msg);
+	}
 out:
 	explicit_bzero(master, sizeof(master));
 	kf_buf_release(&w);

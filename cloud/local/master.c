@@ -3,18 +3,165 @@
  * on first use, refused when group/world-accessible or not exactly 32
  * bytes, then kept in locked memory until unmount.  It never logs the key
  * and wipes every copy it makes outside the kf_secret.
+ *
+ * STORE/local/.master-check holds "keyfs-master-check 1 HEX\n", HEX the
+ * HMAC-SHA256 of a fixed string under the master key: written when the
+ * key is created (or first proven by an unwrap in an older store), it
+ * tells a wrong key from damage, and while it (or any key file) exists a
+ * missing master key is never replaced by a new one.
  */
 #include "local/priv.h"
 
 #include "core/crypto.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define CHECK_HEADER "keyfs-master-check 1 "
+#define CHECK_MSG "keyfs-local-master-check-v1"
+
+/* The check line for key into line (sizeof CHECK_HEADER + 64 + 2). */
+static void check_line(const unsigned char key[32], char *line)
+{
+	unsigned char mac[32];
+	size_t hl = sizeof(CHECK_HEADER) - 1;
+
+	kf_hmac_sha256(key, 32, CHECK_MSG, sizeof(CHECK_MSG) - 1, mac);
+	memcpy(line, CHECK_HEADER, hl);
+	kf_hex(mac, sizeof(mac), line + hl);
+	memcpy(line + hl + 64, "\n", 2);
+	explicit_bzero(mac, sizeof(mac));
+}
+
+#define CHECK_LEN (sizeof(CHECK_HEADER) - 1 + 64 + 1)
+
+/*
+ * Compare key with the check file: 1 matches, 0 no check file, -1 with
+ * err (KF_E_INTEGRITY: another key, or a damaged check file).
+ */
+static int check_compare(const struct local *l, const unsigned char key[32],
+			 struct kf_err *err)
+{
+	char path[PATH_MAX], want[CHECK_LEN + 1];
+	struct kf_buf b;
+	int rc;
+
+	if (kf_local_fspath(l, "", KF_LOCAL_CHECKFILE, path, sizeof(path),
+			    err) < 0)
+		return -1;
+	kf_buf_init(&b, 256);
+	rc = kf_store_read(path, 256, &b, err);
+	if (rc < 0 && err->code == KF_E_NOTFOUND) {
+		kf_err_clear(err);
+		rc = 0;
+	} else if (rc == 0) {
+		check_line(key, want);
+		rc = b.len == CHECK_LEN && kf_memeq(b.data, want, CHECK_LEN) ?
+			     1 :
+			     kf_fail(err, KF_E_INTEGRITY,
+				     "master key file %s is not the key of "
+				     "this store (it does not match %s)",
+				     l->master_path, path);
+	}
+	kf_buf_release(&b);
+	return rc;
+}
+
+/* Write the check file for key (not on a read-only mount). */
+static int check_write(const struct local *l, const unsigned char key[32],
+		       struct kf_err *err)
+{
+	char line[CHECK_LEN + 1];
+	int rc;
+
+	if (l->read_only)
+		return 0;
+	check_line(key, line);
+	rc = kf_store_replace(l->root, KF_LOCAL_CHECKFILE, line, CHECK_LEN,
+			      err);
+	explicit_bzero(line, sizeof(line));
+	return rc;
+}
+
+/* Does the store hold a key file (STORE/local/RING/KEY/.key.json)? */
+static int store_has_keys(const struct local *l)
+{
+	struct dirent *de;
+	DIR *d = opendir(l->root);
+	int found = 0;
+
+	if (!d)
+		return errno != ENOENT; /* cannot tell: assume it does */
+	while (!found && (de = readdir(d)) != NULL) {
+		char ring[PATH_MAX];
+		struct dirent *ke;
+		DIR *r;
+
+		if (!kf_local_valid_id(de->d_name, strlen(de->d_name)) ||
+		    kf_local_fspath(l, de->d_name, NULL, ring, sizeof(ring),
+				    NULL) < 0)
+			continue;
+		r = opendir(ring);
+		while (r && !found && (ke = readdir(r)) != NULL) {
+			char kf[PATH_MAX];
+			int w = snprintf(kf, sizeof(kf), "%s/%s/%s", ring,
+					 ke->d_name, KF_LOCAL_KEYFILE);
+
+			found = kf_local_valid_id(ke->d_name,
+						  strlen(ke->d_name)) &&
+				w > 0 && (size_t)w < sizeof(kf) &&
+				access(kf, F_OK) == 0;
+		}
+		if (r)
+			closedir(r);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The master key is missing: an integrity error when the store holds
+ * keys wrapped by one (or its check value), else 0 (it may be made). */
+static int missing_refused(const struct local *l, struct kf_err *err)
+{
+	char path[PATH_MAX];
+
+	if (kf_local_fspath(l, "", KF_LOCAL_CHECKFILE, path, sizeof(path),
+			    NULL) == 0 &&
+	    access(path, F_OK) < 0 && errno == ENOENT && !store_has_keys(l))
+		return 0;
+	return kf_fail(err, KF_E_INTEGRITY,
+		       "master key file %s is missing, but this store holds "
+		       "keys wrapped by one; restore it (keyfs never makes a "
+		       "new one for such a store)",
+		       l->master_path);
+}
+
+/* fsync the directory of the master key file after creating it. */
+static int sync_key_dir(const struct local *l)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(l->master_path, '/');
+	size_t n = slash ? (size_t)(slash - l->master_path) : 0;
+
+	if (!slash)
+		return kf_store_sync_dir(".");
+	if (n == 0)
+		n = 1; /* "/master.key" */
+	if (n >= sizeof(dir))
+		return -1;
+	memcpy(dir, l->master_path, n);
+	dir[n] = '\0';
+	return kf_store_sync_dir(dir);
+}
 
 /* Create the missing master key file.  Caller holds master_lock. */
 static int master_create_locked(struct local *l, struct kf_err *err)
@@ -24,15 +171,22 @@ static int master_create_locked(struct local *l, struct kf_err *err)
 
 	if (l->read_only)
 		return kf_fail(err, KF_E_ROFS, "read-only: no master key yet");
+	if (missing_refused(l, err) < 0)
+		return -1;
 	if (kf_rand_bytes(fresh, sizeof(fresh), err) < 0)
 		goto out;
 	fd = open(l->master_path,
 		  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || write(fd, fresh, 32) != 32 || fsync(fd) < 0) {
+	if (fd < 0 || write(fd, fresh, 32) != 32 || fsync(fd) < 0 ||
+	    sync_key_dir(l) < 0) {
 		kf_fail(err, KF_E_IO, "cannot create master key file %s: %s",
 			l->master_path, strerror(errno));
 		if (fd >= 0)
 			unlink(l->master_path);
+		goto out;
+	}
+	if (check_write(l, fresh, err) < 0) {
+		unlink(l->master_path);
 		goto out;
 	}
 	l->master = kf_secret_dup(fresh, 32);
@@ -85,6 +239,8 @@ static int master_read_locked(struct local *l, int fd, struct kf_err *err)
 			l->master_path);
 		goto out;
 	}
+	if (check_compare(l, (const unsigned char *)b.data, err) < 0)
+		goto out;
 	l->master = kf_secret_dup(b.data, 32);
 	if (!l->master) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
@@ -104,8 +260,14 @@ static int master_load_locked(struct local *l, int create, struct kf_err *err)
 	fd = open(l->master_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT && create)
 		return master_create_locked(l, err);
+	if (fd < 0 && errno == ENOENT)
+		return missing_refused(l, err) < 0 ?
+			       -1 :
+			       kf_fail(err, KF_E_NOTFOUND,
+				       "no master key file %s yet",
+				       l->master_path);
 	if (fd < 0)
-		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
+		return kf_fail(err, KF_E_IO,
 			       "cannot open master key file %s: %s",
 			       l->master_path, strerror(errno));
 	rc = master_read_locked(l, fd, err);
@@ -125,4 +287,27 @@ int kf_local_master_get(struct local *l, int create, unsigned char key[32],
 		memcpy(key, l->master->data, 32);
 	pthread_mutex_unlock(&l->master_lock);
 	return rc;
+}
+
+int kf_local_master_proven(struct local *l, struct kf_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&l->master_lock);
+	if (l->master && !l->checked) {
+		rc = check_compare(l, l->master->data, err);
+		if (rc == 0)
+			rc = check_write(l, l->master->data, err);
+		else if (rc > 0)
+			rc = 0;
+		if (rc == 0)
+			l->checked = 1;
+	}
+	pthread_mutex_unlock(&l->master_lock);
+	return rc;
+}
+
+int kf_local_master_missing(const struct local *l, struct kf_err *err)
+{
+	return missing_refused(l, err);
 }

@@ -14,6 +14,8 @@
 #include <stddef.h>
 
 #define KF_LOCAL_KEYFILE ".key.json"
+/* STORE/local/.master-check: proves which master key wraps the keys. */
+#define KF_LOCAL_CHECKFILE ".master-check"
 /* "RING/KEY": two ids of at most 63 characters, a slash and a NUL. */
 #define KF_LOCAL_RINGKEY_MAX 128
 
@@ -24,6 +26,8 @@ struct local {
 	pthread_mutex_t master_lock;
 	struct kf_secret *master; /* protected by master_lock; NULL until
 					 * first use */
+	int checked; /* protected by master_lock: the check file is known
+		      * to hold master's check value */
 	/*
 	 * Structural changes (mkdir/rmdir of keys, rotation) take it for
 	 * writing; value reads and commits take it for reading, so a key
@@ -80,10 +84,26 @@ int kf_local_errno_fail(struct kf_err *err, int e, const char *what,
 /*
  * Copy the master key into key (the caller wipes it).  Loaded into
  * locked memory on first use; when create, a missing master key file is
- * created 0600 (KF_E_ROFS on a read-only mount).  Takes master_lock.
+ * created 0600 with its check file (KF_E_ROFS on a read-only mount).  A
+ * key that does not match the check file, or a missing key while the
+ * store holds wrapped keys or a check file, is KF_E_INTEGRITY (never a
+ * new key).  Takes master_lock.
  */
 int kf_local_master_get(struct local *l, int create, unsigned char key[32],
 			struct kf_err *err);
+
+/*
+ * A key file unwrapped with the loaded master key: write the check file
+ * when the store has none yet (stores made before it existed).  Best
+ * effort for the caller; 0 or -1 with err.
+ */
+int kf_local_master_proven(struct local *l, struct kf_err *err);
+
+/*
+ * The master key file is absent: KF_E_INTEGRITY when the store needs it
+ * (it holds a check file or wrapped keys), else 0.
+ */
+int kf_local_master_missing(const struct local *l, struct kf_err *err);
 
 /* ---- keys.c: key files; the caller holds tree_lock as each says */
 

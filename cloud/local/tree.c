@@ -503,6 +503,7 @@ static int local_paths(struct local *l, const struct kf_config *cfg,
 		       struct kf_err *err)
 {
 	const char *mk = kf_config_get(cfg, "local_master_key");
+	char cwd[PATH_MAX];
 	struct kf_buf b;
 	int rc = -1;
 
@@ -517,7 +518,16 @@ static int local_paths(struct local *l, const struct kf_config *cfg,
 			"local_master_key needs a file name");
 		goto out;
 	}
-	if (kf_buf_addf(&b, "%s", mk ? mk : "") < 0 ||
+	/* Relative to the directory keyfs was started in: the daemon
+	 * changes to / when it detaches. */
+	if (mk && *mk != '/' && !getcwd(cwd, sizeof(cwd))) {
+		kf_fail(err, KF_E_INVALID,
+			"local_master_key=%s: cannot resolve a relative path: %s",
+			mk, strerror(errno));
+		goto out;
+	}
+	if ((mk && *mk != '/' && kf_buf_addf(&b, "%s/", cwd) < 0) ||
+	    kf_buf_addf(&b, "%s", mk ? mk : "") < 0 ||
 	    (!mk && kf_buf_addf(&b, "%s/master.key", cfg->store) < 0)) {
 		kf_fail(err, KF_E_INVALID, "master key path too long");
 		goto out;
@@ -571,10 +581,20 @@ static int local_create(const struct kf_config *cfg, struct kf_provider **out,
 	if (local_paths(l, cfg, err) < 0 ||
 	    local_root(l, cfg->read_only, err) < 0)
 		goto out;
-	/* An existing master key must be usable now, on the terminal. */
-	if (access(l->master_path, F_OK) == 0 &&
-	    kf_local_master_get(l, 0, probe, err) < 0)
-		goto out;
+	/* An existing master key must be usable now, on the terminal; a
+	 * missing one the store needs is said now too (it may yet come, as
+	 * a key file on a tmpfs filled later at boot). */
+	if (access(l->master_path, F_OK) == 0 ?
+		    kf_local_master_get(l, 0, probe, err) < 0 :
+		    kf_local_master_missing(l, err) < 0) {
+		if (err->code != KF_E_INTEGRITY ||
+		    access(l->master_path, F_OK) == 0)
+			goto out;
+		kf_log(KF_LOG_WARN,
+		       "local: %s; its values fail with EIO until it is back",
+		       err->msg);
+		kf_err_clear(err);
+	}
 	*out = p;
 	p = NULL;
 	rc = 0;

@@ -388,3 +388,103 @@ def test_statfs_and_df(key):
     st = os.statvfs(m.mnt)
     assert st.f_namemax == 255
     assert run(["df", m.mnt]).returncode == 0
+
+
+# ---- the master key: never invented for a store that has one ------------
+
+def _store_with_value(keyfs, tmp_path, **opts):
+    m = keyfs("mk1", ttl="0", **opts)
+    os.makedirs(m.path("local", "r", "k"))
+    write(m.path("local", "r", "k", "v"), b"kept value")
+    m.stop()
+    return m
+
+
+def test_missing_master_key_is_eio_and_never_replaced(keyfs, tmp_path):
+    mk = str(tmp_path / "keys" / "master.key")
+    os.makedirs(os.path.dirname(mk))
+    m = _store_with_value(keyfs, tmp_path, local_master_key=mk)
+    check = os.path.join(m.store, "local", ".master-check")
+    assert os.path.getsize(check) > 0
+    saved = open(mk, "rb").read()
+    os.unlink(mk)                      # a tmpfs key file not filled yet
+    m2 = keyfs("mk2", store=m.store, ttl="0", local_master_key=mk)
+    assert "master key file %s is missing" % mk in m2.log()
+    p = m2.path("local", "r", "k", "v")
+    assert oserr(read, p) == errno.EIO
+    assert oserr(os.mkdir, m2.path("local", "r", "k2")) == errno.EIO
+    assert not os.path.exists(mk), "a new master key was invented"
+    assert "master key file %s is missing" % mk in m2.log()
+    assert os.listdir(m2.path("local", "r")) == ["k"]
+    # The real key comes back: everything works again, nothing was lost.
+    with open(mk, "wb") as f:
+        f.write(saved)
+    os.chmod(mk, 0o600)
+    assert read(p) == b"kept value"
+    os.mkdir(m2.path("local", "r", "k2"))
+    write(m2.path("local", "r", "k2", "w"), b"later")
+    assert read(m2.path("local", "r", "k2", "w")) == b"later"
+
+
+def test_wrong_master_key_is_refused_with_a_clear_message(keyfs, tmp_path):
+    m = _store_with_value(keyfs, tmp_path)
+    mk = os.path.join(m.store, "master.key")
+    saved = open(mk, "rb").read()
+    with open(mk, "wb") as f:
+        f.write(os.urandom(32))
+    r = run([KEYFS_BIN, "-f", "-o", "store=" + m.store,
+             str(tmp_path / "mk1-mnt")], timeout=20)
+    assert r.returncode == 1
+    assert "is not the key of this store" in r.stderr, r.stderr
+    # Missing at mount, then a wrong key appears: EIO, and the log says
+    # which file is wrong.
+    os.unlink(mk)
+    m2 = keyfs("mk2", store=m.store, ttl="0")
+    with open(mk, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(mk, 0o600)
+    p = m2.path("local", "r", "k", "v")
+    assert oserr(read, p) == errno.EIO
+    assert "master key file %s is not the key of this store" % mk in m2.log()
+    with open(mk, "wb") as f:
+        f.write(saved)
+    assert read(p) == b"kept value"
+
+
+def test_store_without_check_value_gets_one_and_keeps_its_key(keyfs,
+                                                              tmp_path):
+    # A store made before the check value existed: the key files alone
+    # forbid a new master key.
+    m = _store_with_value(keyfs, tmp_path)
+    check = os.path.join(m.store, "local", ".master-check")
+    os.unlink(check)
+    mk = os.path.join(m.store, "master.key")
+    saved = open(mk, "rb").read()
+    os.unlink(mk)
+    m2 = keyfs("mk2", store=m.store, ttl="0")
+    assert oserr(os.mkdir, m2.path("local", "r", "k2")) == errno.EIO
+    assert not os.path.exists(mk)
+    m2.stop()
+    with open(mk, "wb") as f:
+        f.write(saved)
+    os.chmod(mk, 0o600)
+    m3 = keyfs("mk3", store=m.store, ttl="0")
+    assert read(m3.path("local", "r", "k", "v")) == b"kept value"
+    assert os.path.exists(check)       # written once the key was proven
+
+
+def test_relative_master_key_path_resolved_before_detaching(keyfs, tmp_path):
+    os.makedirs(tmp_path / "keys")
+    mnt = tmp_path / "rel-mnt"
+    mnt.mkdir()
+    store = tmp_path / "relstore"
+    r = run([KEYFS_BIN, "-o", "store=%s,local_master_key=keys/mk" % store,
+             str(mnt)], cwd=str(tmp_path), timeout=20)
+    try:
+        assert r.returncode == 0, r.stderr
+        os.makedirs(mnt / "local" / "r" / "k")
+        write(str(mnt / "local" / "r" / "k" / "v"), b"x")
+        assert os.path.getsize(tmp_path / "keys" / "mk") == 32
+        assert not os.path.exists("/keys/mk")
+    finally:
+        run(["fusermount3", "-u", str(mnt)])
