@@ -274,6 +274,18 @@ static void warn_unused_options(struct keyfs *k)
 	}
 }
 
+/* "keyfs: NAME: why", with NAME once even when the message has it. */
+static void provider_failed(const char *name, const struct kf_err *err)
+{
+	const char *msg = err->msg[0] ? err->msg : kf_code_name(err->code);
+	size_t n = strlen(name);
+
+	if (!strncmp(msg, name, n) && !strncmp(msg + n, ": ", 2))
+		fprintf(stderr, "keyfs: %s\n", msg);
+	else
+		fprintf(stderr, "keyfs: %s: %s\n", name, msg);
+}
+
 /*
  * Create the providers asked for with -o providers=, or those whose
  * configuration or credentials are found; each checks its configuration
@@ -302,8 +314,7 @@ static int create_providers(struct keyfs *k)
 			break;
 		kf_err_clear(&err);
 		if (d->create(&k->cfg, &k->provs[k->np], &err) < 0) {
-			fprintf(stderr, "keyfs: %s: %s\n", d->name,
-				err.msg[0] ? err.msg : kf_code_name(err.code));
+			provider_failed(d->name, &err);
 			return STEP_FAIL;
 		}
 		k->np++;

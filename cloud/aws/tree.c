@@ -165,15 +165,6 @@ static int parse_days(const char *s, unsigned *out, struct kf_err *err)
  * The failure in err restated as "what: <its message>", its code, status
  * and provider code kept.  Returns -1.
  */
-static int fail_within(struct kf_err *err, const char *what)
-{
-	struct kf_err was = *err;
-
-	return kf_fail_provider(err, was.code, was.http_status,
-				was.provider_code[0] ? was.provider_code : NULL,
-				"%s: %.200s", what, was.msg);
-}
-
 /*
  * One cheap call per region so an unreachable endpoint is reported on the
  * terminal.  Credentials refused for ListSecrets only warn: a host may
@@ -197,7 +188,7 @@ static int probe(struct aws_priv *a, struct kf_err *err)
 				       "aws: region %s: "
 				       "Secrets Manager endpoint not usable",
 				       r->name);
-			return fail_within(err, what);
+			return kf_fail_within(err, what);
 		}
 		kf_log(KF_LOG_WARN,
 		       "aws: %s: ListSecrets refused (%s): "
@@ -235,7 +226,7 @@ static int clients_setup(struct aws_priv *a, const char *endpoint,
 					 .timeout_ms = timeout_ms };
 
 	if (kf_aws_chain_new(&ccfg, &a->chain, err))
-		return fail_within(err, "aws: credentials");
+		return kf_fail_within(err, "aws: credentials");
 	for (size_t i = 0; i < a->nregions; i++) {
 		struct kf_aws_sm_cfg scfg;
 		char url[1024];

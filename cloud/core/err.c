@@ -23,9 +23,36 @@ static void fill(struct kf_err *err, enum kf_code code, int http_status,
 		 const char *provider_code, const char *fmt, va_list ap)
 	__attribute__((format(printf, 5, 0)));
 
+/*
+ * text into out (n bytes): whole when it fits, else cut after the last
+ * whole word that leaves room for "...", so a message never ends in the
+ * middle of a word.
+ */
+static void set_msg(char *out, size_t n, const char *text)
+{
+	size_t len = strlen(text), cut;
+
+	if (len < n) {
+		memcpy(out, text, len + 1);
+		return;
+	}
+	cut = n - 4; /* room for "..." and the NUL */
+	while (cut > n / 2 && text[cut] != ' ')
+		cut--;
+	if (text[cut] != ' ')
+		cut = n - 4; /* one long word: cut it after all */
+	while (cut > 0 && (text[cut - 1] == ' ' || text[cut - 1] == ':' ||
+			   text[cut - 1] == ','))
+		cut--;
+	memcpy(out, text, cut);
+	memcpy(out + cut, "...", 4);
+}
+
 static void fill(struct kf_err *err, enum kf_code code, int http_status,
 		 const char *provider_code, const char *fmt, va_list ap)
 {
+	char text[1024];
+
 	err->code = code;
 	err->reason = KF_R_NONE;
 	err->http_status = http_status;
@@ -34,8 +61,9 @@ static void fill(struct kf_err *err, enum kf_code code, int http_status,
 	if (provider_code)
 		(void)snprintf(err->provider_code, sizeof(err->provider_code),
 			       "%s", provider_code);
-	/* Truncation of a log message is acceptable; it stays terminated. */
-	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	/* A longer message is shortened below, at a word. */
+	(void)vsnprintf(text, sizeof(text), fmt, ap);
+	set_msg(err->msg, sizeof(err->msg), text);
 }
 
 int kf_fail(struct kf_err *err, enum kf_code code, const char *fmt, ...)
@@ -74,6 +102,25 @@ int kf_fail_reason(struct kf_err *err, enum kf_code code, enum kf_reason reason,
 	fill(err, code, 0, NULL, fmt, ap);
 	va_end(ap);
 	err->reason = reason;
+	return -1;
+}
+
+int kf_fail_within(struct kf_err *err, const char *what)
+{
+	const char *inner, *colon = strstr(what, ": ");
+	char text[1024];
+	size_t pl;
+
+	if (!err)
+		return -1;
+	inner = err->msg;
+	/* "aws: region r: ..." around "aws: ListSecrets: ...": one "aws: " */
+	pl = colon ? (size_t)(colon - what) + 2 : 0;
+	if (pl && !strncmp(inner, what, pl))
+		inner += pl;
+	/* Truncation is handled by set_msg. */
+	(void)snprintf(text, sizeof(text), "%s: %s", what, inner);
+	set_msg(err->msg, sizeof(err->msg), text);
 	return -1;
 }
 

@@ -66,7 +66,8 @@ void kf_err_clear(struct kf_err *err);
 /*
  * Fill *err (when not NULL) with code and a printf-style message, and
  * return -1, so callers can write `return kf_fail(err, ...)`.
- * The message is truncated to fit; it must never format a secret.
+ * A message too long for msg is cut after a whole word and ends in
+ * "..."; it must never format a secret.
  */
 int kf_fail(struct kf_err *err, enum kf_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -79,6 +80,13 @@ int kf_fail_provider(struct kf_err *err, enum kf_code code, int http_status,
 /* As kf_fail, also setting the reason. */
 int kf_fail_reason(struct kf_err *err, enum kf_code code, enum kf_reason reason,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Put what (the caller's context: "aws: region r: endpoint not usable")
+ * before *err's message, keeping its code, status, provider code and
+ * reason; a leading "NAME: " that both share is said once.  Returns -1.
+ */
+int kf_fail_within(struct kf_err *err, const char *what);
 
 /* Does *err carry this reason?  err may be NULL (no). */
 int kf_err_is(const struct kf_err *err, enum kf_reason reason);

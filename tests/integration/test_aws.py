@@ -347,6 +347,47 @@ def test_unreachable_endpoint_fails_before_detach(tmp_path):
     assert "aws" in r.stderr
 
 
+def silent_server():
+    """A loopback port that accepts connections and never answers."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    return s
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_dead_endpoint_is_one_clear_line(tmp_path, kind):
+    srv = silent_server() if kind == "silent" else None
+    port = srv.getsockname()[1] if srv else free_port()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = aws_env(tmp_path, "http://127.0.0.1:%d" % port)
+    try:
+        r = run([KEYFS_BIN, "-f", "-o",
+                 "providers=aws,aws_region=%s,timeout=3,log=warn,store=%s"
+                 % (REGION, tmp_path / "store"), str(mnt)], env=env,
+                timeout=60)
+    finally:
+        if srv:
+            srv.close()
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    prefix = ("keyfs: aws: region %s: Secrets Manager endpoint not usable: "
+              % REGION)
+    assert line.startswith(prefix), line
+    # Each part said once, and the line is whole (not cut mid-word).
+    assert line.count("aws:") == 1 and line.count(REGION) == 1, line
+    assert line.count("keyfs:") == 1, line
+    assert "127.0.0.1" in line and line.endswith(")"), line
+    if kind == "silent":
+        assert "ListSecrets: deadline passed" in line, line
+    else:
+        assert "Couldn't connect to server" in line, line
+
+
 def test_no_credentials_fails_before_detach(tmp_path, moto):
     mnt = tmp_path / "mnt"
     mnt.mkdir()

@@ -355,3 +355,43 @@ KT_TEST(log_line_with_newline_in_a_name_stays_one_line)
 	KT_EQ_INT(lines, 1);
 	KT_CHECK(strstr(buf, "x\\x0akeyfs:") != NULL);
 }
+
+KT_TEST(err_long_message_is_cut_at_a_word)
+{
+	struct kf_err err = KF_ERR_INIT;
+	char word[40];
+	size_t n;
+
+	memset(word, 'w', sizeof(word) - 1);
+	word[sizeof(word) - 1] = '\0';
+	kf_fail(&err, KF_E_IO, "%s %s %s %s %s %s %s %s", word, word, word,
+		word, word, word, word, word);
+	n = strlen(err.msg);
+	KT_CHECK(n < sizeof(err.msg));
+	KT_CHECK(n >= 4 && !strcmp(err.msg + n - 3, "..."));
+	/* Whole words of 39 'w' before the dots. */
+	KT_CHECK((n - 3) % 40 == 39);
+	kf_fail(&err, KF_E_IO, "short");
+	KT_EQ_STR(err.msg, "short");
+}
+
+KT_TEST(err_within_says_a_shared_prefix_once)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	kf_fail_provider(&err, KF_E_TIMEOUT, 503, "Throttled",
+			 "aws: ListSecrets: deadline passed");
+	err.reason = KF_R_NO_VALUE;
+	KT_EQ_INT(kf_fail_within(&err, "aws: region r: endpoint not usable"),
+		  -1);
+	KT_EQ_STR(err.msg, "aws: region r: endpoint not usable: "
+			   "ListSecrets: deadline passed");
+	KT_EQ_INT(err.code, KF_E_TIMEOUT);
+	KT_EQ_INT(err.http_status, 503);
+	KT_EQ_STR(err.provider_code, "Throttled");
+	KT_EQ_INT(err.reason, KF_R_NO_VALUE);
+	kf_fail(&err, KF_E_IO, "127.0.0.1: refused");
+	kf_fail_within(&err, "aws: region r: endpoint not usable");
+	KT_EQ_STR(err.msg,
+		  "aws: region r: endpoint not usable: 127.0.0.1: refused");
+}
