@@ -113,18 +113,25 @@ int kf_aws_tree_setxattr(struct kf_provider *p, const char *path,
 int kf_aws_tree_listxattr(struct kf_provider *p, const char *path,
 			  struct kf_buf *out, struct kf_err *err)
 {
-	static const char names[] = XA_ID "\0" XA_VERSION "\0" XA_DESC;
 	struct aws_priv *a = p->priv;
+	struct kf_aws_sm_meta m;
 	struct aws_res res;
 	size_t ri;
+	int rc = 0;
 
 	if (xattr_target(a, path, &ri, &res, err))
 		return -1;
 	if (!has_xattrs(&res))
 		return 0;
-	if (kf_buf_add(out, names, sizeof(names)))
-		return kf_fail(err, KF_E_RANGE,
-			       "aws: attribute list too "
-			       "long");
-	return 0;
+	/* Only what getxattr can return: a secret without a value has no
+	 * user.keyfs.version (getfattr -d reads every name listed). */
+	if (kf_aws_sm_describe(a->regions[ri].sm, res.name, &m, err))
+		return -1;
+	if ((m.arn && kf_buf_add(out, XA_ID, sizeof(XA_ID))) ||
+	    (m.current_version &&
+	     kf_buf_add(out, XA_VERSION, sizeof(XA_VERSION))) ||
+	    kf_buf_add(out, XA_DESC, sizeof(XA_DESC)))
+		rc = kf_fail(err, KF_E_RANGE, "aws: attribute list too long");
+	kf_aws_sm_meta_release(&m);
+	return rc;
 }
