@@ -35,9 +35,12 @@ def test_chmod_chown_kept_per_file_and_across_remount(target):
         os.chmod(obj, mode(obj))
         os.chown(obj, os.getuid(), os.getgid())
         os.chown(obj, -1, -1)
-    os.chmod(f, 0o640)
-    os.chown(f, 1234, 2345)
-    os.chmod(t.dir, 0o750)
+    for cmd in (["chmod", "600", f], ["chown", "%d:%d" % (os.getuid(),
+                                                          os.getgid()), f],
+                ["chmod", "640", f], ["chown", "1234:2345", f],
+                ["chmod", "750", t.dir]):
+        r = run(cmd)
+        assert r.returncode == 0, (cmd, r.stderr)
     assert mode(f) == 0o640 and owner(f) == (1234, 2345)
     assert mode(t.dir) == 0o750
     # Only that file changed.
