@@ -9,9 +9,12 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/retry.h"
+#include "core/store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -354,4 +357,23 @@ KT_TEST(log_line_with_newline_in_a_name_stays_one_line)
 		lines += *p == '\n';
 	KT_EQ_INT(lines, 1);
 	KT_CHECK(strstr(buf, "x\\x0akeyfs:") != NULL);
+}
+
+KT_TEST(store_errors_keep_full_and_read_only_apart)
+{
+	char dir[] = "/tmp/kt-store-XXXXXX", sub[64];
+	struct kf_err err = KF_ERR_INIT;
+
+	KT_EQ_INT(kf_store_code(ENOSPC), KF_E_NOSPC);
+	KT_EQ_INT(kf_store_code(EDQUOT), KF_E_NOSPC);
+	KT_EQ_INT(kf_store_code(EROFS), KF_E_ROFS);
+	KT_EQ_INT(kf_store_code(ENOENT), KF_E_NOTFOUND);
+	KT_EQ_INT(kf_store_code(EIO), KF_E_IO);
+	KT_CHECK(mkdtemp(dir) != NULL);
+	KT_EQ_INT(kf_store_check(dir, &err), 0);
+	/* a directory not made yet: its nearest existing parent counts */
+	KT_CHECK((size_t)snprintf(sub, sizeof(sub), "%s/a/b", dir) <
+		 sizeof(sub));
+	KT_EQ_INT(kf_store_check(sub, &err), 0);
+	rmdir(dir);
 }
