@@ -21,6 +21,7 @@
 struct kf_pending {
 	char *path;
 	int refs;
+	int made; /* a handle on it committed: the object exists */
 	struct kf_pending *next;
 };
 
@@ -80,6 +81,22 @@ int kf_fh_pending_has(struct kf_fs *fs, const char *path)
 			found = 1;
 	pthread_mutex_unlock(&fs->pending_lock);
 	return found;
+}
+
+/* Note that path's object now exists (made), or ask whether it does. */
+static int pending_made(struct kf_fs *fs, const char *path, int set)
+{
+	int made = 0;
+
+	pthread_mutex_lock(&fs->pending_lock);
+	for (struct kf_pending *e = fs->pending; e; e = e->next)
+		if (!strcmp(e->path, path)) {
+			if (set)
+				e->made = 1;
+			made = e->made;
+		}
+	pthread_mutex_unlock(&fs->pending_lock);
+	return made;
 }
 
 void kf_fh_pending_release(struct kf_fs *fs)
@@ -457,12 +474,18 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 			int final, const char *op)
 {
 	struct kf_err err = KF_ERR_INIT;
+	int untouched = h->changes == 0; /* e.g. `touch NEW` */
 	char token[37];
 	int rc;
 
 	rc = cancel_killed_writer(h, closer);
 	if (rc < 0 || !commit_due_locked(h, final, &rc))
 		return rc;
+	/* A created file never written, released after another handle made
+	 * it: the empty creation must not replace that value. */
+	if (h->created && untouched && h->pending &&
+	    pending_made(fs, h->path, 0))
+		return 0;
 	if (kf_uuid4(token, &err) < 0)
 		return kf_errmap_report(op, h->path, &err);
 	KF_FS_COUNT(fs, commits);
@@ -474,6 +497,8 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	}
 	kf_cache_put(&fs->cache, h->p, h->path, h->rel, h->val->data,
 		     h->val->len);
+	if (h->pending)
+		pending_made(fs, h->path, 1);
 	h->created = 0;
 	h->committed_once = 1;
 	kf_log(KF_LOG_DEBUG, "committed %s [REDACTED %zu bytes]", h->path,

@@ -242,6 +242,7 @@ struct store {
 	int checks;	       /* check_write calls */
 	enum kf_code fail;     /* reads, commits and checks fail with it */
 	enum kf_code fail_put; /* commits fail with it */
+	int n_made;	       /* "n" exists (a commit made it) */
 };
 
 static struct store *store_of(struct kf_provider *p)
@@ -252,9 +253,8 @@ static struct store *store_of(struct kf_provider *p)
 static int store_getattr(struct kf_provider *p, const char *path,
 			 struct kf_attr *a, struct kf_err *err)
 {
-	(void)p;
-	(void)path;
-	(void)err;
+	if (strcmp(path, "n") == 0 && !store_of(p)->n_made)
+		return kf_fail(err, KF_E_NOTFOUND, "no such value");
 	memset(a, 0, sizeof(*a));
 	a->kind = KF_KIND_FILE;
 	return 0;
@@ -287,7 +287,6 @@ static int store_commit(struct kf_provider *p, const char *path,
 {
 	struct store *s = store_of(p);
 
-	(void)path;
 	KT_CHECK(token && strlen(token) == 36);
 	if (s->fail || s->fail_put)
 		return kf_fail(err, s->fail ? s->fail : s->fail_put,
@@ -296,6 +295,7 @@ static int store_commit(struct kf_provider *p, const char *path,
 		return kf_fail(err, KF_E_TOOBIG, "too big");
 	memcpy(s->value, value, n);
 	s->len = n;
+	s->n_made |= strcmp(path, "n") == 0;
 	s->commits++;
 	s->last_flags = flags;
 	return 0;
@@ -444,6 +444,32 @@ KT_TEST(handle_touch_creates_the_file_at_release)
 	KT_EQ_INT(s.commits, 1);
 	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
 	KT_EQ_INT(s.len, 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_touch_released_after_a_write_keeps_the_written_value)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *t = NULL, *w = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "");
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &t), 0);
+	KT_EQ_INT(kf_fh_flush(&fs, t, 0, 0, &did), 0); /* touch's close */
+	/* `echo x > n` before touch's release: n opens as a new file */
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, n_path, n_rel, O_WRONLY | O_TRUNC, &me,
+			     &w),
+		  0);
+	KT_EQ_INT(kf_fh_write(w, 1, "x", 1, 0), 1);
+	KT_EQ_INT(kf_fh_flush(&fs, w, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
+	kf_fh_release(&fs, w);
+	kf_fh_release(&fs, t); /* must not replace x with the empty value */
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.len, 1);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
 	kf_fs_release(&fs);
 }
 
