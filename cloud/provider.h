@@ -77,6 +77,19 @@ struct kf_provider_ops {
 	int (*can_create)(struct kf_provider *p, const char *path,
 			  struct kf_err *err);
 
+	/*
+	 * Optional: check, without changing anything, that a value can be
+	 * written at path now, so an open for writing reports what a commit
+	 * would meet: the store read-only (KF_E_ROFS) or full (KF_E_NOSPC),
+	 * the key or the cloud not answering (KF_E_UNAVAILABLE, KF_E_TIMEOUT),
+	 * access refused (KF_E_DENIED), the name in a state that refuses
+	 * writes (KF_E_STATE, with a warning line saying why).  flags is
+	 * KF_COMMIT_CREATE for a new file.  At most one cheap network call.
+	 * NULL when there is nothing to check.
+	 */
+	int (*check_write)(struct kf_provider *p, const char *path, int flags,
+			   struct kf_err *err);
+
 	/* The current value, in a new kf_secret the caller frees. */
 	int (*read)(struct kf_provider *p, const char *path,
 		    struct kf_secret **value, struct kf_err *err);

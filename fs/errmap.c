@@ -28,6 +28,7 @@ static const int table[KF_E__COUNT] = {
 	[KF_E_NODATA] = ENODATA,
 	[KF_E_RANGE] = ERANGE,
 	[KF_E_ROFS] = EROFS,
+	[KF_E_NOSPC] = ENOSPC,
 	[KF_E_IO] = EIO,
 };
 

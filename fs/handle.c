@@ -21,6 +21,7 @@
 struct kf_pending {
 	char *path;
 	int refs;
+	int made; /* a handle on it committed: the object exists */
 	struct kf_pending *next;
 };
 
@@ -82,6 +83,22 @@ int kf_fh_pending_has(struct kf_fs *fs, const char *path)
 	return found;
 }
 
+/* Note that path's object now exists (made), or ask whether it does. */
+static int pending_made(struct kf_fs *fs, const char *path, int set)
+{
+	int made = 0;
+
+	pthread_mutex_lock(&fs->pending_lock);
+	for (struct kf_pending *e = fs->pending; e; e = e->next)
+		if (!strcmp(e->path, path)) {
+			if (set)
+				e->made = 1;
+			made = e->made;
+		}
+	pthread_mutex_unlock(&fs->pending_lock);
+	return made;
+}
+
 void kf_fh_pending_release(struct kf_fs *fs)
 {
 	while (fs->pending) {
@@ -138,6 +155,45 @@ static int load(struct kf_fs *fs, struct kf_fh *h, const char *op)
 	return rc;
 }
 
+/*
+ * An open for writing asks the provider what a commit would meet now
+ * (store full or read-only, cloud not answering, name being deleted), so
+ * the failure reaches open() and not only close(), which shells ignore.
+ */
+static int check_write(struct kf_provider *p, const char *path, const char *rel,
+		       int flags, const char *op)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	if (!p->ops->check_write ||
+	    p->ops->check_write(p, rel, flags, &err) == 0)
+		return 0;
+	return kf_errmap_report(op, path, &err);
+}
+
+/* A handle on a name created by a handle not yet released: new, empty. */
+static int open_pending(struct kf_fs *fs, struct kf_provider *p,
+			const char *path, const char *rel, int flags,
+			const struct kf_who *who, struct kf_fh **out)
+{
+	struct kf_fh *h;
+	int rc = 0;
+
+	if (kf_fh_writable(flags))
+		rc = check_write(p, path, rel, KF_COMMIT_CREATE, "open");
+	if (rc < 0)
+		return rc;
+	h = kf_fh_new(p, path, rel, who);
+	if (!h)
+		return -ENOMEM;
+	h->created = 1;
+	h->pending = 1;
+	h->append = !!(flags & O_APPEND);
+	pending_add(fs, path);
+	*out = h;
+	return 0;
+}
+
 int kf_fh_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	       const char *rel, int flags, const struct kf_who *who,
 	       struct kf_fh **out)
@@ -148,10 +204,18 @@ int kf_fh_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	int rc;
 
 	*out = NULL;
-	if (kf_cache_getattr(&fs->cache, p, path, rel, 0, &a, &err) < 0)
+	if (kf_cache_getattr(&fs->cache, p, path, rel, 0, &a, &err) < 0) {
+		if (err.code == KF_E_NOTFOUND && kf_fh_pending_has(fs, path))
+			return open_pending(fs, p, path, rel, flags, who, out);
 		return kf_errmap_report("open", path, &err);
+	}
 	if (a.kind != KF_KIND_FILE)
 		return -EISDIR;
+	if (kf_fh_writable(flags)) {
+		rc = check_write(p, path, rel, 0, "open");
+		if (rc < 0)
+			return rc;
+	}
 	h = kf_fh_new(p, path, rel, who);
 	if (!h)
 		return -ENOMEM;
@@ -175,17 +239,21 @@ int kf_fh_create(struct kf_fs *fs, struct kf_provider *p, const char *path,
 {
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_fh *h;
+	int rc;
 
 	*out = NULL;
 	if (p->ops->can_create(p, rel, &err) < 0)
 		return kf_errmap_report("create", path, &err);
+	rc = check_write(p, path, rel, KF_COMMIT_CREATE, "create");
+	if (rc < 0)
+		return rc;
 	kf_cache_forget(&fs->cache, path);
 	h = kf_fh_new(p, path, rel, who);
 	if (!h)
 		return -ENOMEM;
 	h->created = 1;
 	h->pending = 1;
-	h->dirty = 1; /* `touch` alone creates the object */
+	h->dirty = 1; /* `touch` alone creates the object, at release */
 	h->append = !!(flags & O_APPEND);
 	pending_add(fs, path);
 	*out = h;
@@ -215,11 +283,68 @@ size_t kf_fh_read(struct kf_fh *h, char *buf, size_t size, off_t off)
 	return n;
 }
 
-int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off)
+/*
+ * The process (thread group) of thread tid: FUSE names the calling
+ * thread, and a killed process may close its files from another thread
+ * than the one that wrote.  tid itself when /proc does not say.
+ */
+static pid_t tgid_of(pid_t tid)
 {
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (tid <= 0 || (size_t)snprintf(path, sizeof(path), "/proc/%d/status",
+					 (int)tid) >= sizeof(path))
+		return tid;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tid;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return tid;
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	if (!p)
+		return tid;
+	n = strtol(p + 6, NULL, 10);
+	return n > 0 ? (pid_t)n : tid;
+}
+
+/* Remember process pid as a writer since the last commit.  Caller holds
+ * h->lock. */
+static void note_writer(struct kf_fh *h, pid_t pid)
+{
+	for (int i = 0; i < h->nwriters && i < KF_FH_WRITERS; i++)
+		if (h->writers[i] == pid)
+			return;
+	if (h->nwriters < KF_FH_WRITERS)
+		h->writers[h->nwriters] = pid;
+	if (h->nwriters <= KF_FH_WRITERS)
+		h->nwriters++;
+}
+
+/* Whether pid wrote since the last commit (unknown pids: when too many
+ * wrote to remember).  Caller holds h->lock. */
+static int wrote(const struct kf_fh *h, pid_t pid)
+{
+	if (h->nwriters > KF_FH_WRITERS)
+		return 1;
+	for (int i = 0; i < h->nwriters; i++)
+		if (h->writers[i] == pid)
+			return 1;
+	return 0;
+}
+
+int kf_fh_write(struct kf_fh *h, pid_t pid, const char *buf, size_t size,
+		off_t off)
+{
+	pid_t tgid = tgid_of(pid);
 	int rc = (int)size;
 
 	pthread_mutex_lock(&h->lock);
+	note_writer(h, tgid);
 	if (h->append)
 		off = (off_t)h->val->len;
 	if (kf_secret_write(h->val, (size_t)off, buf, size) < 0) {
@@ -233,11 +358,13 @@ int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off)
 	return rc;
 }
 
-int kf_fh_truncate(struct kf_fh *h, off_t size)
+int kf_fh_truncate(struct kf_fh *h, pid_t pid, off_t size)
 {
+	pid_t tgid = tgid_of(pid);
 	int rc;
 
 	pthread_mutex_lock(&h->lock);
+	note_writer(h, tgid);
 	rc = kf_secret_truncate(h->val, (size_t)size) < 0 ? -EFBIG : 0;
 	if (rc == 0) {
 		h->dirty = 1;
@@ -312,40 +439,66 @@ static int commit_due_locked(struct kf_fh *h, int final, int *rc)
 	}
 	if (!h->dirty)
 		return 0;
-	if (!final && !h->created && h->changes == 0)
+	if (!final && h->changes == 0)
 		return 0;
 	h->dirty = 0; /* reported once, whatever the outcome */
 	h->changes = 0;
+	h->nwriters = 0;
 	return 1;
+}
+
+/*
+ * A closer killed by a signal that wrote since the last commit: its data
+ * is an interrupted write, so nothing of this handle is committed any
+ * more and every later flush reports EINTR (the processes sharing the
+ * file learn of it).  0 when closer is not such a writer.
+ */
+static int cancel_killed_writer(struct kf_fh *h, pid_t closer)
+{
+	int sig;
+
+	if (closer <= 0 || !h->dirty || !writer_killed(closer, &sig) ||
+	    !wrote(h, tgid_of(closer)))
+		return 0;
+	kf_log(KF_LOG_WARN,
+	       "%s: a writer (pid %d) was killed by signal %d; "
+	       "the value was not changed",
+	       h->path, (int)closer, sig);
+	h->failed = EINTR;
+	h->dirty = 0;
+	h->nwriters = 0;
+	return -EINTR;
 }
 
 int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 			int final, const char *op)
 {
 	struct kf_err err = KF_ERR_INIT;
+	int untouched = h->changes == 0; /* e.g. `touch NEW` */
 	char token[37];
-	int rc, sig;
+	int rc;
 
-	if (!commit_due_locked(h, final, &rc))
+	rc = cancel_killed_writer(h, closer);
+	if (rc < 0 || !commit_due_locked(h, final, &rc))
 		return rc;
-	if (writer_killed(closer, &sig)) {
-		kf_log(KF_LOG_WARN,
-		       "%s: the writer was killed by signal %d; "
-		       "the value was not changed",
-		       h->path, sig);
-		return -EINTR;
-	}
+	/* A created file never written, released after another handle made
+	 * it: the empty creation must not replace that value. */
+	if (h->created && untouched && h->pending &&
+	    pending_made(fs, h->path, 0))
+		return 0;
 	if (kf_uuid4(token, &err) < 0)
 		return kf_errmap_report(op, h->path, &err);
 	KF_FS_COUNT(fs, commits);
 	if (h->p->ops->commit(h->p, h->rel, h->val->data, h->val->len, token,
 			      h->created ? KF_COMMIT_CREATE : 0, &err) < 0) {
 		KF_FS_COUNT(fs, commit_errors);
-		kf_cache_forget(&fs->cache, h->path);
+		/* the previous value stays cached and served (max_stale) */
 		return kf_errmap_report(op, h->path, &err);
 	}
 	kf_cache_put(&fs->cache, h->p, h->path, h->rel, h->val->data,
 		     h->val->len);
+	if (h->pending)
+		pending_made(fs, h->path, 1);
 	h->created = 0;
 	h->committed_once = 1;
 	kf_log(KF_LOG_DEBUG, "committed %s [REDACTED %zu bytes]", h->path,

@@ -15,6 +15,9 @@
 
 struct kf_fs;
 
+/* Writers a handle remembers between commits; more count as "any". */
+#define KF_FH_WRITERS 8
+
 /* Who opened a file: audit lines written at release have no caller. */
 struct kf_who {
 	uid_t uid;
@@ -39,6 +42,10 @@ struct kf_fh {
 				 * the last audit line */
 	int failed;	       /* protected by lock: errno of a failed write;
 				 * the value is then never committed */
+	/* protected by lock: the processes that wrote since the last
+	 * commit (nwriters > KF_FH_WRITERS: more than fit) */
+	pid_t writers[KF_FH_WRITERS];
+	int nwriters;
 };
 
 static inline int kf_fh_writable(int flags)
@@ -59,17 +66,22 @@ void kf_fh_free(struct kf_fh *h);
 /*
  * open(2) of an existing value file with open flags: its value read
  * through the cache, or none with O_TRUNC on a writable open (the empty
- * value is then committed at release).  Returns 0 with *out set, or
- * -errno (-EISDIR for a directory).
+ * value is then committed at release).  An open for writing first asks
+ * the provider's check_write, so what a commit would meet (cloud down,
+ * store full or read-only, name being deleted) fails the open.  A name
+ * created by a handle not yet released opens as a new empty file.
+ * Returns 0 with *out set, or -errno (-EISDIR for a directory).
  */
 int kf_fh_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	       const char *rel, int flags, const struct kf_who *who,
 	       struct kf_fh **out);
 
 /*
- * create(2): the provider checks the name; the object itself is made by
- * the first commit (so `touch` alone creates it).  Until release the path
- * is listed as pending so getattr finds it.  Returns 0 or -errno.
+ * create(2): the provider checks the name (can_create, then check_write);
+ * the object itself is made by the first commit: the first flush after a
+ * write, fsync, or release (so `touch` alone creates it, and a first
+ * write that fails creates nothing).  Until release the path is listed
+ * as pending so getattr finds it.  Returns 0 or -errno.
  */
 int kf_fh_create(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		 const char *rel, int flags, const struct kf_who *who,
@@ -82,23 +94,28 @@ size_t kf_fh_copy(const struct kf_secret *v, off_t off, char *buf, size_t size);
 size_t kf_fh_read(struct kf_fh *h, char *buf, size_t size, off_t off);
 
 /*
- * write(2) into the handle's copy (at the end with O_APPEND).  Returns
- * size, or -EFBIG past the provider's limit, after which the handle never
- * commits.  Takes h->lock.
+ * write(2) by process pid into the handle's copy (at the end with
+ * O_APPEND).  Returns size, or -EFBIG past the provider's limit, after
+ * which the handle never commits.  Takes h->lock.
  */
-int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off);
+int kf_fh_write(struct kf_fh *h, pid_t pid, const char *buf, size_t size,
+		off_t off);
 
-/* ftruncate(2) of the handle's copy: 0 or -EFBIG.  Takes h->lock. */
-int kf_fh_truncate(struct kf_fh *h, off_t size);
+/* ftruncate(2) of the handle's copy by pid: 0 or -EFBIG.  Takes h->lock. */
+int kf_fh_truncate(struct kf_fh *h, pid_t pid, off_t size);
 
 /*
  * The one commit: write the handle's value back if it changed, all or
  * nothing, with one idempotency token.  closer is the pid closing the
- * file (0: none); a writer killed by a signal commits nothing (-EINTR).
- * A failed write is reported (its -errno) and nothing is committed.  With
- * final 0 (a bare flush) a handle with no write since open(O_TRUNC) waits
- * for release, so no empty intermediate version is ever made; a created
- * file is still made at its first flush.  Errors are logged under op.
+ * file (0: none).  A closer killed by a signal that wrote since the last
+ * commit cancels the uncommitted data: nothing from this handle is
+ * committed any more and every later flush reports -EINTR, so processes
+ * sharing the file learn of it; a killed closer that did not write is an
+ * ordinary flush and commits the others' data.  A failed write is
+ * reported (its -errno) and nothing is committed.  With final 0 (a bare
+ * flush) a handle with no write since open(O_TRUNC) or create waits for
+ * release, so no empty intermediate version is ever made.  A failed
+ * commit leaves the cached value in place.  Errors are logged under op.
  * Caller holds h->lock.  Returns 0 or -errno.
  */
 int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
@@ -112,8 +129,9 @@ int kf_fh_flush(struct kf_fs *fs, struct kf_fh *h, pid_t closer, int final,
 		int *did);
 
 /*
- * release: the last commit (normally a no-op; commits a bare O_TRUNC),
- * its audit line under the opener's ids, then h is freed.
+ * release: the last commit (normally a no-op; commits a bare O_TRUNC and
+ * a created file never written, as `touch` makes), its audit line under
+ * the opener's ids, then h is freed.
  */
 void kf_fh_release(struct kf_fs *fs, struct kf_fh *h);
 

@@ -400,7 +400,7 @@ static int kf_write(const char *path, const char *buf, size_t size, off_t off,
 	if (off < 0)
 		return -EINVAL;
 	KF_FS_COUNT(kf_fs_ctx(), writes);
-	rc = kf_fh_write(h, buf, size, off);
+	rc = kf_fh_write(h, fuse_get_context()->pid, buf, size, off);
 	if (kf_fs_ctx()->audit)
 		kf_fs_audited("write", h->path, rc < 0 ? rc : 0);
 	return rc;
@@ -457,7 +457,7 @@ static int truncate_path(const char *path, off_t size,
 	if (fs->read_only)
 		return -EROFS;
 	if (fh_of(fi))
-		return kf_fh_truncate(fh_of(fi), size);
+		return kf_fh_truncate(fh_of(fi), fuse_get_context()->pid, size);
 	rc = route_file(path, &p, &rel);
 	if (rc)
 		return rc;

@@ -41,6 +41,7 @@ static const struct kf_provider_ops aws_ops = {
 	.rmdir = kf_aws_tree_rmdir,
 	.unlink = kf_aws_tree_unlink,
 	.can_create = kf_aws_tree_can_create,
+	.check_write = kf_aws_tree_check_write,
 	.read = kf_aws_tree_read,
 	.read_nearby = kf_aws_tree_read_nearby,
 	.commit = kf_aws_tree_commit,

@@ -170,6 +170,10 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 		       struct kf_err *err);
 
+/* check.c */
+int kf_aws_tree_check_write(struct kf_provider *p, const char *path, int flags,
+			    struct kf_err *err);
+
 /* xattr.c */
 int kf_aws_tree_getxattr(struct kf_provider *p, const char *path,
 			 const char *name, struct kf_buf *out,

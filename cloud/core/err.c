@@ -150,6 +150,7 @@ static const char *const names[KF_E__COUNT] = {
 	[KF_E_RANGE] = "RANGE",
 	[KF_E_ROFS] = "ROFS",
 	[KF_E_IO] = "IO",
+	[KF_E_NOSPC] = "NOSPC",
 };
 
 const char *kf_code_name(enum kf_code code)

@@ -30,6 +30,7 @@ enum kf_code {
 	KF_E_RANGE,	  /* caller's buffer too small */
 	KF_E_ROFS,	  /* read-only mount */
 	KF_E_IO,	  /* anything else */
+	KF_E_NOSPC,	  /* the store is full (space or inodes) */
 	KF_E__COUNT
 };
 

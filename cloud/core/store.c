@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int kf_store_sync_dir(const char *dir)
@@ -23,6 +24,52 @@ int kf_store_sync_dir(const char *dir)
 	rc = fsync(fd);
 	close(fd);
 	return rc;
+}
+
+enum kf_code kf_store_code(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return KF_E_NOTFOUND;
+	case ENOSPC:
+	case EDQUOT:
+		return KF_E_NOSPC;
+	case EROFS:
+		return KF_E_ROFS;
+	case EACCES:
+	case EPERM:
+		return KF_E_DENIED;
+	default:
+		return KF_E_IO;
+	}
+}
+
+int kf_store_check(const char *dir, struct kf_err *err)
+{
+	char d[PATH_MAX];
+	struct statvfs st;
+
+	if ((size_t)snprintf(d, sizeof(d), "%s", dir) >= sizeof(d))
+		return kf_fail(err, KF_E_INVALID, "path too long");
+	/* the nearest directory that exists */
+	while (statvfs(d, &st) < 0) {
+		char *slash = strrchr(d, '/');
+
+		if (errno != ENOENT || !slash || slash == d)
+			return kf_fail(err, kf_store_code(errno),
+				       "cannot check the store: %s",
+				       strerror(errno));
+		*slash = '\0';
+	}
+	if (st.f_flag & ST_RDONLY)
+		return kf_fail(err, KF_E_ROFS, "the store is read-only");
+	if (st.f_bavail == 0 || (st.f_files > 0 && st.f_favail == 0))
+		return kf_fail(err, KF_E_NOSPC, "the store is full");
+	if (access(d, W_OK | X_OK) < 0)
+		return kf_fail(err, kf_store_code(errno),
+			       "cannot write in the store: %s",
+			       strerror(errno));
+	return 0;
 }
 
 int kf_store_replace(const char *dir, const char *name, const void *data,
@@ -40,7 +87,7 @@ int kf_store_replace(const char *dir, const char *name, const void *data,
 	if (fd < 0) {
 		int e = errno;
 
-		return kf_fail(err, e == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
+		return kf_fail(err, kf_store_code(e),
 			       "cannot create a file in the store: %s",
 			       strerror(e));
 	}
@@ -50,34 +97,34 @@ int kf_store_replace(const char *dir, const char *name, const void *data,
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			kf_fail(err, KF_E_IO, "store write failed: %s",
-				strerror(errno));
+			kf_fail(err, kf_store_code(errno),
+				"store write failed: %s", strerror(errno));
 			goto out;
 		}
 		p += k;
 		n -= (size_t)k;
 	}
 	if (fsync(fd) < 0) {
-		kf_fail(err, KF_E_IO, "store fsync failed: %s",
+		kf_fail(err, kf_store_code(errno), "store fsync failed: %s",
 			strerror(errno));
 		goto out;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		kf_fail(err, KF_E_IO, "store close failed: %s",
+		kf_fail(err, kf_store_code(errno), "store close failed: %s",
 			strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	if (rename(tmp, dst) < 0) {
-		kf_fail(err, KF_E_IO, "store rename failed: %s",
+		kf_fail(err, kf_store_code(errno), "store rename failed: %s",
 			strerror(errno));
 		goto out;
 	}
 	tmp[0] = '\0';
 	if (kf_store_sync_dir(dir) < 0) {
-		kf_fail(err, KF_E_IO, "store directory fsync failed: %s",
-			strerror(errno));
+		kf_fail(err, kf_store_code(errno),
+			"store directory fsync failed: %s", strerror(errno));
 		goto out;
 	}
 	rc = 0;

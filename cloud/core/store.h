@@ -33,4 +33,19 @@ int kf_store_read(const char *path, size_t max, struct kf_buf *out,
 /* fsync a directory (after a rename or unlink in it); 0 or -1. */
 int kf_store_sync_dir(const char *dir);
 
+/*
+ * The code of a failed store call's errno: KF_E_NOTFOUND, KF_E_NOSPC
+ * (ENOSPC, EDQUOT), KF_E_ROFS (EROFS), KF_E_DENIED (EACCES, EPERM), else
+ * KF_E_IO.
+ */
+enum kf_code kf_store_code(int e);
+
+/*
+ * Whether a file can be written in dir now, without writing: dir, or its
+ * nearest existing parent when dir is not made yet, is writable
+ * (KF_E_ROFS, KF_E_DENIED) on a file system with a free block and a free
+ * inode (KF_E_NOSPC).  One statvfs and one access call.
+ */
+int kf_store_check(const char *dir, struct kf_err *err);
+
 #endif

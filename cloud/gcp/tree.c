@@ -279,6 +279,7 @@ static const struct kf_provider_ops gcp_ops = {
 	.rmdir = gcp_rmdir,
 	.unlink = kf_gcp_unlink,
 	.can_create = kf_gcp_can_create,
+	.check_write = kf_gcp_check_write,
 	.read = kf_gcp_read,
 	.commit = kf_gcp_commit,
 	.getxattr = kf_gcp_getxattr,

@@ -93,6 +93,8 @@ int kf_gcp_list_store(struct kf_gcp *s, const struct kf_gcp_path *g,
 int kf_gcp_unlink(struct kf_provider *p, const char *path, struct kf_err *err);
 int kf_gcp_can_create(struct kf_provider *p, const char *path,
 		      struct kf_err *err);
+int kf_gcp_check_write(struct kf_provider *p, const char *path, int flags,
+		       struct kf_err *err);
 int kf_gcp_read(struct kf_provider *p, const char *path,
 		struct kf_secret **value, struct kf_err *err);
 int kf_gcp_commit(struct kf_provider *p, const char *path,

@@ -104,6 +104,55 @@ int kf_gcp_can_create(struct kf_provider *p, const char *path,
 	return 0;
 }
 
+/* KF_E_STATE and a warning unless key (a cryptoKeys.get answer) has an
+ * enabled primary version to encrypt with. */
+static int primary_enabled(json_t *key, const char *path, struct kf_err *err)
+{
+	json_t *pri = json_object_get(key, "primary");
+	const char *st = json_string_value(json_object_get(pri, "state"));
+
+	if (st && strcmp(st, "ENABLED") == 0)
+		return 0;
+	kf_log(KF_LOG_WARN,
+	       "gcp: %s cannot be written: its crypto key has no enabled "
+	       "primary version (%s)",
+	       path, st ? st : "none");
+	return kf_fail(err, KF_E_STATE, "no enabled primary key version");
+}
+
+/*
+ * One fresh cryptoKeys.get (never the directory cache, so it shows whether
+ * Cloud KMS answers now), an enabled primary version, then the store's
+ * writability and room.
+ */
+int kf_gcp_check_write(struct kf_provider *p, const char *path, int flags,
+		       struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX], dir[PATH_MAX], key[640];
+	json_t *obj = NULL;
+	int rc;
+
+	(void)flags;
+	if (s->read_only)
+		return kf_fail(err, KF_E_ROFS, "read-only mount");
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0)
+		return -1;
+	if (!kf_gcp_project_known(s, g.c[0]))
+		return kf_fail(err, KF_E_NOTFOUND, "unknown project");
+	if (kf_gcp_path_resource(&g, 4, key, sizeof(key)) < 0 ||
+	    kf_gcp_path_store(s, &g, 4, dir, sizeof(dir)) < 0)
+		return kf_fail(err, KF_E_INVALID, "name too long");
+	if (kf_gcp_kms_get(&s->kms, key, &obj, err) < 0)
+		return -1;
+	rc = primary_enabled(obj, path, err);
+	json_decref(obj);
+	if (rc < 0)
+		return -1;
+	return kf_store_check(dir, err);
+}
+
 /*
  * The ciphertext file at sp into ct: NOTFOUND when absent, INTEGRITY
  * when larger than any ciphertext Cloud KMS makes, IO otherwise.
@@ -172,7 +221,7 @@ static int make_dirs(const struct kf_gcp *s, const struct kf_gcp_path *g,
 		if (kf_gcp_path_store(s, g, i, sp, sizeof(sp)) < 0)
 			return kf_fail(err, KF_E_INVALID, "path too long");
 		if (mkdir(sp, 0700) < 0 && errno != EEXIST)
-			return kf_fail(err, KF_E_IO,
+			return kf_fail(err, kf_store_code(errno),
 				       "cannot create store directory: %s",
 				       strerror(errno));
 	}

@@ -125,6 +125,10 @@ int kf_local_errno_fail(struct kf_err *err, int e, const char *what,
 	case EROFS:
 		c = KF_E_ROFS;
 		break;
+	case ENOSPC:
+	case EDQUOT:
+		c = KF_E_NOSPC;
+		break;
 	case ENOMEM:
 		c = KF_E_NOMEM;
 		break;

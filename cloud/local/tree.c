@@ -256,6 +256,33 @@ static int local_can_create(struct kf_provider *p, const char *path,
 	return 0;
 }
 
+/*
+ * What a commit at path would meet, found before it: the key's primary
+ * version unwrapped (a missing or damaged key file, a wrong master key),
+ * then the store's writability and room.  No network, no write.
+ */
+static int local_check_write(struct kf_provider *p, const char *path, int flags,
+			     struct kf_err *err)
+{
+	struct local *l = p->priv;
+	unsigned char key[32];
+	struct vpath v;
+	long ver;
+	int rc;
+
+	if (l->read_only)
+		return kf_fail(err, KF_E_ROFS, "read-only mount");
+	if (value_path(l, path, !!(flags & KF_COMMIT_CREATE), &v, err) < 0)
+		return -1;
+	pthread_rwlock_rdlock(&l->tree_lock);
+	rc = kf_local_key_get(l, v.rk, 0, key, &ver, err);
+	pthread_rwlock_unlock(&l->tree_lock);
+	explicit_bzero(key, sizeof(key));
+	if (rc < 0)
+		return -1;
+	return kf_store_check(v.dir, err);
+}
+
 static int local_read(struct kf_provider *p, const char *path,
 		      struct kf_secret **value, struct kf_err *err)
 {
@@ -484,6 +511,7 @@ static const struct kf_provider_ops local_ops = {
 	.rmdir = local_rmdir,
 	.unlink = local_unlink,
 	.can_create = local_can_create,
+	.check_write = local_check_write,
 	.read = local_read,
 	.commit = local_commit,
 	.getxattr = local_getxattr,

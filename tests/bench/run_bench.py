@@ -545,6 +545,28 @@ def run(env, args, rows):
         "each: %s" % ["%.2f" % x for x in lat])
     env.umount(m)
 
+    # --- w. API calls per write, counted at the servers ----------------------
+    m, _, _ = env.mount("write", common + ["ttl=300"])
+    kdir = os.path.join(m, "gcp/keyfs-bench/global/r/k")
+    for prov, path, count in (
+            ("aws", os.path.join(m, "aws", REGION, "warm/w%05d" % 0),
+             proxy.total),
+            ("gcp", os.path.join(kdir, "w000"), kms_api_calls)):
+        open(path, "rb").read()             # cached, as a warm writer's is
+        per = []
+        for i in range(R):
+            b = count()
+            subprocess.run(["bash", "-c", 'echo -n "w$2" > "$1"', "_", path,
+                            str(i)], check=True, timeout=60)
+            per.append(count() - b)
+        row(rows, "w. echo > an existing value, %s" % prov,
+            "%d calls" % max(per), "-", "%d calls" % max(per),
+            "check + commit = 2", max(per) == 2,
+            "calls per write: %s (%s)" % (per, "DescribeSecret + "
+            "PutSecretValue" if prov == "aws" else "cryptoKeys.get + "
+            "cryptoKeys.encrypt"))
+    env.umount(m)
+
 
 def render(rows, args):
     cpu = "?"

@@ -249,17 +249,26 @@ def test_failed_commit_keeps_old_value(key_nocache):
     write(p, b"old value")
     keyfile = os.path.join(m.store, "local", "ring", "key", ".key.json")
     saved = open(keyfile, "rb").read()
+    # A key file damaged before the open: the open for writing says so.
     open(keyfile, "wb").write(b"{damaged")
+    with pytest.raises(OSError) as e:
+        os.open(p, os.O_WRONLY | os.O_TRUNC)
+    assert e.value.errno == errno.EIO
+    r = subprocess.run(["bash", "-c", 'echo -n new > "$1"', "_", p])
+    assert r.returncode != 0
+    open(keyfile, "wb").write(saved)
+    # Damaged between the open and the close: the close says so.
     fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
     os.write(fd, b"new value")
+    open(keyfile, "wb").write(b"{damaged")
     with pytest.raises(OSError) as e:
         os.close(fd)
     assert e.value.errno == errno.EIO
     open(keyfile, "wb").write(saved)
     assert read(p) == b"old value"
     # fsync reports the failure too.
-    open(keyfile, "wb").write(b"{damaged")
     fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+    open(keyfile, "wb").write(b"{damaged")
     os.write(fd, b"X")
     with pytest.raises(OSError) as e:
         os.fsync(fd)

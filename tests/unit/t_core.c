@@ -9,9 +9,12 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/retry.h"
+#include "core/store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -394,4 +397,23 @@ KT_TEST(err_within_says_a_shared_prefix_once)
 	kf_fail_within(&err, "aws: region r: endpoint not usable");
 	KT_EQ_STR(err.msg,
 		  "aws: region r: endpoint not usable: 127.0.0.1: refused");
+}
+
+KT_TEST(store_errors_keep_full_and_read_only_apart)
+{
+	char dir[] = "/tmp/kt-store-XXXXXX", sub[64];
+	struct kf_err err = KF_ERR_INIT;
+
+	KT_EQ_INT(kf_store_code(ENOSPC), KF_E_NOSPC);
+	KT_EQ_INT(kf_store_code(EDQUOT), KF_E_NOSPC);
+	KT_EQ_INT(kf_store_code(EROFS), KF_E_ROFS);
+	KT_EQ_INT(kf_store_code(ENOENT), KF_E_NOTFOUND);
+	KT_EQ_INT(kf_store_code(EIO), KF_E_IO);
+	KT_CHECK(mkdtemp(dir) != NULL);
+	KT_EQ_INT(kf_store_check(dir, &err), 0);
+	/* a directory not made yet: its nearest existing parent counts */
+	KT_CHECK((size_t)snprintf(sub, sizeof(sub), "%s/a/b", dir) <
+		 sizeof(sub));
+	KT_EQ_INT(kf_store_check(sub, &err), 0);
+	rmdir(dir);
 }

@@ -205,15 +205,25 @@ KT_TEST(errmap_table)
 		enum kf_code c;
 		int e;
 	} v[] = {
-		{ KF_E_NOTFOUND, ENOENT },  { KF_E_EXISTS, EEXIST },
-		{ KF_E_DENIED, EACCES },    { KF_E_INVALID, EINVAL },
-		{ KF_E_TOOBIG, EFBIG },	    { KF_E_NOTSUP, ENOTSUP },
-		{ KF_E_PERM, EPERM },	    { KF_E_NOTEMPTY, ENOTEMPTY },
-		{ KF_E_INTEGRITY, EIO },    { KF_E_UNAVAILABLE, EIO },
-		{ KF_E_TIMEOUT, EIO },	    { KF_E_STATE, EBUSY },
-		{ KF_E_NODATA, ENODATA },   { KF_E_ROFS, EROFS },
-		{ KF_E_NOMEM, ENOMEM },	    { KF_E_IO, EIO },
-		{ (enum kf_code)999, EIO }, { KF_OK, EIO },
+		{ KF_E_NOTFOUND, ENOENT },
+		{ KF_E_EXISTS, EEXIST },
+		{ KF_E_DENIED, EACCES },
+		{ KF_E_INVALID, EINVAL },
+		{ KF_E_TOOBIG, EFBIG },
+		{ KF_E_NOTSUP, ENOTSUP },
+		{ KF_E_PERM, EPERM },
+		{ KF_E_NOTEMPTY, ENOTEMPTY },
+		{ KF_E_INTEGRITY, EIO },
+		{ KF_E_UNAVAILABLE, EIO },
+		{ KF_E_TIMEOUT, EIO },
+		{ KF_E_STATE, EBUSY },
+		{ KF_E_NODATA, ENODATA },
+		{ KF_E_ROFS, EROFS },
+		{ KF_E_NOMEM, ENOMEM },
+		{ KF_E_IO, EIO },
+		{ KF_E_NOSPC, ENOSPC },
+		{ (enum kf_code)999, EIO },
+		{ KF_OK, EIO },
 	};
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		KT_EQ_INT(kf_errmap(v[i].c), v[i].e);
@@ -229,6 +239,10 @@ struct store {
 	size_t len;
 	int commits;
 	int last_flags;
+	int checks;	       /* check_write calls */
+	enum kf_code fail;     /* reads, commits and checks fail with it */
+	enum kf_code fail_put; /* commits fail with it */
+	int n_made;	       /* "n" exists (a commit made it) */
 };
 
 static struct store *store_of(struct kf_provider *p)
@@ -239,9 +253,8 @@ static struct store *store_of(struct kf_provider *p)
 static int store_getattr(struct kf_provider *p, const char *path,
 			 struct kf_attr *a, struct kf_err *err)
 {
-	(void)p;
-	(void)path;
-	(void)err;
+	if (strcmp(path, "n") == 0 && !store_of(p)->n_made)
+		return kf_fail(err, KF_E_NOTFOUND, "no such value");
 	memset(a, 0, sizeof(*a));
 	a->kind = KF_KIND_FILE;
 	return 0;
@@ -253,6 +266,8 @@ static int store_read(struct kf_provider *p, const char *path,
 	struct store *s = store_of(p);
 
 	(void)path;
+	if (s->fail)
+		return kf_fail(err, s->fail, "scripted failure");
 	*value = kf_secret_dup(s->value, s->len);
 	return *value ? 0 : kf_fail(err, KF_E_NOMEM, "out of memory");
 }
@@ -272,21 +287,36 @@ static int store_commit(struct kf_provider *p, const char *path,
 {
 	struct store *s = store_of(p);
 
-	(void)path;
 	KT_CHECK(token && strlen(token) == 36);
+	if (s->fail || s->fail_put)
+		return kf_fail(err, s->fail ? s->fail : s->fail_put,
+			       "scripted failure");
 	if (n > sizeof(s->value))
 		return kf_fail(err, KF_E_TOOBIG, "too big");
 	memcpy(s->value, value, n);
 	s->len = n;
+	s->n_made |= strcmp(path, "n") == 0;
 	s->commits++;
 	s->last_flags = flags;
 	return 0;
+}
+
+static int store_check_write(struct kf_provider *p, const char *path, int flags,
+			     struct kf_err *err)
+{
+	struct store *s = store_of(p);
+
+	(void)path;
+	(void)flags;
+	s->checks++;
+	return s->fail ? kf_fail(err, s->fail, "scripted failure") : 0;
 }
 
 static const struct kf_provider_ops store_ops = {
 	.getattr = store_getattr,
 	.read = store_read,
 	.can_create = store_can_create,
+	.check_write = store_check_write,
 	.commit = store_commit,
 };
 
@@ -342,7 +372,7 @@ KT_TEST(handle_write_commits_once_at_flush)
 	store_init(&fs, &s, "abc");
 	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDWR, &me, &h), 0);
 	KT_EQ_INT(kf_fh_read(h, buf, sizeof(buf), 0), 3);
-	KT_EQ_INT(kf_fh_write(h, "X", 1, 1), 1);
+	KT_EQ_INT(kf_fh_write(h, 1, "X", 1, 1), 1);
 	KT_EQ_INT(s.commits, 0);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
 	KT_EQ_INT(did, 1);
@@ -364,8 +394,8 @@ KT_TEST(handle_failed_write_never_commits)
 
 	store_init(&fs, &s, "keep");
 	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY, &me, &h), 0);
-	KT_EQ_INT(kf_fh_write(h, "0123", 4, 0), 4);
-	KT_EQ_INT(kf_fh_write(h, "0123456789abcdef", 16, 4), -EFBIG);
+	KT_EQ_INT(kf_fh_write(h, 1, "0123", 4, 0), 4);
+	KT_EQ_INT(kf_fh_write(h, 1, "0123456789abcdef", 16, 4), -EFBIG);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), -EFBIG);
 	kf_fh_release(&fs, h);
 	KT_EQ_INT(s.commits, 0);
@@ -373,7 +403,7 @@ KT_TEST(handle_failed_write_never_commits)
 	kf_fs_release(&fs);
 }
 
-KT_TEST(handle_created_file_is_made_at_first_flush)
+KT_TEST(handle_created_file_is_made_at_the_first_flush_after_a_write)
 {
 	struct kf_fs fs;
 	struct store s;
@@ -383,15 +413,138 @@ KT_TEST(handle_created_file_is_made_at_first_flush)
 	store_init(&fs, &s, "");
 	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h), 0);
 	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 1);
-	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0); /* `touch` */
-	KT_EQ_INT(s.commits, 1);
+	/* `echo x > new`: the shell closes its dup'ed descriptor first */
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 0);
+	KT_EQ_INT(kf_fh_write(h, 1, "x", 1, 0), 1);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 1); /* one version, made with the value */
 	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
-	KT_EQ_INT(kf_fh_write(h, "x", 1, 0), 1);
+	KT_EQ_INT(kf_fh_write(h, 1, "y", 1, 1), 1);
 	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
 	KT_EQ_INT(s.commits, 2);
 	KT_EQ_INT(s.last_flags, 0); /* exists now */
 	kf_fh_release(&fs, h);
 	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_touch_creates_the_file_at_release)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "");
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h), 0);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 0);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
+	KT_EQ_INT(s.len, 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_touch_released_after_a_write_keeps_the_written_value)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *t = NULL, *w = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "");
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &t), 0);
+	KT_EQ_INT(kf_fh_flush(&fs, t, 0, 0, &did), 0); /* touch's close */
+	/* `echo x > n` before touch's release: n opens as a new file */
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, n_path, n_rel, O_WRONLY | O_TRUNC, &me,
+			     &w),
+		  0);
+	KT_EQ_INT(kf_fh_write(w, 1, "x", 1, 0), 1);
+	KT_EQ_INT(kf_fh_flush(&fs, w, 0, 0, &did), 0);
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.last_flags, KF_COMMIT_CREATE);
+	kf_fh_release(&fs, w);
+	kf_fh_release(&fs, t); /* must not replace x with the empty value */
+	KT_EQ_INT(s.commits, 1);
+	KT_EQ_INT(s.len, 1);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_failed_first_write_creates_nothing)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	int did = 0;
+
+	store_init(&fs, &s, "");
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h), 0);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), 0);
+	KT_EQ_INT(kf_fh_write(h, 1, "0123456789abcdefX", 17, 0), -EFBIG);
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), -EFBIG);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.commits, 0);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_open_for_writing_reports_what_the_commit_would_meet)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+
+	store_init(&fs, &s, "keep");
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDONLY, &me, &h), 0);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.checks, 0); /* readers pay nothing */
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY, &me, &h), 0);
+	kf_fh_release(&fs, h);
+	KT_EQ_INT(s.checks, 1);
+	s.fail = KF_E_NOSPC;
+	h = NULL;
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY | O_TRUNC, &me,
+			     &h),
+		  -ENOSPC);
+	KT_CHECK(h == NULL);
+	s.fail = KF_E_ROFS;
+	KT_EQ_INT(kf_fh_create(&fs, &s.p, n_path, n_rel, O_WRONLY, &me, &h),
+		  -EROFS);
+	KT_EQ_INT(kf_fh_pending_has(&fs, n_path), 0);
+	s.fail = KF_E_UNAVAILABLE;
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDWR, &me, &h), -EIO);
+	KT_EQ_INT(s.checks, 4);
+	KT_EQ_INT(s.commits, 0);
+	KT_EQ_MEM(s.value, "keep", 4);
+	kf_fs_release(&fs);
+}
+
+KT_TEST(handle_failed_commit_keeps_the_cached_value)
+{
+	struct kf_fs fs;
+	struct store s;
+	struct kf_fh *h = NULL;
+	struct kf_secret *v = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	int did = 0;
+
+	store_init(&fs, &s, "old");
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_RDONLY, &me, &h), 0);
+	kf_fh_release(&fs, h); /* `cat s`: the value is cached */
+	KT_EQ_INT(kf_fh_open(&fs, &s.p, v_path, v_rel, O_WRONLY | O_TRUNC, &me,
+			     &h),
+		  0);
+	KT_EQ_INT(kf_fh_write(h, 1, "new", 3, 0), 3);
+	s.fail_put = KF_E_UNAVAILABLE;
+	KT_EQ_INT(kf_fh_flush(&fs, h, 0, 0, &did), -EIO);
+	kf_fh_release(&fs, h);
+	/* the cloud is down now: the cache still serves the old value */
+	s.fail = KF_E_UNAVAILABLE;
+	KT_EQ_INT(kf_cache_read(&fs.cache, &s.p, v_path, v_rel, &v, &err), 0);
+	KT_CHECK(v && v->len == 3 && memcmp(v->data, "old", 3) == 0);
+	kf_secret_free(v);
 	kf_fs_release(&fs);
 }
 
