@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "held.h"
 #include "tree.h"
 
 struct fuse;
@@ -45,6 +46,7 @@ struct kf_fs {
 	pthread_mutex_t pending_lock;
 	struct kf_pending *pending; /* protected by pending_lock: files
 					 * created but not yet committed */
+	struct kf_held held; /* temporary files kept in memory (held.h) */
 };
 
 /* The operations table; private data must be a struct kf_fs. */
