@@ -178,6 +178,11 @@ def test_held_files_behave_as_files(target):
         f.write(b"++")
     assert read(tmp) == b"He++"
     assert sorted(os.listdir(d)) == sorted(before[2] + ["sedAb12Cd"])
+    # no extended attributes, and none can be set
+    assert os.listxattr(tmp) == []
+    assert oserr(os.getxattr, tmp, "user.keyfs.id") == errno.ENODATA
+    assert oserr(os.setxattr, tmp, "user.keyfs.description",
+                 b"d") == errno.ENOTSUP
     # the provider's size limit applies as to any file
     limit = 65536
     assert oserr(write, tmp, b"z" * (limit + 1)) == errno.EFBIG
