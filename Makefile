@@ -13,7 +13,7 @@ VERSION := 0.1.0
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
 	ca-certificates systemd valgrind strace clang libclang-rt-14-dev cppcheck \
-	clang-format pmccabe rsync
+	clang-format pmccabe vim rsync
 PKGS := fuse3 libcurl openssl jansson
 
 comma := ,

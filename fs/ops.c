@@ -27,7 +27,15 @@ struct kf_fs *kf_fs_ctx(void)
 
 static struct kf_fh *fh_of(const struct fuse_file_info *fi)
 {
-	return fi ? (struct kf_fh *)(uintptr_t)fi->fh : NULL;
+	if (!fi || kf_held_fh_of(fi->fh))
+		return NULL;
+	return (struct kf_fh *)(uintptr_t)fi->fh;
+}
+
+/* An open held file (temporary names, fs/held.c), or NULL. */
+static struct kf_held_fh *held_of(const struct fuse_file_info *fi)
+{
+	return fi ? kf_held_fh_of(fi->fh) : NULL;
 }
 
 static struct kf_who caller(void)
@@ -43,6 +51,7 @@ void kf_fs_init(struct kf_fs *fs)
 	memset(fs, 0, sizeof(*fs));
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	kf_modes_init(&fs->modes);
+	kf_held_init(&fs->held);
 	fs->mount_time = time(NULL);
 }
 
@@ -51,6 +60,7 @@ void kf_fs_release(struct kf_fs *fs)
 	kf_cache_release(&fs->cache);
 	kf_fh_pending_release(fs);
 	kf_modes_release(&fs->modes);
+	kf_held_release(&fs->held);
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
@@ -121,6 +131,15 @@ static int kf_getattr(const char *path, struct stat *st,
 		pthread_mutex_unlock(&h->lock);
 		fill_stat(fs, &a, st);
 		kf_modes_apply(&fs->modes, h->path, st);
+		return 0;
+	}
+	if (held_of(fi) || kf_held_stat(&fs->held, path, &a) == 0) {
+		if (held_of(fi)) {
+			a.kind = KF_KIND_FILE;
+			a.size_known = 1;
+			a.size = kf_held_size(&fs->held, held_of(fi));
+		}
+		fill_stat(fs, &a, st);
 		return 0;
 	}
 	rc = kf_fs_route(path, &p, &rel);
@@ -200,6 +219,8 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			break;
 		}
 	} while (next.len > 0 && pages < 100000);
+	if (rc == 0)
+		kf_held_list(&fs->held, path, list_one, &c);
 	kf_buf_release(&token);
 	kf_buf_release(&next);
 	return kf_fs_audited("readdir", path, rc);
@@ -279,6 +300,8 @@ static int kf_rmdir(const char *path)
 
 static int kf_unlink(const char *path)
 {
+	if (kf_held_unlink(&kf_fs_ctx()->held, path) == 0)
+		return kf_fs_audited("unlink", path, 0);
 	return remove_path(path, "unlink", EISDIR, provider_unlink);
 }
 
@@ -311,14 +334,51 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* Open a held file (fs/held.c): 1 when path is not held, else 0 or
+ * -errno. */
+static int open_held(const char *path, struct fuse_file_info *fi)
+{
+	struct kf_held_fh *fh;
+	int rc = kf_held_open(&kf_fs_ctx()->held, path, fi->flags, &fh);
+
+	if (rc == -ENOENT)
+		return 1;
+	if (rc == 0) {
+		fi->direct_io = 1; /* see open_handle */
+		fi->fh = kf_held_fh_tag(fh);
+	}
+	return rc;
+}
+
 static int kf_open(const char *path, struct fuse_file_info *fi)
 {
+	int rc;
+
 	/* Zero-message opens: the kernel stops sending opens and serves
 	 * reads of cached pages itself (read-only, unaudited mounts). */
 	KF_FS_COUNT(kf_fs_ctx(), opens);
 	if (kf_fs_ctx()->no_open && !kf_fh_writable(fi->flags))
 		return -ENOSYS;
+	rc = open_held(path, fi);
+	if (rc != 1)
+		return kf_fs_audited("open", path, rc);
 	return kf_fs_audited("open", path, open_handle(path, fi));
+}
+
+/* A new temporary name is held in memory (fs/held.c): 1 when path is not
+ * for holding, else 0 or -errno. */
+static int create_held(struct kf_fs *fs, struct kf_provider *p,
+		       const char *path, const char *rel,
+		       struct fuse_file_info *fi)
+{
+	struct kf_held_fh *fh;
+	int rc = kf_held_try_create(fs, p, path, rel, fi->flags, &fh);
+
+	if (rc == 0) {
+		fi->direct_io = 1; /* see open_handle */
+		fi->fh = kf_held_fh_tag(fh);
+	}
+	return rc;
 }
 
 static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -340,6 +400,9 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EEXIST;
+	rc = create_held(fs, p, path, rel, fi);
+	if (rc != 1)
+		return kf_fs_audited("create", path, rc);
 	rc = kf_fh_create(fs, p, path, rel, fi->flags, &who, &h);
 	if (rc == 0) {
 		kf_modes_forget(&fs->modes, path); /* new: the defaults */
@@ -379,6 +442,11 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 	if (off < 0)
 		return -EINVAL;
 	KF_FS_COUNT(kf_fs_ctx(), reads);
+	if (held_of(fi))
+		return kf_fs_audited("read", path,
+				     (int)kf_held_read(&kf_fs_ctx()->held,
+						       held_of(fi), buf, size,
+						       off));
 	if (!h)
 		return kf_fs_audited("read", path,
 				     read_path(path, buf, size, off));
@@ -395,10 +463,15 @@ static int kf_write(const char *path, const char *buf, size_t size, off_t off,
 	int rc;
 
 	(void)path;
-	if (!h)
-		return -EBADF;
 	if (off < 0)
 		return -EINVAL;
+	if (held_of(fi))
+		return kf_fs_audited("write", path,
+				     kf_held_write(&kf_fs_ctx()->held,
+						   held_of(fi), buf, size,
+						   off));
+	if (!h)
+		return -EBADF;
 	KF_FS_COUNT(kf_fs_ctx(), writes);
 	rc = kf_fh_write(h, fuse_get_context()->pid, buf, size, off);
 	if (kf_fs_ctx()->audit)
@@ -411,6 +484,8 @@ static int flush_common(struct fuse_file_info *fi, int final)
 	struct kf_fh *h = fh_of(fi);
 	int rc, did;
 
+	if (held_of(fi)) /* in memory: nothing to commit */
+		return 0;
 	if (!h) /* zero-message opens: nothing is ever buffered, so the
 		 * kernel may stop sending flushes (ENOSYS) */
 		return kf_fs_ctx()->no_open ? -ENOSYS : 0;
@@ -441,6 +516,7 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 	(void)path;
 	if (h)
 		kf_fh_release(kf_fs_ctx(), h);
+	kf_held_close(&kf_fs_ctx()->held, held_of(fi));
 	return 0;
 }
 
@@ -458,6 +534,9 @@ static int truncate_path(const char *path, off_t size,
 		return -EROFS;
 	if (fh_of(fi))
 		return kf_fh_truncate(fh_of(fi), fuse_get_context()->pid, size);
+	rc = kf_held_truncate(&fs->held, held_of(fi), path, size);
+	if (rc != -ENOENT || held_of(fi))
+		return rc;
 	rc = route_file(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -521,9 +600,21 @@ static int kf_utimens(const char *path, const struct timespec tv[2],
 	return refuse(0);
 }
 
+/* Only a held file may be renamed (fs/held.c): onto a name in its
+ * directory, which then gets its value. */
 static int kf_rename(const char *from, const char *to, unsigned int flags)
 {
-	return refuse(-EPERM);
+	struct kf_who who = caller();
+	int rc;
+
+	if (kf_fs_ctx()->read_only)
+		return -EROFS;
+	rc = kf_held_rename(kf_fs_ctx(), from, to, flags, &who);
+	if (rc == -EPERM || rc == -EINVAL)
+		return rc; /* refused before any provider is asked */
+	if (rc == 0)	   /* the mode set on the temporary file moves along */
+		kf_modes_rename(&kf_fs_ctx()->modes, from, to);
+	return kf_fs_audited("rename", to, rc);
 }
 
 static int kf_link(const char *from, const char *to)
@@ -572,7 +663,8 @@ static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		cfg->attr_timeout = 0;
 		cfg->negative_timeout = 0;
 	}
-	cfg->hard_remove = 1; /* no .fuse_hidden renames: rename is EPERM */
+	cfg->hard_remove = 1; /* no .fuse_hidden renames: values are not
+			       * renamed */
 	cfg->use_ino = 0;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;

@@ -13,6 +13,7 @@
 
 #include "cache.h"
 #include "modes.h"
+#include "held.h"
 #include "tree.h"
 
 struct fuse;
@@ -47,6 +48,7 @@ struct kf_fs {
 	struct kf_pending *pending; /* protected by pending_lock: files
 					 * created but not yet committed */
 	struct kf_modes modes;	    /* chmod and chown, per path */
+	struct kf_held held; /* temporary files kept in memory (held.h) */
 };
 
 /* The operations table; private data must be a struct kf_fs. */

@@ -41,6 +41,8 @@ int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 		return rc;
 	if (!p && strcmp(name, STATS_XATTR) != 0)
 		return -ENODATA;
+	if (p && kf_held_has(&kf_fs_ctx()->held, path))
+		return -ENODATA; /* held temporary files have none */
 	kf_buf_init(&out, XATTR_MAX);
 	if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
 		rc = -ENOMEM;
@@ -70,7 +72,7 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (!p)
+	if (!p || kf_held_has(&kf_fs_ctx()->held, path))
 		return -ENOTSUP;
 	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
 		     kf_errmap_report("setxattr", path, &err) :
@@ -90,6 +92,8 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
+	if (p && kf_held_has(&kf_fs_ctx()->held, path))
+		return 0; /* held temporary files have none */
 	kf_buf_init(&out, XATTR_MAX);
 	if (!p)
 		kf_buf_add(&out, STATS_XATTR, sizeof(STATS_XATTR));

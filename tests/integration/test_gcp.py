@@ -366,7 +366,12 @@ def test_invalid_ids_and_forbidden_ops(gcpfs, emu):
     k = make_key(m)
     assert oserr(os.mkdir, os.path.join(os.path.dirname(k), "bad!key")) \
         == errno.EINVAL
-    assert oserr(write, os.path.join(k, ".hidden"), b"x") == errno.EINVAL
+    assert oserr(write, os.path.join(k, "bad!name"), b"x") == errno.EINVAL
+    # (a new .hidden is a temporary-looking name, held in memory and never
+    # stored: see test_temp_names.py)
+    write(os.path.join(k, ".hidden"), b"x")
+    assert not os.path.exists(store_file(m, "ring", "key", ".hidden"))
+    os.unlink(os.path.join(k, ".hidden"))
     # Cloud KMS cannot delete rings or keys.
     assert oserr(os.rmdir, k) == errno.EPERM
     assert oserr(os.rmdir, os.path.dirname(k)) == errno.EPERM
