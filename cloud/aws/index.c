@@ -47,6 +47,7 @@ struct idx_change {
 struct kf_aws_index {
 	pthread_mutex_t lock;
 	uint64_t ttl_ms;
+	uint64_t overlay_ms; /* ttl, at most KF_AWS_OVERLAY_MS, at least 1 s */
 	size_t nregions;
 	struct idx_region *regions; /* protected by lock */
 	struct idx_change *changes; /* protected by lock */
@@ -65,6 +66,9 @@ struct kf_aws_index *kf_aws_index_new(size_t nregions, uint64_t ttl_ms)
 	}
 	x->nregions = nregions;
 	x->ttl_ms = ttl_ms;
+	x->overlay_ms = ttl_ms < KF_AWS_OVERLAY_MS ? ttl_ms : KF_AWS_OVERLAY_MS;
+	if (x->overlay_ms < 1000)
+		x->overlay_ms = 1000;
 	pthread_mutex_init(&x->lock, NULL);
 	return x;
 }
@@ -190,7 +194,7 @@ static void prune_locked(struct kf_aws_index *x, uint64_t now)
 	while (*pp) {
 		struct idx_change *c = *pp;
 
-		if (now - c->at_ms >= KF_AWS_OVERLAY_MS) {
+		if (now - c->at_ms >= x->overlay_ms) {
 			*pp = c->next;
 			free(c->name);
 			free(c);

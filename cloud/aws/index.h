@@ -2,7 +2,9 @@
  * What the aws provider knows about secret names without asking the
  * service: names seen in listings or DescribeSecret answers (fresh for
  * ttl), this process's own recent creates and deletes (ListSecrets is
- * eventually consistent, so they overlay listings for KF_AWS_OVERLAY_MS),
+ * eventually consistent, so they overlay listings for the ttl, at most
+ * KF_AWS_OVERLAY_MS: a name restored or deleted elsewhere shows within
+ * the ttl),
  * and the field names and sizes of field secrets.  Never holds a value.
  * Thread-safe: one mutex, held only inside these functions (no I/O).
  */
@@ -12,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How long this process's own creates/deletes overlay ListSecrets. */
+/* The longest this process's own creates/deletes overlay ListSecrets. */
 #define KF_AWS_OVERLAY_MS (5u * 60u * 1000u)
 
 struct kf_aws_index;

@@ -491,3 +491,14 @@ int kf_aws_sm_delete(struct kf_aws_sm *sm, const char *id,
 	bad = bad || kf_buf_add(&body, "}", 1);
 	return sm_send(sm, "DeleteSecret", &body, bad, KF_E_INVALID, NULL, err);
 }
+
+int kf_aws_sm_restore(struct kf_aws_sm *sm, const char *id, struct kf_err *err)
+{
+	struct kf_buf body;
+	int first = 1, bad;
+
+	kf_buf_init(&body, 8192);
+	bad = js_open_id(&body, &first, id) || kf_buf_add(&body, "}", 1);
+	return sm_send(sm, "RestoreSecret", &body, bad, KF_E_INVALID, NULL,
+		       err);
+}

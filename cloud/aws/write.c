@@ -78,6 +78,39 @@ static int parent_is_file(struct kf_err *err)
 }
 
 /*
+ * name is scheduled for deletion and a write asks for it: RestoreSecret,
+ * then the value (n bytes; none for `touch`) as one new version.  A
+ * restored field secret is a directory again: KF_E_ISDIR, restored.
+ */
+static int restore_write(struct aws_priv *a, size_t ri, const char *name,
+			 const unsigned char *value, size_t n, const char *tok,
+			 struct kf_err *err)
+{
+	struct aws_region *r = &a->regions[ri];
+	enum aws_kind kind = AK_NONE;
+	int64_t mtime;
+	int found;
+
+	if (kf_aws_sm_restore(r->sm, name, err))
+		return kf_aws_tree_state_fail(r->name, name, err);
+	kf_log(KF_LOG_INFO, "aws: %s/%s restored: a write asked for the name",
+	       r->name, name);
+	found = kf_aws_tree_describe(a, ri, name, &kind, &mtime, err);
+	if (found < 0)
+		return -1;
+	if (found == 0)
+		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");
+	kf_aws_index_note(a->idx, ri, name, 0, kind == AK_FIELDSEC);
+	if (kind == AK_FIELDSEC)
+		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
+	if (n == 0)
+		return 0;
+	return kf_aws_sm_put_value(r->sm, name, tok, value, n, err) ?
+		       kf_aws_tree_state_fail(r->name, name, err) :
+		       0;
+}
+
+/*
  * CreateSecret name answered "exists" although resolve found nothing a
  * moment ago: our own create whose answer was lost, a concurrent create,
  * or (moto) a name scheduled for deletion.  0 when the secret now is
@@ -93,6 +126,10 @@ static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 	int64_t mtime;
 	int found = kf_aws_tree_describe(a, ri, name, &kind, &mtime, &derr);
 
+	if (found > 0 && kind == AK_SCHEDULED && !fields) {
+		kf_err_clear(err);
+		return restore_write(a, ri, name, value, n, token, err);
+	}
 	if (found > 0 && kind == AK_SCHEDULED)
 		return kf_aws_tree_scheduled_fail(r->name, name, err);
 	if (found > 0 && fields && kind == AK_FIELDSEC)
@@ -144,7 +181,7 @@ static const char *pick_token(const char *given, char buf[37],
 /* Commit to plain secret rest: 1 when it must be created again. */
 static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 			const unsigned char *value, size_t n, const char *tok,
-			int flags, struct kf_err *err)
+			struct kf_err *err)
 {
 	const char *region = a->regions[ri].name;
 
@@ -162,9 +199,16 @@ static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 		kf_aws_index_note(a->idx, ri, rest, 0, 0);
 		return 0;
 	}
-	if (err->code != KF_E_NOTFOUND || !(flags & KF_COMMIT_CREATE))
+	if (kf_err_is(err, KF_R_DELETING)) { /* deleted elsewhere */
+		kf_err_clear(err);
+		return restore_write(a, ri, rest, value, n, tok, err);
+	}
+	if (err->code != KF_E_NOTFOUND)
 		return kf_aws_tree_state_fail(region, rest, err);
-	return 1; /* deleted behind our back: create it again */
+	/* deleted elsewhere at once, whatever the index or the cache
+	 * believed: the write creates it again */
+	kf_aws_index_del(a->idx, ri, rest);
+	return 1;
 }
 
 int kf_aws_tree_commit(struct kf_provider *p, const char *path,
@@ -202,18 +246,15 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
-						  err);
+		return restore_write(a, ri, rest, value, n, tok, err);
 	case AK_PLAIN:
-		rc = commit_plain(a, ri, rest, value, n, tok, flags, err);
+		rc = commit_plain(a, ri, rest, value, n, tok, err);
 		if (rc <= 0)
 			return rc;
 		break;
 	default:
-		if (!(flags & KF_COMMIT_CREATE))
-			return kf_fail(err, KF_E_NOTFOUND,
-				       "aws: no such "
-				       "secret");
+		/* absent, even if the file was opened as existing: a
+		 * write creates it (again) */
 		if (res.parent_plain)
 			return parent_is_file(err);
 		break;
@@ -251,8 +292,7 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
-						  err);
+		return 0; /* the commit restores it */
 	default:
 		if (res.parent_plain)
 			return parent_is_file(err);

@@ -762,6 +762,31 @@ KT_TEST(aws_sm_create_and_delete_bodies)
 	teardown(sm);
 }
 
+KT_TEST(aws_sm_restore_body_and_errors)
+{
+	static const struct fake_resp r[] = {
+		{ 200, "{\"ARN\":\"arn:x\",\"Name\":\"team/x\"}" },
+		{ 400, "{\"__type\":\"ResourceNotFoundException\","
+		       "\"message\":\"Secrets Manager can't find the "
+		       "specified secret.\"}" },
+	};
+	struct kf_aws_sm *sm = setup(NULL, 2, r);
+	struct kf_err err = KF_ERR_INIT;
+	json_t *j;
+
+	KT_EQ_INT(kf_aws_sm_restore(sm, "team/x", &err), 0);
+	j = req_json(0);
+	KT_EQ_STR(json_string_value(json_object_get(j, "SecretId")), "team/x");
+	KT_EQ_INT(json_object_size(j), 1);
+	json_decref(j);
+	KT_CHECK(has_header(0, "X-Amz-Target: secretsmanager.RestoreSecret"));
+	KT_EQ_INT(kf_aws_sm_restore(sm, "gone", &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.provider_code, "ResourceNotFoundException");
+	KT_EQ_INT(fk.nreq, 2);
+	teardown(sm);
+}
+
 KT_TEST(aws_sm_describe_parse)
 {
 	static const struct fake_resp r[] = {
@@ -950,8 +975,9 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	teardown(NULL);
 }
 
-/* A secret deleted behind the provider's back: reads find it gone, writes
- * say it is scheduled for deletion (the reason, not the message text). */
+/* A secret deleted behind the provider's back: reads find it gone, a
+ * write restores it and then writes (one PutSecretValue after
+ * RestoreSecret), other changes say it is scheduled for deletion. */
 KT_TEST(aws_provider_secret_deleted_elsewhere)
 {
 #define DELETING_BODY                                          \
@@ -964,10 +990,13 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 		{ 400, DELETING_BODY },		/* GetSecretValue */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
 		{ 400, DELETING_BODY },		/* PutSecretValue */
+		{ 200, "{\"Name\":\"gone\"}" }, /* RestoreSecret */
+		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"Name\":\"gone\"}" }, /* PutSecretValue */
 		{ 400, DELETING_BODY },		/* UpdateSecret */
 	};
 #undef DELETING_BODY
-	struct kf_aws_sm *sm = setup(NULL, 6, r);
+	struct kf_aws_sm *sm = setup(NULL, 9, r);
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
@@ -983,17 +1012,16 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	KT_CHECK(v == NULL);
 	KT_EQ_INT(p->ops->commit(p, "us-west-2/gone",
 				 (const unsigned char *)"v", 1, NULL, 0, &err),
-		  -1);
-	KT_EQ_INT(err.code, KF_E_STATE);
-	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
-	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
-	KT_EQ_STR(err.provider_code, "InvalidRequestException");
+		  0);
+	KT_CHECK(has_header(5, "X-Amz-Target: secretsmanager.RestoreSecret"));
+	KT_CHECK(has_header(7, "X-Amz-Target: secretsmanager.PutSecretValue"));
 	KT_EQ_INT(p->ops->setxattr(p, "us-west-2/gone",
 				   "user.keyfs.description", "d", 1, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_STATE);
 	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
-	KT_EQ_INT(fk.nreq, 6);
+	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
+	KT_EQ_INT(fk.nreq, 9);
 	p->ops->free(p);
 	teardown(NULL);
 }
