@@ -17,6 +17,7 @@
 #include "aws/tree.h"
 
 #define AWS_NAME_MAX 512
+#define AWS_PATH_MAX (AWS_NAME_MAX * 3) /* a name's escaped path form */
 #define AWS_FIELD_MAX 255
 #define AWS_NO_REGION ((size_t)-1) /* the provider root */
 
@@ -54,7 +55,9 @@ struct aws_priv {
 struct aws_res {
 	enum aws_kind kind;
 	int parent_plain; /* AK_NONE and the parent is a plain secret */
-	char name[AWS_NAME_MAX + 1]; /* the secret (FIELD: its parent) */
+	int bad_path;	  /* AK_NONE: the path is no name's escaped form */
+	/* the secret (FIELD: its parent; NONE, PREFIX: the path's name) */
+	char name[AWS_NAME_MAX + 1];
 	const char *field; /* AK_FIELD: points into the caller's path */
 	int64_t mtime;
 };
@@ -64,11 +67,27 @@ struct aws_res {
 /*
  * Secrets Manager's NameType: 1..512 of [A-Za-z0-9/_+=.@-].  Existing
  * names (existing = 1) may also hold '!' (service-managed secrets such as
- * rds!...), but keyfs never creates one.
+ * rds!...), or need escaping as paths (see kf_aws_tree_name_path), but
+ * keyfs never creates one.
  */
 int kf_aws_tree_name_ok(const char *s, int existing);
 /* A field name: 1..255 bytes of UTF-8 text. */
 int kf_aws_tree_field_ok(const char *s);
+
+/*
+ * The path form of secret name (at most AWS_NAME_MAX bytes) into out
+ * (AWS_PATH_MAX + 1 bytes): its '/' separate components, except a '/'
+ * that would make an empty component (leading, trailing, doubled), which
+ * is written %2F; a component "." or ".." is written %2E or %2E%2E.
+ * Names never hold '%', so the escapes are unambiguous.
+ */
+void kf_aws_tree_name_path(const char *name, char *out);
+/*
+ * The secret name whose path form is path, into out (AWS_NAME_MAX + 1
+ * bytes): 0, or -1 when path is no name's path form (another spelling of
+ * an escape, a stray '%', too long).
+ */
+int kf_aws_tree_path_name(const char *path, char *out);
 
 /*
  * Split path into a region index and the rest.  *ri = AWS_NO_REGION for
@@ -91,8 +110,10 @@ int kf_aws_tree_describe(struct aws_priv *a, size_t ri, const char *name,
 			 struct kf_err *err);
 
 /*
- * What rest (a path below region ri) is, into *res (kind AK_NONE when
- * nothing).  Asks the index first, then the service.  -1 only when a
+ * What rest (a path below region ri, in path form) is, into *res (kind
+ * AK_NONE when nothing); res->name is the secret name it stands for.
+ * Asks the index first, then the service.  A directory of names (a
+ * prefix) wins over a plain secret of the same name.  -1 only when a
  * call failed.
  */
 int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,

@@ -246,21 +246,23 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
-		return restore_write(a, ri, rest, value, n, tok, err);
+		return restore_write(a, ri, res.name, value, n, tok, err);
 	case AK_PLAIN:
-		rc = commit_plain(a, ri, rest, value, n, tok, err);
+		rc = commit_plain(a, ri, res.name, value, n, tok, err);
 		if (rc <= 0)
 			return rc;
 		break;
 	default:
 		/* absent, even if the file was opened as existing: a
 		 * write creates it (again) */
+		if (res.bad_path)
+			return bad_name(a->regions[ri].name, rest, err);
 		if (res.parent_plain)
 			return parent_is_file(err);
 		break;
 	}
 	kf_err_clear(err);
-	return create_secret(a, ri, rest, tok, value, n, 0, err);
+	return create_secret(a, ri, res.name, tok, value, n, 0, err);
 }
 
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
@@ -296,7 +298,7 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 	default:
 		if (res.parent_plain)
 			return parent_is_file(err);
-		if (!kf_aws_tree_name_ok(rest, 0))
+		if (res.bad_path || !kf_aws_tree_name_ok(res.name, 0))
 			return bad_name(a->regions[ri].name, rest, err);
 		return 0;
 	}
@@ -357,16 +359,18 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 			       "aws: a field secret holds "
 			       "files only");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
+		return kf_aws_tree_scheduled_fail(a->regions[ri].name, res.name,
 						  err);
 	default:
+		if (res.bad_path)
+			return bad_name(a->regions[ri].name, rest, err);
 		if (res.parent_plain)
 			return parent_is_file(err);
 		break;
 	}
 	if (kf_uuid4(token, err))
 		return -1;
-	return create_secret(a, ri, rest, token, NULL, 0, 1, err);
+	return create_secret(a, ri, res.name, token, NULL, 0, 1, err);
 }
 
 /* Delete field secret name when it holds no field. */
@@ -411,7 +415,7 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
-		return rmdir_fields(a, ri, rest, err);
+		return rmdir_fields(a, ri, res.name, err);
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_NOTEMPTY,
 			       "aws: directory not "
@@ -438,7 +442,7 @@ int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
-		return delete_secret(a, ri, rest, err);
+		return delete_secret(a, ri, res.name, err);
 	case AK_FIELD:
 		if (kf_uuid4(token, err))
 			return -1;

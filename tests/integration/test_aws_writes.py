@@ -67,3 +67,76 @@ def test_secret_restored_elsewhere_is_listed_within_ttl(keyfs, tmp_path,
         time.sleep(0.5)
     assert "back" in os.listdir(region)
     assert read(os.path.join(region, "back")) == b"v"
+
+
+# ---- a secret named like a prefix; names that are not path components ----
+
+def test_directory_wins_over_secret_named_like_its_prefix(keyfs, tmp_path,
+                                                         moto):
+    cli(moto, "create-secret", "--name", "prod", "--secret-string", "p")
+    cli(moto, "create-secret", "--name", "prod/db/password",
+        "--secret-string", "pw")
+    # a fresh mount, straight to the path
+    m = mount(keyfs, tmp_path, moto, name="a")
+    region = m.path("aws", REGION)
+    assert read(os.path.join(region, "prod", "db", "password")) == b"pw"
+    assert os.path.isdir(os.path.join(region, "prod"))
+    # a fresh mount that lists first
+    m2 = mount(keyfs, tmp_path, moto, name="b")
+    region2 = m2.path("aws", REGION)
+    assert os.listdir(region2) == ["prod"]
+    assert os.listdir(os.path.join(region2, "prod")) == ["db"]
+    assert os.listdir(os.path.join(region2, "prod", "db")) == ["password"]
+    assert read(os.path.join(region2, "prod", "db", "password")) == b"pw"
+
+
+def test_prefix_created_elsewhere_wins_after_ttl(keyfs, tmp_path, moto):
+    cli(moto, "create-secret", "--name", "svc", "--secret-string", "s")
+    m = mount(keyfs, tmp_path, moto, ttl="2")
+    region = m.path("aws", REGION)
+    assert read(os.path.join(region, "svc")) == b"s"
+    cli(moto, "create-secret", "--name", "svc/key", "--secret-string", "k")
+    time.sleep(3.5)
+    assert os.path.isdir(os.path.join(region, "svc"))
+    assert os.listdir(os.path.join(region, "svc")) == ["key"]
+    assert read(os.path.join(region, "svc", "key")) == b"k"
+
+
+ODD = {".": "dot", "..": "dotdot", "a//b": "ab", "/lead": "lead",
+       "trail/": "trail", "x/..": "xdd", "x/y": "xy"}
+
+
+def test_names_that_are_not_path_components_are_escaped(keyfs, tmp_path,
+                                                        moto):
+    for name, value in ODD.items():
+        cli(moto, "create-secret", "--name", name, "--secret-string", value)
+    m = mount(keyfs, tmp_path, moto)
+    region = m.path("aws", REGION)
+    top = os.listdir(region)
+    assert sorted(top) == ["%2E", "%2E%2E", "%2Flead", "a%2F", "trail%2F",
+                           "x"], top
+    assert sorted(os.listdir(os.path.join(region, "x"))) == ["%2E%2E", "y"]
+    assert os.listdir(os.path.join(region, "a%2F")) == ["b"]
+    assert read(os.path.join(region, "%2E")) == b"dot"
+    assert read(os.path.join(region, "%2E%2E")) == b"dotdot"
+    assert read(os.path.join(region, "a%2F", "b")) == b"ab"
+    assert read(os.path.join(region, "%2Flead")) == b"lead"
+    assert read(os.path.join(region, "trail%2F")) == b"trail"
+    assert read(os.path.join(region, "x", "%2E%2E")) == b"xdd"
+    # written and removed through the escaped name
+    rc, err = sh('printf new > "$P"', P=os.path.join(region, "%2E%2E"))
+    assert rc == 0, err
+    assert cli_value(moto, "..") == b"new"
+    write(os.path.join(region, "x", "%2E%2E"), b"new2")
+    assert cli_value(moto, "x/..") == b"new2"
+    os.unlink(os.path.join(region, "trail%2F"))
+    assert cli(moto, "describe-secret", "--secret-id",
+               "trail/").get("DeletedDate")
+    assert "trail%2F" not in os.listdir(region)
+    # a spelling that is not the escaped form names nothing
+    for alias in ("%2e%2e", "%2Ex", "%41", "%"):
+        assert not os.path.exists(os.path.join(region, alias))
+    # keyfs never creates a name that needs escaping
+    for new in ("%2E", "new%2F", "%2Fnew", "%2Ex"):
+        rc, err = sh('printf v > "$P"', P=os.path.join(region, "x", new))
+        assert rc != 0 and "Invalid argument" in err, new

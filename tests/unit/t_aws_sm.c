@@ -987,8 +987,10 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	static const struct fake_resp r[] = {
 		{ 200, "{\"SecretList\":[]}" }, /* probe */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"SecretList\":[]}" }, /* nothing below gone/ */
 		{ 400, DELETING_BODY },		/* GetSecretValue */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"SecretList\":[]}" }, /* nothing below gone/ */
 		{ 400, DELETING_BODY },		/* PutSecretValue */
 		{ 200, "{\"Name\":\"gone\"}" }, /* RestoreSecret */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
@@ -996,7 +998,7 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 		{ 400, DELETING_BODY },		/* UpdateSecret */
 	};
 #undef DELETING_BODY
-	struct kf_aws_sm *sm = setup(NULL, 9, r);
+	struct kf_aws_sm *sm = setup(NULL, 11, r);
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
@@ -1013,15 +1015,15 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	KT_EQ_INT(p->ops->commit(p, "us-west-2/gone",
 				 (const unsigned char *)"v", 1, NULL, 0, &err),
 		  0);
-	KT_CHECK(has_header(5, "X-Amz-Target: secretsmanager.RestoreSecret"));
-	KT_CHECK(has_header(7, "X-Amz-Target: secretsmanager.PutSecretValue"));
+	KT_CHECK(has_header(7, "X-Amz-Target: secretsmanager.RestoreSecret"));
+	KT_CHECK(has_header(9, "X-Amz-Target: secretsmanager.PutSecretValue"));
 	KT_EQ_INT(p->ops->setxattr(p, "us-west-2/gone",
 				   "user.keyfs.description", "d", 1, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_STATE);
 	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
 	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
-	KT_EQ_INT(fk.nreq, 9);
+	KT_EQ_INT(fk.nreq, 11);
 	p->ops->free(p);
 	teardown(NULL);
 }
