@@ -128,6 +128,7 @@ static void add_overlay(struct list_page *lp)
 	const struct aws_ents *o = &lp->over;
 
 	kf_aws_index_created(lp->a->idx, lp->ri, lp->prefix, overlay_one, lp);
+	kf_aws_index_held_each(lp->a->idx, lp->ri, lp->prefix, overlay_one, lp);
 	if (lp->page)
 		return;
 	for (size_t i = 0; i < o->n; i++)
@@ -201,9 +202,10 @@ static int token_write(struct kf_buf *next, const struct list_page *lp,
 	return 0;
 }
 
-/* One page of the directory of secrets rest ("" for a region). */
+/* One page of the directory of secrets rest ("" for a region); held:
+ * a directory held in memory, which may be empty. */
 static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
-			const char *page, kf_list_fn fn, void *ctx,
+			const char *page, int held, kf_list_fn fn, void *ctx,
 			struct kf_buf *next, struct kf_err *err)
 {
 	struct list_page lpbuf;
@@ -235,7 +237,7 @@ static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
 	add_listed(lp, &pg);
 	if (pg.next_token && token_write(next, lp, pg.next_token, err))
 		goto out;
-	if (rest[0] && !page && !pg.next_token && lp->ents.n == 0) {
+	if (rest[0] && !page && !pg.next_token && lp->ents.n == 0 && !held) {
 		kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
 		goto out;
 	}
@@ -271,14 +273,16 @@ int kf_aws_tree_list(struct kf_provider *p, const char *path, const char *page,
 		return 0;
 	}
 	if (!rest[0] || page)
-		return list_secrets(a, ri, rest, page, fn, ctx, next, err);
+		return list_secrets(a, ri, rest, page, 1, fn, ctx, next, err);
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
 		return kf_aws_tree_list_fields(a, ri, res.name, fn, ctx, err);
 	case AK_PREFIX:
-		return list_secrets(a, ri, rest, page, fn, ctx, next, err);
+	case AK_HELD:
+		return list_secrets(a, ri, rest, page, res.kind == AK_HELD, fn,
+				    ctx, next, err);
 	case AK_PLAIN:
 	case AK_FIELD:
 		return kf_fail(err, KF_E_NOTDIR, "aws: not a directory");

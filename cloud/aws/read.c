@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -40,11 +41,18 @@ int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 		attr->kind = KF_KIND_FILE;
 		return 0;
+	case AK_HELD:
+		attr->mtime = (int64_t)time(NULL);
+		attr->kind = KF_KIND_DIR;
+		return 0;
 	case AK_FIELDSEC:
 	case AK_PREFIX:
 		attr->kind = KF_KIND_DIR;
 		return 0;
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such field");
 		rc = kf_aws_index_field(a->idx, ri, res.name, res.field,
 					&attr->size);
 		if (rc == 0)
@@ -88,9 +96,13 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 			kf_aws_index_del(a->idx, ri, res.name);
 		return rc;
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such field");
 		return kf_aws_tree_field_read(a, ri, &res, value, NULL, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");

@@ -163,8 +163,8 @@ int kf_aws_tree_describe(struct aws_priv *a, size_t ri, const char *name,
  * filtered on "name/" (a case-insensitive prefix match, so answers are
  * checked).
  */
-static int prefix_exists(struct aws_priv *a, size_t ri, const char *name,
-			 struct kf_err *err)
+int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
+			      struct kf_err *err)
 {
 	char prefix[AWS_NAME_MAX + 2], dir[AWS_PATH_MAX + 2];
 	char path[AWS_PATH_MAX + 1];
@@ -233,6 +233,18 @@ static int from_index(struct aws_priv *a, size_t ri, const char *name,
 	int64_t mtime = 0;
 	int fields = 0;
 
+	if (kf_aws_index_held(a->idx, ri, name) != KF_AWS_HELD_NO) {
+		res_set(res, AK_HELD, name, 0);
+		return 0;
+	}
+	if (parent[0] &&
+	    kf_aws_index_held(a->idx, ri, parent) == KF_AWS_HELD_OPEN) {
+		/* the first file made in it makes it a field secret */
+		res_set(res, AK_FIELD, parent, 0);
+		res->field = field;
+		res->pending = 1;
+		return 0;
+	}
 	if (kf_aws_index_get(a->idx, ri, name, &fields, &mtime)) {
 		if (!fields && index_prefix(a, ri, name))
 			res_set(res, AK_PREFIX, name, 0);
@@ -281,7 +293,7 @@ static int parent_kind(struct aws_priv *a, size_t ri, const char *parent,
 	}
 	if (*kind != AK_PLAIN)
 		return 0;
-	rc = prefix_exists(a, ri, parent, err);
+	rc = kf_aws_tree_prefix_exists(a, ri, parent, err);
 	if (rc > 0)
 		*kind = AK_PREFIX;
 	return rc < 0 ? -1 : 0;
@@ -302,7 +314,7 @@ static int as_secret(struct aws_priv *a, size_t ri, const char *name,
 	if (rc <= 0)
 		return rc;
 	if (kind != AK_FIELDSEC) {
-		rc = prefix_exists(a, ri, name, err);
+		rc = kf_aws_tree_prefix_exists(a, ri, name, err);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) {
@@ -338,8 +350,9 @@ static int names_of(const char *rest, char *name, char *parent,
 }
 
 /*
- * Order: the index, then DescribeSecret (strongly consistent), then the
- * parent as a field secret, then a name prefix.  A field secret's files
+ * Order: directories held in memory, the index, then DescribeSecret
+ * (strongly consistent), then the parent as a field secret, then a name
+ * prefix.  A field secret's files
  * win over secrets whose names continue below it; a directory of names
  * wins over a plain secret of the same name.
  */
@@ -379,7 +392,7 @@ int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
 	}
 	if (!kf_aws_tree_name_ok(name, 1))
 		return 0;
-	rc = prefix_exists(a, ri, name, err);
+	rc = kf_aws_tree_prefix_exists(a, ri, name, err);
 	if (rc < 0)
 		return -1;
 	if (rc > 0)

@@ -28,6 +28,7 @@ enum aws_kind {
 	AK_FIELD,     /* NAME/FIELD below a field secret */
 	AK_PREFIX,    /* a directory made by '/' in names */
 	AK_SCHEDULED, /* a secret scheduled for deletion */
+	AK_HELD,      /* a directory made by mkdir, held in memory only */
 };
 
 struct aws_region {
@@ -56,6 +57,7 @@ struct aws_res {
 	enum aws_kind kind;
 	int parent_plain; /* AK_NONE and the parent is a plain secret */
 	int bad_path;	  /* AK_NONE: the path is no name's escaped form */
+	int pending;	  /* AK_FIELD: in a held directory, no secret yet */
 	/* the secret (FIELD: its parent; NONE, PREFIX: the path's name) */
 	char name[AWS_NAME_MAX + 1];
 	const char *field; /* AK_FIELD: points into the caller's path */
@@ -109,6 +111,11 @@ int kf_aws_tree_describe(struct aws_priv *a, size_t ri, const char *name,
 			 enum aws_kind *kind, int64_t *mtime,
 			 struct kf_err *err);
 
+/* 1 when a live secret's name lies below directory name, 0 when none,
+ * -1 when the call failed. */
+int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
+			      struct kf_err *err);
+
 /*
  * What rest (a path below region ri, in path form) is, into *res (kind
  * AK_NONE when nothing); res->name is the secret name it stands for.
@@ -143,6 +150,17 @@ int kf_aws_tree_field_read(struct aws_priv *a, size_t ri,
 int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 			     const char *field, const unsigned char *value,
 			     size_t n, const char *token, struct kf_err *err);
+
+/*
+ * The first file made in held directory name: CreateSecret of the JSON
+ * object {field: value} (UTF-8 text only, else KF_E_INVALID), tagged as
+ * a field secret; the directory is no longer held.  When the secret
+ * exists already (made meanwhile), sets the field in it.  Takes
+ * a->field_lock.
+ */
+int kf_aws_tree_field_first(struct aws_priv *a, size_t ri, const char *name,
+			    const char *field, const unsigned char *value,
+			    size_t n, const char *token, struct kf_err *err);
 
 /* fn for each field of field secret name that can be a file name. */
 int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,

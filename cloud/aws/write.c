@@ -1,6 +1,7 @@
 /*
  * Writes in the aws/ provider: commit a value (creating the secret when
- * asked), mkdir as a new field secret, unlink and rmdir as DeleteSecret,
+ * absent, restoring one scheduled for deletion), mkdir as a directory
+ * held in memory, unlink and rmdir as DeleteSecret,
  * and what a write says when it meets a secret scheduled for deletion.
  * Every write is refused on a read-only mount; logs never hold a value.
  */
@@ -240,10 +241,15 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 			return kf_fail(err, KF_E_INVALID,
 				       "aws: invalid field "
 				       "name");
+		if (res.pending)
+			return kf_aws_tree_field_first(a, ri, res.name,
+						       res.field, value, n, tok,
+						       err);
 		return kf_aws_tree_field_change(a, ri, res.name, res.field,
 						value, n, tok, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
 		return restore_write(a, ri, res.name, value, n, tok, err);
@@ -292,6 +298,7 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 		return 0;
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
 		return 0; /* the commit restores it */
@@ -331,13 +338,36 @@ static int delete_secret(struct aws_priv *a, size_t ri, const char *name,
 	return 0;
 }
 
+/*
+ * mkdir in a held directory not yet decided (res: AK_FIELD, pending): it
+ * becomes a directory of names, and the new one is held in it.
+ */
+static int mkdir_in_held(struct aws_priv *a, size_t ri,
+			 const struct aws_res *res, struct kf_err *err)
+{
+	char name[AWS_NAME_MAX + 2];
+
+	if ((size_t)snprintf(name, sizeof(name), "%s/%s", res->name,
+			     res->field) >= sizeof(name) ||
+	    !kf_aws_tree_name_ok(name, 0))
+		return bad_name(a->regions[ri].name, res->field, err);
+	if (kf_aws_index_hold(a->idx, ri, res->name, KF_AWS_HELD_PREFIX) ||
+	    kf_aws_index_hold(a->idx, ri, name, KF_AWS_HELD_OPEN))
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * A new directory is held in memory, with no API call: the first thing
+ * made in it decides what it becomes (a file: a field secret; a
+ * directory: a directory of names).  Left empty, it creates nothing.
+ */
 int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 		      struct kf_err *err)
 {
 	struct aws_priv *a = p->priv;
 	struct aws_res res;
 	const char *rest;
-	char token[37];
 	size_t ri;
 
 	if (kf_aws_tree_split(a, path, &ri, &rest, err)) {
@@ -353,8 +383,11 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_EXISTS, "aws: exists");
 	case AK_FIELD:
+		if (res.pending)
+			return mkdir_in_held(a, ri, &res, err);
 		return kf_fail(err, KF_E_PERM,
 			       "aws: a field secret holds "
 			       "files only");
@@ -368,9 +401,38 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 			return parent_is_file(err);
 		break;
 	}
-	if (kf_uuid4(token, err))
+	if (!kf_aws_tree_name_ok(res.name, 0))
+		return bad_name(a->regions[ri].name, res.name, err);
+	if (kf_aws_index_hold(a->idx, ri, res.name, KF_AWS_HELD_OPEN))
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
+}
+
+static void count_one(void *ctx, const char *name, int fields)
+{
+	(void)name;
+	(void)fields;
+	(*(size_t *)ctx)++;
+}
+
+/* rmdir of a held directory: forgotten when nothing lies below it. */
+static int rmdir_held(struct aws_priv *a, size_t ri, const char *name,
+		      struct kf_err *err)
+{
+	char prefix[AWS_NAME_MAX + 2];
+	size_t below = 0;
+	int rc;
+
+	/* fits: a held name is a valid name */
+	(void)snprintf(prefix, sizeof(prefix), "%s/", name);
+	kf_aws_index_held_each(a->idx, ri, prefix, count_one, &below);
+	rc = below ? 1 : kf_aws_tree_prefix_exists(a, ri, name, err);
+	if (rc < 0)
 		return -1;
-	return create_secret(a, ri, res.name, token, NULL, 0, 1, err);
+	if (rc > 0)
+		return kf_fail(err, KF_E_NOTEMPTY, "aws: directory not empty");
+	kf_aws_index_unhold(a->idx, ri, name);
+	return 0;
 }
 
 /* Delete field secret name when it holds no field. */
@@ -416,12 +478,17 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 	switch (res.kind) {
 	case AK_FIELDSEC:
 		return rmdir_fields(a, ri, res.name, err);
+	case AK_HELD:
+		return rmdir_held(a, ri, res.name, err);
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_NOTEMPTY,
 			       "aws: directory not "
 			       "empty");
 	case AK_PLAIN:
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such directory");
 		return kf_fail(err, KF_E_NOTDIR, "aws: not a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
@@ -444,12 +511,16 @@ int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 		return delete_secret(a, ri, res.name, err);
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such secret");
 		if (kf_uuid4(token, err))
 			return -1;
 		return kf_aws_tree_field_change(a, ri, res.name, res.field,
 						NULL, 0, token, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");

@@ -140,3 +140,86 @@ def test_names_that_are_not_path_components_are_escaped(keyfs, tmp_path,
     for new in ("%2E", "new%2F", "%2Fnew", "%2Ex"):
         rc, err = sh('printf v > "$P"', P=os.path.join(region, "x", new))
         assert rc != 0 and "Invalid argument" in err, new
+
+
+# ---- mkdir: a directory held by keyfs until something is made in it -------
+
+def secret_names(endpoint):
+    out = cli(endpoint, "list-secrets")
+    return sorted(s["Name"] for s in out["SecretList"])
+
+
+def test_mkdir_is_held_until_the_first_thing_made_in_it(keyfs, tmp_path,
+                                                        moto):
+    m = mount(keyfs, tmp_path, moto)
+    region = m.path("aws", REGION)
+    d = os.path.join(region, "apiSecret")
+    os.mkdir(d)
+    assert os.path.isdir(d) and os.listdir(d) == []
+    assert "apiSecret" in os.listdir(region)
+    assert secret_names(moto) == []          # no API call yet
+    with pytest.raises(OSError) as e:
+        os.mkdir(d)
+    assert e.value.errno == errno.EEXIST
+    # the first file makes it a field secret holding that field
+    rc, err = sh('echo -n K > "$P"', P=os.path.join(d, "api_key"))
+    assert rc == 0, err
+    assert json.loads(cli_value(moto, "apiSecret")) == {"api_key": "K"}
+    desc = cli(moto, "describe-secret", "--secret-id", "apiSecret")
+    assert {"Key": "keyfs:layout", "Value": "fields"} in desc["Tags"]
+    assert os.listdir(d) == ["api_key"]
+    assert read(os.path.join(d, "api_key")) == b"K"
+    # a directory first makes it a prefix: mkdir -p works
+    rc, err = sh('mkdir -p "$P"', P=os.path.join(region, "team", "db"))
+    assert rc == 0, err
+    assert os.path.isdir(os.path.join(region, "team", "db"))
+    assert os.listdir(os.path.join(region, "team")) == ["db"]
+    assert secret_names(moto) == ["apiSecret"]
+    with pytest.raises(OSError) as e:
+        os.rmdir(os.path.join(region, "team"))
+    assert e.value.errno == errno.ENOTEMPTY
+    rc, err = sh('echo -n pw > "$P"',
+                 P=os.path.join(region, "team", "db", "password"))
+    assert rc == 0, err
+    assert json.loads(cli_value(moto, "team/db")) == {"password": "pw"}
+    write(os.path.join(region, "team", "api"), b"k1")   # a plain secret
+    assert cli_value(moto, "team/api") == b"k1"
+    assert secret_names(moto) == ["apiSecret", "team/api", "team/db"]
+    # an empty held directory creates nothing; rmdir just forgets it
+    os.mkdir(os.path.join(region, "empty"))
+    os.mkdir(os.path.join(region, "left"))
+    os.rmdir(os.path.join(region, "empty"))
+    assert "empty" not in os.listdir(region)
+    assert not os.path.exists(os.path.join(region, "empty"))
+    assert secret_names(moto) == ["apiSecret", "team/api", "team/db"]
+    m.stop()
+    # held directories are gone at unmount
+    m2 = mount(keyfs, tmp_path, moto, name="again")
+    assert "left" not in os.listdir(m2.path("aws", REGION))
+
+
+def test_cp_r_into_a_new_directory(keyfs, tmp_path, moto):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "user").write_text("admin")
+    (src / "pass").write_text("hunter2")
+    tree = tmp_path / "tree"
+    (tree / "x").mkdir(parents=True)
+    (tree / "y").mkdir()
+    (tree / "x" / "k1").write_text("v1")
+    (tree / "y" / "k2").write_text("v2")
+    m = mount(keyfs, tmp_path, moto)
+    region = m.path("aws", REGION)
+    r = run(["cp", "-r", str(src), os.path.join(region, "copied")])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(cli_value(moto, "copied")) == \
+        {"user": "admin", "pass": "hunter2"}
+    assert read(os.path.join(region, "copied", "pass")) == b"hunter2"
+    r = run(["cp", "-r", str(tree), os.path.join(region, "tree")])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(cli_value(moto, "tree/x")) == {"k1": "v1"}
+    assert json.loads(cli_value(moto, "tree/y")) == {"k2": "v2"}
+    assert secret_names(moto) == ["copied", "tree/x", "tree/y"]
+    assert sorted(os.listdir(os.path.join(region, "tree"))) == ["x", "y"]
+    r = run(["diff", "-r", str(tree), os.path.join(region, "tree")])
+    assert r.returncode == 0, r.stdout + r.stderr
