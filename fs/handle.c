@@ -215,6 +215,23 @@ size_t kf_fh_read(struct kf_fh *h, char *buf, size_t size, off_t off)
 	return n;
 }
 
+/*
+ * Bytes the provider can never store fail at the write() that brings
+ * them (shells ignore close()); the value is then never committed.
+ */
+static int check_write_locked(struct kf_fh *h, int rc)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	if (!h->p->ops->check_write ||
+	    h->p->ops->check_write(h->p, h->rel, h->val->data, h->val->len,
+				   &err) == 0)
+		return rc;
+	rc = kf_errmap_report("write", h->path, &err);
+	h->failed = -rc;
+	return rc;
+}
+
 int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off)
 {
 	int rc = (int)size;
@@ -228,6 +245,7 @@ int kf_fh_write(struct kf_fh *h, const char *buf, size_t size, off_t off)
 	} else {
 		h->dirty = 1;
 		h->changes++;
+		rc = check_write_locked(h, rc);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;

@@ -219,3 +219,30 @@ out:
 						token, err);
 	return rc;
 }
+
+/*
+ * Text costs nothing to accept; only bytes that are not text (so far)
+ * are looked at further: refused when path is a field.  Anything
+ * unclear is left to the commit, which checks again.
+ */
+int kf_aws_tree_check_write(struct kf_provider *p, const char *path,
+			    const unsigned char *data, size_t n,
+			    struct kf_err *err)
+{
+	struct aws_priv *a = p->priv;
+	struct aws_res res;
+	const char *rest;
+	size_t ri;
+
+	if (kf_aws_sm_is_text_prefix(data, n))
+		return 0;
+	if (kf_aws_tree_split(a, path, &ri, &rest, err) ||
+	    ri == AWS_NO_REGION || !rest[0] ||
+	    kf_aws_tree_resolve(a, ri, rest, &res, err)) {
+		kf_err_clear(err);
+		return 0;
+	}
+	if (res.kind != AK_FIELD)
+		return 0;
+	return text_only(a, ri, res.name, res.field, data, n, err);
+}

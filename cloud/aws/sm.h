@@ -150,6 +150,9 @@ int kf_aws_sm_restore(struct kf_aws_sm *sm, const char *id, struct kf_err *err);
  * surrogates) without NUL bytes.  Everything else is sent as SecretBinary.
  */
 int kf_aws_sm_is_text(const unsigned char *p, size_t n);
+/* Whether n bytes can begin a text value: kf_aws_sm_is_text of all but a
+ * last character that is unfinished (more bytes may follow). */
+int kf_aws_sm_is_text_prefix(const unsigned char *p, size_t n);
 
 /* What the retry loop does with one failed response (exposed for tests). */
 enum kf_aws_sm_action {

@@ -44,6 +44,7 @@ static const struct kf_provider_ops aws_ops = {
 	.read = kf_aws_tree_read,
 	.read_nearby = kf_aws_tree_read_nearby,
 	.commit = kf_aws_tree_commit,
+	.check_write = kf_aws_tree_check_write,
 	.getxattr = kf_aws_tree_getxattr,
 	.setxattr = kf_aws_tree_setxattr,
 	.listxattr = kf_aws_tree_listxattr,

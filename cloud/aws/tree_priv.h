@@ -202,6 +202,11 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 		       int flags, struct kf_err *err);
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 			   struct kf_err *err);
+
+/* fieldsec.c */
+int kf_aws_tree_check_write(struct kf_provider *p, const char *path,
+			    const unsigned char *data, size_t n,
+			    struct kf_err *err);
 int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 		      struct kf_err *err);
 int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,

@@ -223,3 +223,46 @@ def test_cp_r_into_a_new_directory(keyfs, tmp_path, moto):
     assert sorted(os.listdir(os.path.join(region, "tree"))) == ["x", "y"]
     r = run(["diff", "-r", str(tree), os.path.join(region, "tree")])
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---- binary bytes into a field: refused at write() ------------------------
+
+def test_binary_bytes_into_a_field_are_refused_at_write(keyfs, tmp_path,
+                                                       moto):
+    cli(moto, "create-secret", "--name", "cfg", "--secret-string",
+        json.dumps({"user": "u1"}), "--tags",
+        "Key=keyfs:layout,Value=fields")
+    m = mount(keyfs, tmp_path, moto)
+    d = m.path("aws", REGION, "cfg")
+    # write() itself fails, so nothing is ever committed
+    f = open(os.path.join(d, "bin"), "wb", buffering=0)
+    try:
+        with pytest.raises(OSError) as e:
+            f.write(b"ok \xff\xfe")
+        assert e.value.errno == errno.EINVAL
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass
+    assert json.loads(cli_value(moto, "cfg")) == {"user": "u1"}
+    # shells see the failure too (they ignore close())
+    for shell in ("bash", "dash"):
+        for cmd in (r'printf "\377\376" > "$P"', r'printf "a\000b" > "$P"',
+                    r'printf "\377" | dd of="$P" status=none'):
+            r = run([shell, "-c", cmd],
+                    env=dict(os.environ, P=os.path.join(d, "user")))
+            assert r.returncode != 0, (shell, cmd)
+            # (dash's printf says "I/O error" whatever the errno)
+            if shell == "bash" or "dd" in cmd:
+                assert "Invalid argument" in r.stderr, (shell, cmd)
+    assert json.loads(cli_value(moto, "cfg")) == {"user": "u1"}
+    # UTF-8 split across write() calls is text
+    with open(os.path.join(d, "user"), "wb", buffering=0) as f:
+        f.write("caf\u00e9".encode()[:4])
+        f.write("caf\u00e9".encode()[4:])
+    assert json.loads(cli_value(moto, "cfg"))["user"] == "caf\u00e9"
+    assert "a field holds UTF-8 text only" in m.log()
+    # a plain secret still takes binary bytes
+    write(m.path("aws", REGION, "blob"), b"\xff\x00\xfe")
+    assert read(m.path("aws", REGION, "blob")) == b"\xff\x00\xfe"

@@ -623,6 +623,22 @@ KT_TEST(aws_sm_text_or_binary)
 	KT_CHECK(!kf_aws_sm_is_text((const unsigned char *)"\xc0\x80", 2));
 	KT_CHECK(!kf_aws_sm_is_text((const unsigned char *)"\xed\xa0\x80", 3));
 	KT_CHECK(!kf_aws_sm_is_text(bin, sizeof(bin)));
+	/* a text value may end in the middle of a character, for now */
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"caf\xc3", 4));
+	KT_CHECK(
+		kf_aws_sm_is_text_prefix((const unsigned char *)"\xe2\x98", 2));
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"\xf0\x9f\x98",
+					  3));
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"", 0));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xff", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xc0", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"a\0", 2));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\x80", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xff\xc3",
+					   2));
+	KT_CHECK(
+		!kf_aws_sm_is_text_prefix((const unsigned char *)"\xc3\xa9\xa9",
+					  3));
 
 	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, (const unsigned char *)txt,
 				      strlen(txt), &err),
