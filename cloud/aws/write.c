@@ -9,15 +9,11 @@
 
 #include <string.h>
 
-#include "aws/fields.h"
 #include "core/crypto.h"
 #include "core/json.h"
 #include "core/log.h"
 
 #define NAME_RULE "1..512 of A-Z a-z 0-9 / _ + = . @ -"
-
-static const struct kf_aws_sm_tag fields_tag = { (char *)KF_AWS_LAYOUT_TAG,
-						 (char *)KF_AWS_LAYOUT_FIELDS };
 
 int kf_aws_tree_scheduled_fail(const char *region, const char *name,
 			       struct kf_err *err)
@@ -114,12 +110,12 @@ static int restore_write(struct aws_priv *a, size_t ri, const char *name,
 /*
  * CreateSecret name answered "exists" although resolve found nothing a
  * moment ago: our own create whose answer was lost, a concurrent create,
- * or (moto) a name scheduled for deletion.  0 when the secret now is
- * what the create meant to make.
+ * or (moto) a name scheduled for deletion (restored, then written).  0
+ * when the plain secret now holds what the create meant to store.
  */
 static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 			 const char *token, const unsigned char *value,
-			 size_t n, int fields, struct kf_err *err)
+			 size_t n, struct kf_err *err)
 {
 	struct aws_region *r = &a->regions[ri];
 	struct kf_err derr = KF_ERR_INIT;
@@ -127,15 +123,11 @@ static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 	int64_t mtime;
 	int found = kf_aws_tree_describe(a, ri, name, &kind, &mtime, &derr);
 
-	if (found > 0 && kind == AK_SCHEDULED && !fields) {
+	if (found > 0 && kind == AK_SCHEDULED) {
 		kf_err_clear(err);
 		return restore_write(a, ri, name, value, n, token, err);
 	}
-	if (found > 0 && kind == AK_SCHEDULED)
-		return kf_aws_tree_scheduled_fail(r->name, name, err);
-	if (found > 0 && fields && kind == AK_FIELDSEC)
-		return 0;
-	if (found > 0 && !fields && kind == AK_PLAIN) {
+	if (found > 0 && kind == AK_PLAIN) {
 		kf_err_clear(err);
 		if (!n)
 			return 0;
@@ -145,24 +137,23 @@ static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 	return kf_aws_tree_state_fail(r->name, name, err);
 }
 
-/* Create secret name (value may be NULL: no value). */
+/* Create plain secret name (value may be NULL: no value). */
 static int create_secret(struct aws_priv *a, size_t ri, const char *name,
 			 const char *token, const unsigned char *value,
-			 size_t n, int fields, struct kf_err *err)
+			 size_t n, struct kf_err *err)
 {
 	struct aws_region *r = &a->regions[ri];
 
 	if (!kf_aws_tree_name_ok(name, 0))
 		return bad_name(r->name, name, err);
-	if (kf_aws_sm_create(r->sm, name, token, n ? value : NULL, n,
-			     fields ? &fields_tag : NULL, fields ? 1 : 0,
+	if (kf_aws_sm_create(r->sm, name, token, n ? value : NULL, n, NULL, 0,
 			     err)) {
 		if (err->code != KF_E_EXISTS)
 			return kf_aws_tree_state_fail(r->name, name, err);
-		if (create_exists(a, ri, name, token, value, n, fields, err))
+		if (create_exists(a, ri, name, token, value, n, err))
 			return -1;
 	}
-	kf_aws_index_note(a->idx, ri, name, 0, fields);
+	kf_aws_index_note(a->idx, ri, name, 0, 0);
 	return 0;
 }
 
@@ -268,7 +259,7 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 		break;
 	}
 	kf_err_clear(err);
-	return create_secret(a, ri, res.name, tok, value, n, 0, err);
+	return create_secret(a, ri, res.name, tok, value, n, err);
 }
 
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
