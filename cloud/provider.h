@@ -119,6 +119,17 @@ struct kf_provider_ops {
 		      const unsigned char *value, size_t n, const char *token,
 		      int flags, struct kf_err *err);
 
+	/*
+	 * Optional: whether the n bytes written so far to path (data,
+	 * borrowed; the writer may add more) can still become its value.
+	 * Called at every write(), so bytes the store can never hold fail
+	 * there (KF_E_INVALID), not only at close(), which shells ignore.
+	 * Must be cheap for the common case; never logs the bytes.
+	 */
+	int (*check_bytes)(struct kf_provider *p, const char *path,
+			   const unsigned char *data, size_t n,
+			   struct kf_err *err);
+
 	/* Extended attributes; value/names are appended to out. listxattr
 	 * appends NUL-terminated names.  KF_E_NODATA for an unknown name. */
 	int (*getxattr)(struct kf_provider *p, const char *path,

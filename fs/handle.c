@@ -284,6 +284,23 @@ size_t kf_fh_read(struct kf_fh *h, char *buf, size_t size, off_t off)
 }
 
 /*
+ * Bytes the provider can never store fail at the write() that brings
+ * them (shells ignore close()); the value is then never committed.
+ */
+static int check_bytes_locked(struct kf_fh *h, int rc)
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	if (!h->p->ops->check_bytes ||
+	    h->p->ops->check_bytes(h->p, h->rel, h->val->data, h->val->len,
+				   &err) == 0)
+		return rc;
+	rc = kf_errmap_report("write", h->path, &err);
+	h->failed = -rc;
+	return rc;
+}
+
+/*
  * The process (thread group) of thread tid: FUSE names the calling
  * thread, and a killed process may close its files from another thread
  * than the one that wrote.  tid itself when /proc does not say.
@@ -353,6 +370,7 @@ int kf_fh_write(struct kf_fh *h, pid_t pid, const char *buf, size_t size,
 	} else {
 		h->dirty = 1;
 		h->changes++;
+		rc = check_bytes_locked(h, rc);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;

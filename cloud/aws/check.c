@@ -2,8 +2,8 @@
  * The aws/ provider's check before a write: one DescribeSecret of the
  * secret a path writes to (the path itself, or the field secret holding
  * it), so that an open for writing learns now whether Secrets Manager
- * answers, refuses access, or holds the name in a state that refuses
- * writes.  Changes nothing; never sees a value.
+ * answers or refuses access.  A name scheduled for deletion passes: the
+ * write restores it.  Changes nothing; never sees a value.
  */
 #include "aws/tree_priv.h"
 
@@ -53,11 +53,8 @@ int kf_aws_tree_check_write(struct kf_provider *p, const char *path, int flags,
 		return -1;
 	if (ri == AWS_NO_REGION || !rest[0] || !target(a, ri, rest, name))
 		return 0;
+	/* Absent or scheduled for deletion is fine: the commit creates or
+	 * restores it.  Only an answer that is no answer fails the open. */
 	rc = kf_aws_tree_describe(a, ri, name, &kind, &mtime, err);
-	if (rc < 0)
-		return -1;
-	if (rc > 0 && kind == AK_SCHEDULED)
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, name,
-						  err);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }

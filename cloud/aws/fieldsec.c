@@ -85,6 +85,22 @@ out:
 	return rc;
 }
 
+/* KF_E_INVALID, logged, unless value (n bytes) is UTF-8 text. */
+static int text_only(struct aws_priv *a, size_t ri, const char *name,
+		     const char *field, const unsigned char *value, size_t n,
+		     struct kf_err *err)
+{
+	if (!value || kf_aws_sm_is_text(value, n))
+		return 0;
+	kf_log(KF_LOG_WARN,
+	       "aws: %s/%s/%s: a field holds UTF-8 text "
+	       "only (write binary values to a plain secret)",
+	       a->regions[ri].name, name, field);
+	return kf_fail(err, KF_E_INVALID,
+		       "aws: field values must "
+		       "be UTF-8 text");
+}
+
 int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 			     const char *field, const unsigned char *value,
 			     size_t n, const char *token, struct kf_err *err)
@@ -93,15 +109,8 @@ int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 	json_t *obj = NULL;
 	int rc = -1;
 
-	if (value && !kf_aws_sm_is_text(value, n)) {
-		kf_log(KF_LOG_WARN,
-		       "aws: %s/%s/%s: a field holds UTF-8 text "
-		       "only (write binary values to a plain secret)",
-		       a->regions[ri].name, name, field);
-		return kf_fail(err, KF_E_INVALID,
-			       "aws: field values must "
-			       "be UTF-8 text");
-	}
+	if (text_only(a, ri, name, field, value, n, err))
+		return -1;
 	pthread_mutex_lock(&a->field_lock);
 	if (kf_aws_tree_fields_load(a, ri, name, &obj, err) ||
 	    kf_aws_fields_change(obj, field, value, n, err) ||
@@ -141,4 +150,99 @@ int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,
 	}
 	json_decref(obj);
 	return 0;
+}
+
+/* CreateSecret name holding obj, tagged as a field secret: 1 when it
+ * exists already. */
+static int create_fields(struct aws_priv *a, size_t ri, const char *name,
+			 const json_t *obj, const char *token,
+			 struct kf_err *err)
+{
+	static const struct kf_aws_sm_tag tag = {
+		(char *)KF_AWS_LAYOUT_TAG, (char *)KF_AWS_LAYOUT_FIELDS
+	};
+	struct aws_region *r = &a->regions[ri];
+	struct kf_secret *s = NULL;
+	int rc = -1;
+
+	if (kf_aws_fields_encode(obj, KF_AWS_SM_MAX_VALUE, &s, err))
+		return -1;
+	if (kf_aws_sm_create(r->sm, name, token, s->data, s->len, &tag, 1,
+			     err) == 0)
+		rc = 0;
+	else if (err->code == KF_E_EXISTS)
+		rc = 1;
+	else
+		kf_aws_tree_state_fail(r->name, name, err);
+	kf_secret_free(s);
+	return rc;
+}
+
+int kf_aws_tree_field_first(struct aws_priv *a, size_t ri, const char *name,
+			    const char *field, const unsigned char *value,
+			    size_t n, const char *token, struct kf_err *err)
+{
+	const unsigned char *v = value ? value : (const unsigned char *)"";
+	json_t *obj = NULL;
+	int rc = -1;
+
+	if (text_only(a, ri, name, field, v, n, err))
+		return -1;
+	pthread_mutex_lock(&a->field_lock);
+	if (kf_aws_index_held(a->idx, ri, name) != KF_AWS_HELD_OPEN) {
+		rc = 1; /* another writer made it meanwhile */
+		goto out;
+	}
+	obj = json_object();
+	if (!obj) {
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (kf_aws_fields_change(obj, field, v, n, err))
+		goto out;
+	rc = create_fields(a, ri, name, obj, token, err);
+	if (rc < 0)
+		goto out;
+	kf_err_clear(err);
+	kf_aws_index_unhold(a->idx, ri, name);
+	kf_aws_index_note(a->idx, ri, name, 0, 1);
+	if (rc == 0) {
+		fields_note(a, ri, name, obj);
+		kf_log(KF_LOG_INFO, "aws: %s/%s created as a field secret",
+		       a->regions[ri].name, name);
+	}
+out:
+	pthread_mutex_unlock(&a->field_lock);
+	json_decref(obj);
+	if (rc > 0)
+		return kf_aws_tree_field_change(a, ri, name, field, value, n,
+						token, err);
+	return rc;
+}
+
+/*
+ * Text costs nothing to accept; only bytes that are not text (so far)
+ * are looked at further: refused when path is a field.  Anything
+ * unclear is left to the commit, which checks again.
+ */
+int kf_aws_tree_check_bytes(struct kf_provider *p, const char *path,
+			    const unsigned char *data, size_t n,
+			    struct kf_err *err)
+{
+	struct aws_priv *a = p->priv;
+	struct aws_res res;
+	const char *rest;
+	size_t ri;
+
+	if (kf_aws_sm_is_text_prefix(data, n))
+		return 0;
+	if (kf_aws_tree_split(a, path, &ri, &rest, err) ||
+	    ri == AWS_NO_REGION || !rest[0] ||
+	    kf_aws_tree_resolve(a, ri, rest, &res, err)) {
+		kf_err_clear(err);
+		return 0;
+	}
+	if (res.kind != AK_FIELD)
+		return 0;
+	return text_only(a, ri, res.name, res.field, data, n, err);
 }

@@ -44,12 +44,21 @@ struct idx_change {
 	uint64_t at_ms;
 };
 
+struct idx_held {
+	struct idx_held *next;
+	size_t region;
+	char *name;
+	enum kf_aws_held how;
+};
+
 struct kf_aws_index {
 	pthread_mutex_t lock;
 	uint64_t ttl_ms;
+	uint64_t overlay_ms; /* ttl, at most KF_AWS_OVERLAY_MS, at least 1 s */
 	size_t nregions;
 	struct idx_region *regions; /* protected by lock */
 	struct idx_change *changes; /* protected by lock */
+	struct idx_held *held;	    /* protected by lock */
 };
 
 struct kf_aws_index *kf_aws_index_new(size_t nregions, uint64_t ttl_ms)
@@ -65,6 +74,9 @@ struct kf_aws_index *kf_aws_index_new(size_t nregions, uint64_t ttl_ms)
 	}
 	x->nregions = nregions;
 	x->ttl_ms = ttl_ms;
+	x->overlay_ms = ttl_ms < KF_AWS_OVERLAY_MS ? ttl_ms : KF_AWS_OVERLAY_MS;
+	if (x->overlay_ms < 1000)
+		x->overlay_ms = 1000;
 	pthread_mutex_init(&x->lock, NULL);
 	return x;
 }
@@ -96,6 +108,13 @@ void kf_aws_index_free(struct kf_aws_index *x)
 		x->changes = c->next;
 		free(c->name);
 		free(c);
+	}
+	while (x->held) {
+		struct idx_held *h = x->held;
+
+		x->held = h->next;
+		free(h->name);
+		free(h);
 	}
 	free(x->regions);
 	pthread_mutex_destroy(&x->lock);
@@ -190,7 +209,7 @@ static void prune_locked(struct kf_aws_index *x, uint64_t now)
 	while (*pp) {
 		struct idx_change *c = *pp;
 
-		if (now - c->at_ms >= KF_AWS_OVERLAY_MS) {
+		if (now - c->at_ms >= x->overlay_ms) {
 			*pp = c->next;
 			free(c->name);
 			free(c);
@@ -433,5 +452,95 @@ void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri, const char *name,
 		if (out[*n])
 			(*n)++;
 	}
+	pthread_mutex_unlock(&x->lock);
+}
+
+static struct idx_held *held_locked(struct kf_aws_index *x, size_t ri,
+				    const char *name)
+{
+	for (struct idx_held *h = x->held; h; h = h->next)
+		if (h->region == ri && strcmp(h->name, name) == 0)
+			return h;
+	return NULL;
+}
+
+int kf_aws_index_hold(struct kf_aws_index *x, size_t ri, const char *name,
+		      enum kf_aws_held how)
+{
+	struct idx_held *h;
+	int rc = 0;
+
+	if (ri >= x->nregions)
+		return -1;
+	pthread_mutex_lock(&x->lock);
+	h = held_locked(x, ri, name);
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (h)
+			h->name = strdup(name);
+		if (h && h->name) {
+			h->region = ri;
+			h->next = x->held;
+			x->held = h;
+		} else {
+			free(h);
+			h = NULL;
+			rc = -1;
+		}
+	}
+	if (h && how > h->how)
+		h->how = how;
+	pthread_mutex_unlock(&x->lock);
+	return rc;
+}
+
+enum kf_aws_held kf_aws_index_held(struct kf_aws_index *x, size_t ri,
+				   const char *name)
+{
+	size_t n = strlen(name);
+	enum kf_aws_held how = KF_AWS_HELD_NO;
+	struct idx_held *h;
+
+	if (ri >= x->nregions)
+		return KF_AWS_HELD_NO;
+	pthread_mutex_lock(&x->lock);
+	h = held_locked(x, ri, name);
+	if (h)
+		how = h->how;
+	for (h = x->held; h && how == KF_AWS_HELD_OPEN; h = h->next)
+		if (h->region == ri && strncmp(h->name, name, n) == 0 &&
+		    h->name[n] == '/')
+			how = KF_AWS_HELD_PREFIX;
+	pthread_mutex_unlock(&x->lock);
+	return how;
+}
+
+void kf_aws_index_unhold(struct kf_aws_index *x, size_t ri, const char *name)
+{
+	pthread_mutex_lock(&x->lock);
+	for (struct idx_held **pp = &x->held; *pp; pp = &(*pp)->next) {
+		struct idx_held *h = *pp;
+
+		if (h->region == ri && strcmp(h->name, name) == 0) {
+			*pp = h->next;
+			free(h->name);
+			free(h);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&x->lock);
+}
+
+void kf_aws_index_held_each(struct kf_aws_index *x, size_t ri,
+			    const char *prefix,
+			    void (*fn)(void *ctx, const char *name, int fields),
+			    void *ctx)
+{
+	size_t plen = strlen(prefix);
+
+	pthread_mutex_lock(&x->lock);
+	for (struct idx_held *h = x->held; h; h = h->next)
+		if (h->region == ri && strncmp(h->name, prefix, plen) == 0)
+			fn(ctx, h->name, 1);
 	pthread_mutex_unlock(&x->lock);
 }

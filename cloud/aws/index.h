@@ -2,7 +2,9 @@
  * What the aws provider knows about secret names without asking the
  * service: names seen in listings or DescribeSecret answers (fresh for
  * ttl), this process's own recent creates and deletes (ListSecrets is
- * eventually consistent, so they overlay listings for KF_AWS_OVERLAY_MS),
+ * eventually consistent, so they overlay listings for the ttl, at most
+ * KF_AWS_OVERLAY_MS: a name restored or deleted elsewhere shows within
+ * the ttl),
  * and the field names and sizes of field secrets.  Never holds a value.
  * Thread-safe: one mutex, held only inside these functions (no I/O).
  */
@@ -12,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How long this process's own creates/deletes overlay ListSecrets. */
+/* The longest this process's own creates/deletes overlay ListSecrets. */
 #define KF_AWS_OVERLAY_MS (5u * 60u * 1000u)
 
 struct kf_aws_index;
@@ -75,5 +77,35 @@ int kf_aws_index_field(struct kf_aws_index *x, size_t ri, const char *name,
  */
 void kf_aws_index_siblings(struct kf_aws_index *x, size_t ri, const char *name,
 			   size_t max, char **out, size_t *n);
+
+/*
+ * Directories made by mkdir and held in this process's memory only (no
+ * API call; gone at unmount) until something is created in them.  OPEN:
+ * nothing decided yet (a file created in it makes it a field secret);
+ * PREFIX: a directory was made in it, so it holds secrets' names.
+ */
+enum kf_aws_held {
+	KF_AWS_HELD_NO = 0,
+	KF_AWS_HELD_OPEN,
+	KF_AWS_HELD_PREFIX,
+};
+
+/* Hold name (again), as OPEN or PREFIX.  -1 when out of memory. */
+int kf_aws_index_hold(struct kf_aws_index *x, size_t ri, const char *name,
+		      enum kf_aws_held how);
+/* What name is held as: PREFIX also when a held directory is below it. */
+enum kf_aws_held kf_aws_index_held(struct kf_aws_index *x, size_t ri,
+				   const char *name);
+/* Forget held directory name (removed, or it became a secret). */
+void kf_aws_index_unhold(struct kf_aws_index *x, size_t ri, const char *name);
+/*
+ * fn(ctx, name, 1) for every held directory whose name starts with
+ * prefix.  Called with the index lock held: fn must not call back into
+ * the index.
+ */
+void kf_aws_index_held_each(struct kf_aws_index *x, size_t ri,
+			    const char *prefix,
+			    void (*fn)(void *ctx, const char *name, int fields),
+			    void *ctx);
 
 #endif

@@ -74,44 +74,52 @@ static void ents_release(struct aws_ents *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/*
- * The entry a secret name contributes to the directory prefix (plen
- * bytes, "" or ending in '/'): its next component, a directory when more
- * follows or it is a field secret.  0 when it contributes nothing.
- */
-static size_t component(const char *name, size_t plen, int fields, int *dir)
-{
-	const char *c = name + plen;
-	size_t n = strcspn(c, "/");
-
-	*dir = c[n] == '/' || fields;
-	return n;
-}
-
 /* One page of a directory of secrets being put together. */
 struct list_page {
 	struct aws_priv *a;
 	size_t ri;
-	char prefix[AWS_NAME_MAX + 2]; /* "" or "dir/" */
+	char prefix[AWS_NAME_MAX + 2]; /* "" or "dir/": names listed */
 	size_t plen;
+	char dir[AWS_PATH_MAX + 2]; /* "" or "dir/": its path form */
+	size_t dlen;
+	char path[AWS_PATH_MAX + 1]; /* the name being looked at */
 	const char *page;  /* the caller's page token; NULL: first page */
 	const char *token; /* its ListSecrets NextToken part */
-	char carried[AWS_NAME_MAX + 1]; /* the previous page's last entry */
-	char last[AWS_NAME_MAX + 1];	/* this page's last entry */
+	char carried[AWS_PATH_MAX + 1]; /* the previous page's last entry */
+	char last[AWS_PATH_MAX + 1];	/* this page's last entry */
 	struct aws_ents over;		/* this process's recent creates */
 	struct aws_ents ents;		/* what the page lists */
 };
 
+/*
+ * The entry secret name contributes to the directory being listed: the
+ * next component of its path form (into lp->path, *c), a directory when
+ * more follows or it is a field secret.  0 when it contributes nothing.
+ */
+static size_t component(struct list_page *lp, const char *name, int fields,
+			const char **c, int *dir)
+{
+	size_t n;
+
+	kf_aws_tree_name_path(name, lp->path);
+	if (strncmp(lp->path, lp->dir, lp->dlen) != 0)
+		return 0; /* a case-insensitive match, or another directory */
+	*c = lp->path + lp->dlen;
+	n = strcspn(*c, "/");
+	*dir = (*c)[n] == '/' || fields;
+	return n;
+}
+
 static void overlay_one(void *vctx, const char *name, int fields)
 {
 	struct list_page *lp = vctx;
+	const char *c = NULL;
 	size_t n;
 	int dir;
 
-	n = component(name, lp->plen, fields, &dir);
+	n = component(lp, name, fields, &c, &dir);
 	if (n)
-		ents_add(&lp->over, name + lp->plen, n, dir,
-			 (int64_t)time(NULL));
+		ents_add(&lp->over, c, n, dir, (int64_t)time(NULL));
 }
 
 /* This process's recent creates: listed on the first page only. */
@@ -120,6 +128,7 @@ static void add_overlay(struct list_page *lp)
 	const struct aws_ents *o = &lp->over;
 
 	kf_aws_index_created(lp->a->idx, lp->ri, lp->prefix, overlay_one, lp);
+	kf_aws_index_held_each(lp->a->idx, lp->ri, lp->prefix, overlay_one, lp);
 	if (lp->page)
 		return;
 	for (size_t i = 0; i < o->n; i++)
@@ -136,16 +145,17 @@ static void add_listed(struct list_page *lp, const struct kf_aws_sm_page *pg)
 		const struct kf_aws_sm_meta *m = &pg->v[i];
 		int fields = kf_aws_tree_meta_fields(m), dir;
 		int64_t mtime = kf_aws_tree_meta_mtime(m);
+		const char *comp = NULL;
 		size_t n;
 		char *c;
 
 		if (kf_aws_index_deleted(lp->a->idx, lp->ri, m->name))
 			continue;
 		kf_aws_index_put(lp->a->idx, lp->ri, m->name, fields, mtime);
-		n = component(m->name, lp->plen, fields, &dir);
+		n = component(lp, m->name, fields, &comp, &dir);
 		if (!n)
 			continue;
-		c = strndup(m->name + lp->plen, n);
+		c = strndup(comp, n);
 		if (!c)
 			break;
 		/*
@@ -156,7 +166,7 @@ static void add_listed(struct list_page *lp, const struct kf_aws_sm_page *pg)
 		if (!(lp->page && ents_find(&lp->over, c) >= 0) &&
 		    !(lp->carried[0] && strcmp(c, lp->carried) == 0))
 			ents_add(&lp->ents, c, n, dir, mtime);
-		/* fits: a component of a name of at most AWS_NAME_MAX */
+		/* fits: a component of a path form of a name */
 		(void)snprintf(lp->last, sizeof(lp->last), "%s", c);
 		free(c);
 	}
@@ -172,7 +182,7 @@ static int token_read(struct list_page *lp, const char *page,
 	if (!page || !page[0])
 		return 0;
 	nl = strchr(page, '\n');
-	if (!nl || (size_t)(nl - page) > AWS_NAME_MAX)
+	if (!nl || (size_t)(nl - page) > AWS_PATH_MAX)
 		return kf_fail(err, KF_E_INVALID, "aws: bad page token");
 	memcpy(lp->carried, page, (size_t)(nl - page));
 	lp->carried[nl - page] = '\0';
@@ -192,9 +202,10 @@ static int token_write(struct kf_buf *next, const struct list_page *lp,
 	return 0;
 }
 
-/* One page of the directory of secrets rest ("" for a region). */
+/* One page of the directory of secrets rest ("" for a region); held:
+ * a directory held in memory, which may be empty. */
 static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
-			const char *page, kf_list_fn fn, void *ctx,
+			const char *page, int held, kf_list_fn fn, void *ctx,
 			struct kf_buf *next, struct kf_err *err)
 {
 	struct list_page lpbuf;
@@ -205,12 +216,19 @@ static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
 	memset(lp, 0, sizeof(*lp));
 	lp->a = a;
 	lp->ri = ri;
-	if (rest[0] && (size_t)snprintf(lp->prefix, sizeof(lp->prefix), "%s/",
-					rest) >= sizeof(lp->prefix)) {
+	if (rest[0] && (kf_aws_tree_path_name(rest, lp->path) ||
+			strlen(lp->path) >= AWS_NAME_MAX ||
+			strlen(rest) >= AWS_PATH_MAX)) {
 		kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
 		goto out;
 	}
+	if (rest[0]) {
+		/* fit: both are checked just above */
+		(void)snprintf(lp->prefix, sizeof(lp->prefix), "%s/", lp->path);
+		(void)snprintf(lp->dir, sizeof(lp->dir), "%s/", rest);
+	}
 	lp->plen = strlen(lp->prefix);
+	lp->dlen = strlen(lp->dir);
 	if (token_read(lp, page, err) ||
 	    kf_aws_sm_list(a->regions[ri].sm, lp->plen ? lp->prefix : NULL,
 			   lp->token, AWS_LIST_PAGE, &pg, err))
@@ -219,7 +237,7 @@ static int list_secrets(struct aws_priv *a, size_t ri, const char *rest,
 	add_listed(lp, &pg);
 	if (pg.next_token && token_write(next, lp, pg.next_token, err))
 		goto out;
-	if (rest[0] && !page && !pg.next_token && lp->ents.n == 0) {
+	if (rest[0] && !page && !pg.next_token && lp->ents.n == 0 && !held) {
 		kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
 		goto out;
 	}
@@ -255,14 +273,16 @@ int kf_aws_tree_list(struct kf_provider *p, const char *path, const char *page,
 		return 0;
 	}
 	if (!rest[0] || page)
-		return list_secrets(a, ri, rest, page, fn, ctx, next, err);
+		return list_secrets(a, ri, rest, page, 1, fn, ctx, next, err);
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
 		return kf_aws_tree_list_fields(a, ri, res.name, fn, ctx, err);
 	case AK_PREFIX:
-		return list_secrets(a, ri, rest, page, fn, ctx, next, err);
+	case AK_HELD:
+		return list_secrets(a, ri, rest, page, res.kind == AK_HELD, fn,
+				    ctx, next, err);
 	case AK_PLAIN:
 	case AK_FIELD:
 		return kf_fail(err, KF_E_NOTDIR, "aws: not a directory");

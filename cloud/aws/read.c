@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -40,11 +41,18 @@ int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 		attr->kind = KF_KIND_FILE;
 		return 0;
+	case AK_HELD:
+		attr->mtime = (int64_t)time(NULL);
+		attr->kind = KF_KIND_DIR;
+		return 0;
 	case AK_FIELDSEC:
 	case AK_PREFIX:
 		attr->kind = KF_KIND_DIR;
 		return 0;
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such field");
 		rc = kf_aws_index_field(a->idx, ri, res.name, res.field,
 					&attr->size);
 		if (rc == 0)
@@ -80,17 +88,21 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
-		rc = kf_aws_sm_get_value(a->regions[ri].sm, rest, value, NULL,
-					 0, err);
+		rc = kf_aws_sm_get_value(a->regions[ri].sm, res.name, value,
+					 NULL, 0, err);
 		if (rc && kf_err_is(err, KF_R_DELETING))
 			err->code = KF_E_NOTFOUND; /* deleted elsewhere */
 		if (rc && err->code == KF_E_NOTFOUND)
-			kf_aws_index_del(a->idx, ri, rest);
+			kf_aws_index_del(a->idx, ri, res.name);
 		return rc;
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such field");
 		return kf_aws_tree_field_read(a, ri, &res, value, NULL, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");
@@ -108,13 +120,14 @@ struct nearby {
 static void nearby_one(void *vctx, const char *name, struct kf_secret *v)
 {
 	struct nearby *n = vctx;
-	char rel[AWS_NAME_MAX + 80];
+	char rel[AWS_PATH_MAX + 80], path[AWS_PATH_MAX + 1];
 
 	if (!strcmp(name, n->want) && !n->value) {
 		n->value = v;
 		return;
 	}
-	if ((size_t)snprintf(rel, sizeof(rel), "%s/%s", n->region, name) >=
+	kf_aws_tree_name_path(name, path);
+	if ((size_t)snprintf(rel, sizeof(rel), "%s/%s", n->region, path) >=
 	    sizeof(rel)) {
 		kf_secret_free(v);
 		return;
@@ -131,15 +144,17 @@ static size_t nearby_ids(const char *region, const char *rest, char *const *sib,
 			 int (*want)(void *ctx, const char *rel), void *ctx,
 			 const char **ids)
 {
-	char rel[AWS_NAME_MAX + 130];
+	char rel[AWS_PATH_MAX + 130], path[AWS_PATH_MAX + 1];
 	size_t nids = 0;
 
 	ids[nids++] = rest;
-	for (size_t i = 0; i < ns && nids < max; i++)
-		if ((size_t)snprintf(rel, sizeof(rel), "%s/%s", region,
-				     sib[i]) < sizeof(rel) &&
+	for (size_t i = 0; i < ns && nids < max; i++) {
+		kf_aws_tree_name_path(sib[i], path);
+		if ((size_t)snprintf(rel, sizeof(rel), "%s/%s", region, path) <
+			    sizeof(rel) &&
 		    want(ctx, rel))
 			ids[nids++] = sib[i];
+	}
 	return nids;
 }
 
@@ -172,15 +187,15 @@ int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path, size_t max,
 	    (size_t)(rest - path) >= sizeof(region) ||
 	    __atomic_load_n(&a->no_batch, __ATOMIC_RELAXED))
 		return kf_aws_tree_read(p, path, value, err);
-	kf_aws_index_siblings(a->idx, ri, rest, NEARBY_SCAN, sib, &ns);
+	kf_aws_index_siblings(a->idx, ri, res.name, NEARBY_SCAN, sib, &ns);
 	memcpy(region, path, (size_t)(rest - path - 1));
 	region[rest - path - 1] = '\0';
-	nids = nearby_ids(region, rest, sib, ns,
+	nids = nearby_ids(region, res.name, sib, ns,
 			  max > NEARBY_MAX ? NEARBY_MAX : max, want, ctx, ids);
 	rc = -1;
 	if (nids > 1) {
 		nb.region = region;
-		nb.want = rest;
+		nb.want = res.name;
 		rc = kf_aws_sm_batch_get(a->regions[ri].sm, ids, nids,
 					 nearby_one, &nb, err);
 	}

@@ -140,10 +140,19 @@ int kf_aws_sm_delete(struct kf_aws_sm *sm, const char *id,
 		     unsigned recovery_days, struct kf_err *err);
 
 /*
+ * RestoreSecret: cancel the scheduled deletion of id, which keeps its
+ * versions and tags.  KF_E_NOTFOUND when there is no such secret.
+ */
+int kf_aws_sm_restore(struct kf_aws_sm *sm, const char *id, struct kf_err *err);
+
+/*
  * Whether n bytes go out as SecretString: valid UTF-8 (shortest forms, no
  * surrogates) without NUL bytes.  Everything else is sent as SecretBinary.
  */
 int kf_aws_sm_is_text(const unsigned char *p, size_t n);
+/* Whether n bytes can begin a text value: kf_aws_sm_is_text of all but a
+ * last character that is unfinished (more bytes may follow). */
+int kf_aws_sm_is_text_prefix(const unsigned char *p, size_t n);
 
 /* What the retry loop does with one failed response (exposed for tests). */
 enum kf_aws_sm_action {

@@ -57,6 +57,25 @@ int kf_aws_sm_is_text(const unsigned char *p, size_t n)
 	return 1;
 }
 
+int kf_aws_sm_is_text_prefix(const unsigned char *p, size_t n)
+{
+	/* where an unfinished last character starts, if it does */
+	for (size_t back = 1; back <= 3 && back <= n; back++) {
+		unsigned char c = p[n - back];
+		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+
+		if (c < 0x80)
+			break;
+		if (c < 0xc0)
+			continue; /* a continuation byte */
+		if (len > back)
+			return c >= 0xc2 && c <= 0xf4 &&
+			       kf_aws_sm_is_text(p, n - back);
+		break;
+	}
+	return kf_aws_sm_is_text(p, n);
+}
+
 /* ---- request bodies ----------------------------------------------------- */
 
 /* Append s (n bytes) as a JSON string literal. */
@@ -490,4 +509,15 @@ int kf_aws_sm_delete(struct kf_aws_sm *sm, const char *id,
 		      kf_buf_addf(&body, "%u", recovery_days);
 	bad = bad || kf_buf_add(&body, "}", 1);
 	return sm_send(sm, "DeleteSecret", &body, bad, KF_E_INVALID, NULL, err);
+}
+
+int kf_aws_sm_restore(struct kf_aws_sm *sm, const char *id, struct kf_err *err)
+{
+	struct kf_buf body;
+	int first = 1, bad;
+
+	kf_buf_init(&body, 8192);
+	bad = js_open_id(&body, &first, id) || kf_buf_add(&body, "}", 1);
+	return sm_send(sm, "RestoreSecret", &body, bad, KF_E_INVALID, NULL,
+		       err);
 }

@@ -45,6 +45,7 @@ static const struct kf_provider_ops aws_ops = {
 	.read = kf_aws_tree_read,
 	.read_nearby = kf_aws_tree_read_nearby,
 	.commit = kf_aws_tree_commit,
+	.check_bytes = kf_aws_tree_check_bytes,
 	.getxattr = kf_aws_tree_getxattr,
 	.setxattr = kf_aws_tree_setxattr,
 	.listxattr = kf_aws_tree_listxattr,

@@ -17,6 +17,7 @@
 #include "aws/tree.h"
 
 #define AWS_NAME_MAX 512
+#define AWS_PATH_MAX (AWS_NAME_MAX * 3) /* a name's escaped path form */
 #define AWS_FIELD_MAX 255
 #define AWS_NO_REGION ((size_t)-1) /* the provider root */
 
@@ -27,6 +28,7 @@ enum aws_kind {
 	AK_FIELD,     /* NAME/FIELD below a field secret */
 	AK_PREFIX,    /* a directory made by '/' in names */
 	AK_SCHEDULED, /* a secret scheduled for deletion */
+	AK_HELD,      /* a directory made by mkdir, held in memory only */
 };
 
 struct aws_region {
@@ -54,7 +56,10 @@ struct aws_priv {
 struct aws_res {
 	enum aws_kind kind;
 	int parent_plain; /* AK_NONE and the parent is a plain secret */
-	char name[AWS_NAME_MAX + 1]; /* the secret (FIELD: its parent) */
+	int bad_path;	  /* AK_NONE: the path is no name's escaped form */
+	int pending;	  /* AK_FIELD: in a held directory, no secret yet */
+	/* the secret (FIELD: its parent; NONE, PREFIX: the path's name) */
+	char name[AWS_NAME_MAX + 1];
 	const char *field; /* AK_FIELD: points into the caller's path */
 	int64_t mtime;
 };
@@ -64,11 +69,27 @@ struct aws_res {
 /*
  * Secrets Manager's NameType: 1..512 of [A-Za-z0-9/_+=.@-].  Existing
  * names (existing = 1) may also hold '!' (service-managed secrets such as
- * rds!...), but keyfs never creates one.
+ * rds!...), or need escaping as paths (see kf_aws_tree_name_path), but
+ * keyfs never creates one.
  */
 int kf_aws_tree_name_ok(const char *s, int existing);
 /* A field name: 1..255 bytes of UTF-8 text. */
 int kf_aws_tree_field_ok(const char *s);
+
+/*
+ * The path form of secret name (at most AWS_NAME_MAX bytes) into out
+ * (AWS_PATH_MAX + 1 bytes): its '/' separate components, except a '/'
+ * that would make an empty component (leading, trailing, doubled), which
+ * is written %2F; a component "." or ".." is written %2E or %2E%2E.
+ * Names never hold '%', so the escapes are unambiguous.
+ */
+void kf_aws_tree_name_path(const char *name, char *out);
+/*
+ * The secret name whose path form is path, into out (AWS_NAME_MAX + 1
+ * bytes): 0, or -1 when path is no name's path form (another spelling of
+ * an escape, a stray '%', too long).
+ */
+int kf_aws_tree_path_name(const char *path, char *out);
 
 /*
  * Split path into a region index and the rest.  *ri = AWS_NO_REGION for
@@ -90,9 +111,16 @@ int kf_aws_tree_describe(struct aws_priv *a, size_t ri, const char *name,
 			 enum aws_kind *kind, int64_t *mtime,
 			 struct kf_err *err);
 
+/* 1 when a live secret's name lies below directory name, 0 when none,
+ * -1 when the call failed. */
+int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
+			      struct kf_err *err);
+
 /*
- * What rest (a path below region ri) is, into *res (kind AK_NONE when
- * nothing).  Asks the index first, then the service.  -1 only when a
+ * What rest (a path below region ri, in path form) is, into *res (kind
+ * AK_NONE when nothing); res->name is the secret name it stands for.
+ * Asks the index first, then the service.  A directory of names (a
+ * prefix) wins over a plain secret of the same name.  -1 only when a
  * call failed.
  */
 int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
@@ -122,6 +150,17 @@ int kf_aws_tree_field_read(struct aws_priv *a, size_t ri,
 int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 			     const char *field, const unsigned char *value,
 			     size_t n, const char *token, struct kf_err *err);
+
+/*
+ * The first file made in held directory name: CreateSecret of the JSON
+ * object {field: value} (UTF-8 text only, else KF_E_INVALID), tagged as
+ * a field secret; the directory is no longer held.  When the secret
+ * exists already (made meanwhile), sets the field in it.  Takes
+ * a->field_lock.
+ */
+int kf_aws_tree_field_first(struct aws_priv *a, size_t ri, const char *name,
+			    const char *field, const unsigned char *value,
+			    size_t n, const char *token, struct kf_err *err);
 
 /* fn for each field of field secret name that can be a file name. */
 int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,
@@ -163,6 +202,11 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 		       int flags, struct kf_err *err);
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 			   struct kf_err *err);
+
+/* fieldsec.c */
+int kf_aws_tree_check_bytes(struct kf_provider *p, const char *path,
+			    const unsigned char *data, size_t n,
+			    struct kf_err *err);
 int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 		      struct kf_err *err);
 int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,

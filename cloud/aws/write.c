@@ -1,6 +1,7 @@
 /*
  * Writes in the aws/ provider: commit a value (creating the secret when
- * asked), mkdir as a new field secret, unlink and rmdir as DeleteSecret,
+ * absent, restoring one scheduled for deletion), mkdir as a directory
+ * held in memory, unlink and rmdir as DeleteSecret,
  * and what a write says when it meets a secret scheduled for deletion.
  * Every write is refused on a read-only mount; logs never hold a value.
  */
@@ -8,15 +9,11 @@
 
 #include <string.h>
 
-#include "aws/fields.h"
 #include "core/crypto.h"
 #include "core/json.h"
 #include "core/log.h"
 
 #define NAME_RULE "1..512 of A-Z a-z 0-9 / _ + = . @ -"
-
-static const struct kf_aws_sm_tag fields_tag = { (char *)KF_AWS_LAYOUT_TAG,
-						 (char *)KF_AWS_LAYOUT_FIELDS };
 
 int kf_aws_tree_scheduled_fail(const char *region, const char *name,
 			       struct kf_err *err)
@@ -78,14 +75,47 @@ static int parent_is_file(struct kf_err *err)
 }
 
 /*
+ * name is scheduled for deletion and a write asks for it: RestoreSecret,
+ * then the value (n bytes; none for `touch`) as one new version.  A
+ * restored field secret is a directory again: KF_E_ISDIR, restored.
+ */
+static int restore_write(struct aws_priv *a, size_t ri, const char *name,
+			 const unsigned char *value, size_t n, const char *tok,
+			 struct kf_err *err)
+{
+	struct aws_region *r = &a->regions[ri];
+	enum aws_kind kind = AK_NONE;
+	int64_t mtime;
+	int found;
+
+	if (kf_aws_sm_restore(r->sm, name, err))
+		return kf_aws_tree_state_fail(r->name, name, err);
+	kf_log(KF_LOG_INFO, "aws: %s/%s restored: a write asked for the name",
+	       r->name, name);
+	found = kf_aws_tree_describe(a, ri, name, &kind, &mtime, err);
+	if (found < 0)
+		return -1;
+	if (found == 0)
+		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");
+	kf_aws_index_note(a->idx, ri, name, 0, kind == AK_FIELDSEC);
+	if (kind == AK_FIELDSEC)
+		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
+	if (n == 0)
+		return 0;
+	return kf_aws_sm_put_value(r->sm, name, tok, value, n, err) ?
+		       kf_aws_tree_state_fail(r->name, name, err) :
+		       0;
+}
+
+/*
  * CreateSecret name answered "exists" although resolve found nothing a
  * moment ago: our own create whose answer was lost, a concurrent create,
- * or (moto) a name scheduled for deletion.  0 when the secret now is
- * what the create meant to make.
+ * or (moto) a name scheduled for deletion (restored, then written).  0
+ * when the plain secret now holds what the create meant to store.
  */
 static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 			 const char *token, const unsigned char *value,
-			 size_t n, int fields, struct kf_err *err)
+			 size_t n, struct kf_err *err)
 {
 	struct aws_region *r = &a->regions[ri];
 	struct kf_err derr = KF_ERR_INIT;
@@ -93,11 +123,11 @@ static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 	int64_t mtime;
 	int found = kf_aws_tree_describe(a, ri, name, &kind, &mtime, &derr);
 
-	if (found > 0 && kind == AK_SCHEDULED)
-		return kf_aws_tree_scheduled_fail(r->name, name, err);
-	if (found > 0 && fields && kind == AK_FIELDSEC)
-		return 0;
-	if (found > 0 && !fields && kind == AK_PLAIN) {
+	if (found > 0 && kind == AK_SCHEDULED) {
+		kf_err_clear(err);
+		return restore_write(a, ri, name, value, n, token, err);
+	}
+	if (found > 0 && kind == AK_PLAIN) {
 		kf_err_clear(err);
 		if (!n)
 			return 0;
@@ -107,24 +137,23 @@ static int create_exists(struct aws_priv *a, size_t ri, const char *name,
 	return kf_aws_tree_state_fail(r->name, name, err);
 }
 
-/* Create secret name (value may be NULL: no value). */
+/* Create plain secret name (value may be NULL: no value). */
 static int create_secret(struct aws_priv *a, size_t ri, const char *name,
 			 const char *token, const unsigned char *value,
-			 size_t n, int fields, struct kf_err *err)
+			 size_t n, struct kf_err *err)
 {
 	struct aws_region *r = &a->regions[ri];
 
 	if (!kf_aws_tree_name_ok(name, 0))
 		return bad_name(r->name, name, err);
-	if (kf_aws_sm_create(r->sm, name, token, n ? value : NULL, n,
-			     fields ? &fields_tag : NULL, fields ? 1 : 0,
+	if (kf_aws_sm_create(r->sm, name, token, n ? value : NULL, n, NULL, 0,
 			     err)) {
 		if (err->code != KF_E_EXISTS)
 			return kf_aws_tree_state_fail(r->name, name, err);
-		if (create_exists(a, ri, name, token, value, n, fields, err))
+		if (create_exists(a, ri, name, token, value, n, err))
 			return -1;
 	}
-	kf_aws_index_note(a->idx, ri, name, 0, fields);
+	kf_aws_index_note(a->idx, ri, name, 0, 0);
 	return 0;
 }
 
@@ -144,7 +173,7 @@ static const char *pick_token(const char *given, char buf[37],
 /* Commit to plain secret rest: 1 when it must be created again. */
 static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 			const unsigned char *value, size_t n, const char *tok,
-			int flags, struct kf_err *err)
+			struct kf_err *err)
 {
 	const char *region = a->regions[ri].name;
 
@@ -162,9 +191,16 @@ static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 		kf_aws_index_note(a->idx, ri, rest, 0, 0);
 		return 0;
 	}
-	if (err->code != KF_E_NOTFOUND || !(flags & KF_COMMIT_CREATE))
+	if (kf_err_is(err, KF_R_DELETING)) { /* deleted elsewhere */
+		kf_err_clear(err);
+		return restore_write(a, ri, rest, value, n, tok, err);
+	}
+	if (err->code != KF_E_NOTFOUND)
 		return kf_aws_tree_state_fail(region, rest, err);
-	return 1; /* deleted behind our back: create it again */
+	/* deleted elsewhere at once, whatever the index or the cache
+	 * believed: the write creates it again */
+	kf_aws_index_del(a->idx, ri, rest);
+	return 1;
 }
 
 int kf_aws_tree_commit(struct kf_provider *p, const char *path,
@@ -196,30 +232,34 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 			return kf_fail(err, KF_E_INVALID,
 				       "aws: invalid field "
 				       "name");
+		if (res.pending)
+			return kf_aws_tree_field_first(a, ri, res.name,
+						       res.field, value, n, tok,
+						       err);
 		return kf_aws_tree_field_change(a, ri, res.name, res.field,
 						value, n, tok, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
-						  err);
+		return restore_write(a, ri, res.name, value, n, tok, err);
 	case AK_PLAIN:
-		rc = commit_plain(a, ri, rest, value, n, tok, flags, err);
+		rc = commit_plain(a, ri, res.name, value, n, tok, err);
 		if (rc <= 0)
 			return rc;
 		break;
 	default:
-		if (!(flags & KF_COMMIT_CREATE))
-			return kf_fail(err, KF_E_NOTFOUND,
-				       "aws: no such "
-				       "secret");
+		/* absent, even if the file was opened as existing: a
+		 * write creates it (again) */
+		if (res.bad_path)
+			return bad_name(a->regions[ri].name, rest, err);
 		if (res.parent_plain)
 			return parent_is_file(err);
 		break;
 	}
 	kf_err_clear(err);
-	return create_secret(a, ri, rest, tok, value, n, 0, err);
+	return create_secret(a, ri, res.name, tok, value, n, err);
 }
 
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
@@ -249,14 +289,14 @@ int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 		return 0;
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
-						  err);
+		return 0; /* the commit restores it */
 	default:
 		if (res.parent_plain)
 			return parent_is_file(err);
-		if (!kf_aws_tree_name_ok(rest, 0))
+		if (res.bad_path || !kf_aws_tree_name_ok(res.name, 0))
 			return bad_name(a->regions[ri].name, rest, err);
 		return 0;
 	}
@@ -289,13 +329,36 @@ static int delete_secret(struct aws_priv *a, size_t ri, const char *name,
 	return 0;
 }
 
+/*
+ * mkdir in a held directory not yet decided (res: AK_FIELD, pending): it
+ * becomes a directory of names, and the new one is held in it.
+ */
+static int mkdir_in_held(struct aws_priv *a, size_t ri,
+			 const struct aws_res *res, struct kf_err *err)
+{
+	char name[AWS_NAME_MAX + 2];
+
+	if ((size_t)snprintf(name, sizeof(name), "%s/%s", res->name,
+			     res->field) >= sizeof(name) ||
+	    !kf_aws_tree_name_ok(name, 0))
+		return bad_name(a->regions[ri].name, res->field, err);
+	if (kf_aws_index_hold(a->idx, ri, res->name, KF_AWS_HELD_PREFIX) ||
+	    kf_aws_index_hold(a->idx, ri, name, KF_AWS_HELD_OPEN))
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * A new directory is held in memory, with no API call: the first thing
+ * made in it decides what it becomes (a file: a field secret; a
+ * directory: a directory of names).  Left empty, it creates nothing.
+ */
 int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 		      struct kf_err *err)
 {
 	struct aws_priv *a = p->priv;
 	struct aws_res res;
 	const char *rest;
-	char token[37];
 	size_t ri;
 
 	if (kf_aws_tree_split(a, path, &ri, &rest, err)) {
@@ -311,22 +374,56 @@ int kf_aws_tree_mkdir(struct kf_provider *p, const char *path,
 	case AK_PLAIN:
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_EXISTS, "aws: exists");
 	case AK_FIELD:
+		if (res.pending)
+			return mkdir_in_held(a, ri, &res, err);
 		return kf_fail(err, KF_E_PERM,
 			       "aws: a field secret holds "
 			       "files only");
 	case AK_SCHEDULED:
-		return kf_aws_tree_scheduled_fail(a->regions[ri].name, rest,
+		return kf_aws_tree_scheduled_fail(a->regions[ri].name, res.name,
 						  err);
 	default:
+		if (res.bad_path)
+			return bad_name(a->regions[ri].name, rest, err);
 		if (res.parent_plain)
 			return parent_is_file(err);
 		break;
 	}
-	if (kf_uuid4(token, err))
+	if (!kf_aws_tree_name_ok(res.name, 0))
+		return bad_name(a->regions[ri].name, res.name, err);
+	if (kf_aws_index_hold(a->idx, ri, res.name, KF_AWS_HELD_OPEN))
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
+}
+
+static void count_one(void *ctx, const char *name, int fields)
+{
+	(void)name;
+	(void)fields;
+	(*(size_t *)ctx)++;
+}
+
+/* rmdir of a held directory: forgotten when nothing lies below it. */
+static int rmdir_held(struct aws_priv *a, size_t ri, const char *name,
+		      struct kf_err *err)
+{
+	char prefix[AWS_NAME_MAX + 2];
+	size_t below = 0;
+	int rc;
+
+	/* fits: a held name is a valid name */
+	(void)snprintf(prefix, sizeof(prefix), "%s/", name);
+	kf_aws_index_held_each(a->idx, ri, prefix, count_one, &below);
+	rc = below ? 1 : kf_aws_tree_prefix_exists(a, ri, name, err);
+	if (rc < 0)
 		return -1;
-	return create_secret(a, ri, rest, token, NULL, 0, 1, err);
+	if (rc > 0)
+		return kf_fail(err, KF_E_NOTEMPTY, "aws: directory not empty");
+	kf_aws_index_unhold(a->idx, ri, name);
+	return 0;
 }
 
 /* Delete field secret name when it holds no field. */
@@ -371,13 +468,18 @@ int kf_aws_tree_rmdir(struct kf_provider *p, const char *path,
 		return -1;
 	switch (res.kind) {
 	case AK_FIELDSEC:
-		return rmdir_fields(a, ri, rest, err);
+		return rmdir_fields(a, ri, res.name, err);
+	case AK_HELD:
+		return rmdir_held(a, ri, res.name, err);
 	case AK_PREFIX:
 		return kf_fail(err, KF_E_NOTEMPTY,
 			       "aws: directory not "
 			       "empty");
 	case AK_PLAIN:
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such directory");
 		return kf_fail(err, KF_E_NOTDIR, "aws: not a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such directory");
@@ -398,14 +500,18 @@ int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
-		return delete_secret(a, ri, rest, err);
+		return delete_secret(a, ri, res.name, err);
 	case AK_FIELD:
+		if (res.pending)
+			return kf_fail(err, KF_E_NOTFOUND,
+				       "aws: no such secret");
 		if (kf_uuid4(token, err))
 			return -1;
 		return kf_aws_tree_field_change(a, ri, res.name, res.field,
 						NULL, 0, token, err);
 	case AK_FIELDSEC:
 	case AK_PREFIX:
+	case AK_HELD:
 		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	default:
 		return kf_fail(err, KF_E_NOTFOUND, "aws: no such secret");

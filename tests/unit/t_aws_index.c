@@ -63,6 +63,36 @@ KT_TEST(aws_index_names_prefixes_overlay)
 	kf_aws_index_free(x);
 }
 
+/* Directories held in memory: open until a directory is made in them. */
+KT_TEST(aws_index_held_directories)
+{
+	struct kf_aws_index *x = kf_aws_index_new(2, 60000);
+	int n = 0;
+
+	KT_CHECK(x != NULL);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team"), KF_AWS_HELD_NO);
+	KT_EQ_INT(kf_aws_index_hold(x, 0, "team", KF_AWS_HELD_OPEN), 0);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team"), KF_AWS_HELD_OPEN);
+	KT_EQ_INT(kf_aws_index_held(x, 1, "team"), KF_AWS_HELD_NO);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "tea"), KF_AWS_HELD_NO);
+	/* a held directory below makes it a prefix */
+	KT_EQ_INT(kf_aws_index_hold(x, 0, "team/db", KF_AWS_HELD_OPEN), 0);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team"), KF_AWS_HELD_PREFIX);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team/db"), KF_AWS_HELD_OPEN);
+	/* holding again never goes back from PREFIX to OPEN */
+	KT_EQ_INT(kf_aws_index_hold(x, 0, "team", KF_AWS_HELD_PREFIX), 0);
+	KT_EQ_INT(kf_aws_index_hold(x, 0, "team", KF_AWS_HELD_OPEN), 0);
+	kf_aws_index_held_each(x, 0, "team/", count_created, &n);
+	KT_EQ_INT(n, 1);
+	kf_aws_index_unhold(x, 0, "team/db");
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team/db"), KF_AWS_HELD_NO);
+	KT_EQ_INT(kf_aws_index_held(x, 0, "team"), KF_AWS_HELD_PREFIX);
+	n = 0;
+	kf_aws_index_held_each(x, 0, "", count_created, &n);
+	KT_EQ_INT(n, 1);
+	kf_aws_index_free(x); /* frees what is still held */
+}
+
 KT_TEST(aws_fields_json)
 {
 	struct kf_secret *v = kf_secret_dup("{\"u\":\"x\",\"n\":12}", 16);

@@ -623,6 +623,22 @@ KT_TEST(aws_sm_text_or_binary)
 	KT_CHECK(!kf_aws_sm_is_text((const unsigned char *)"\xc0\x80", 2));
 	KT_CHECK(!kf_aws_sm_is_text((const unsigned char *)"\xed\xa0\x80", 3));
 	KT_CHECK(!kf_aws_sm_is_text(bin, sizeof(bin)));
+	/* a text value may end in the middle of a character, for now */
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"caf\xc3", 4));
+	KT_CHECK(
+		kf_aws_sm_is_text_prefix((const unsigned char *)"\xe2\x98", 2));
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"\xf0\x9f\x98",
+					  3));
+	KT_CHECK(kf_aws_sm_is_text_prefix((const unsigned char *)"", 0));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xff", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xc0", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"a\0", 2));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\x80", 1));
+	KT_CHECK(!kf_aws_sm_is_text_prefix((const unsigned char *)"\xff\xc3",
+					   2));
+	KT_CHECK(
+		!kf_aws_sm_is_text_prefix((const unsigned char *)"\xc3\xa9\xa9",
+					  3));
 
 	KT_EQ_INT(kf_aws_sm_put_value(sm, "s", tok, (const unsigned char *)txt,
 				      strlen(txt), &err),
@@ -759,6 +775,31 @@ KT_TEST(aws_sm_create_and_delete_bodies)
 
 	KT_EQ_INT(kf_aws_sm_tag(sm, "team/x", &tag, 1, &err), 0);
 	KT_CHECK(has_header(4, "X-Amz-Target: secretsmanager.TagResource"));
+	teardown(sm);
+}
+
+KT_TEST(aws_sm_restore_body_and_errors)
+{
+	static const struct fake_resp r[] = {
+		{ 200, "{\"ARN\":\"arn:x\",\"Name\":\"team/x\"}" },
+		{ 400, "{\"__type\":\"ResourceNotFoundException\","
+		       "\"message\":\"Secrets Manager can't find the "
+		       "specified secret.\"}" },
+	};
+	struct kf_aws_sm *sm = setup(NULL, 2, r);
+	struct kf_err err = KF_ERR_INIT;
+	json_t *j;
+
+	KT_EQ_INT(kf_aws_sm_restore(sm, "team/x", &err), 0);
+	j = req_json(0);
+	KT_EQ_STR(json_string_value(json_object_get(j, "SecretId")), "team/x");
+	KT_EQ_INT(json_object_size(j), 1);
+	json_decref(j);
+	KT_CHECK(has_header(0, "X-Amz-Target: secretsmanager.RestoreSecret"));
+	KT_EQ_INT(kf_aws_sm_restore(sm, "gone", &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+	KT_EQ_STR(err.provider_code, "ResourceNotFoundException");
+	KT_EQ_INT(fk.nreq, 2);
 	teardown(sm);
 }
 
@@ -950,8 +991,9 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	teardown(NULL);
 }
 
-/* A secret deleted behind the provider's back: reads find it gone, writes
- * say it is scheduled for deletion (the reason, not the message text). */
+/* A secret deleted behind the provider's back: reads find it gone, a
+ * write restores it and then writes (one PutSecretValue after
+ * RestoreSecret), other changes say it is scheduled for deletion. */
 KT_TEST(aws_provider_secret_deleted_elsewhere)
 {
 #define DELETING_BODY                                          \
@@ -961,13 +1003,18 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	static const struct fake_resp r[] = {
 		{ 200, "{\"SecretList\":[]}" }, /* probe */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"SecretList\":[]}" }, /* nothing below gone/ */
 		{ 400, DELETING_BODY },		/* GetSecretValue */
 		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"SecretList\":[]}" }, /* nothing below gone/ */
 		{ 400, DELETING_BODY },		/* PutSecretValue */
+		{ 200, "{\"Name\":\"gone\"}" }, /* RestoreSecret */
+		{ 200, "{\"Name\":\"gone\"}" }, /* DescribeSecret */
+		{ 200, "{\"Name\":\"gone\"}" }, /* PutSecretValue */
 		{ 400, DELETING_BODY },		/* UpdateSecret */
 	};
 #undef DELETING_BODY
-	struct kf_aws_sm *sm = setup(NULL, 6, r);
+	struct kf_aws_sm *sm = setup(NULL, 11, r);
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
@@ -983,17 +1030,16 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	KT_CHECK(v == NULL);
 	KT_EQ_INT(p->ops->commit(p, "us-west-2/gone",
 				 (const unsigned char *)"v", 1, NULL, 0, &err),
-		  -1);
-	KT_EQ_INT(err.code, KF_E_STATE);
-	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
-	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
-	KT_EQ_STR(err.provider_code, "InvalidRequestException");
+		  0);
+	KT_CHECK(has_header(7, "X-Amz-Target: secretsmanager.RestoreSecret"));
+	KT_CHECK(has_header(9, "X-Amz-Target: secretsmanager.PutSecretValue"));
 	KT_EQ_INT(p->ops->setxattr(p, "us-west-2/gone",
 				   "user.keyfs.description", "d", 1, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_STATE);
 	KT_CHECK(kf_err_is(&err, KF_R_DELETING));
-	KT_EQ_INT(fk.nreq, 6);
+	KT_CHECK(strstr(err.msg, "us-west-2/gone is scheduled for deletion"));
+	KT_EQ_INT(fk.nreq, 11);
 	p->ops->free(p);
 	teardown(NULL);
 }
