@@ -39,6 +39,19 @@ static int ascii_alnum(char c)
 	       (c >= '0' && c <= '9');
 }
 
+/* n is prefix followed by exactly six letters or digits (mkstemp's). */
+static int six_random_after(const char *n, size_t len, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	if (len != pl + 6 || strncmp(n, prefix, pl) != 0)
+		return 0;
+	for (size_t i = pl; i < len; i++)
+		if (!ascii_alnum(n[i]))
+			return 0;
+	return 1;
+}
+
 int kf_held_name_rule(const char *path)
 {
 	const char *n = last_component(path);
@@ -50,13 +63,10 @@ int kf_held_name_rule(const char *path)
 		return 1; /* .NAME.XXXXXX, .NAME.swp, .#NAME, NAME~, vim's probe */
 	if (len >= 3 && n[0] == '#' && n[len - 1] == '#')
 		return 1; /* emacs's auto-save file */
-	if (len == 9 && !strncmp(n, "sed", 3)) {
-		for (size_t i = 3; i < len; i++)
-			if (!ascii_alnum(n[i]))
-				return 0;
-		return 1; /* sed -i's sedXXXXXX */
-	}
-	return 0;
+	/* sed -i's sedXXXXXX; perl -i's work file, mkstemp("XXXXXXXX"),
+	 * which keeps the first two X. */
+	return six_random_after(n, len, "sed") ||
+	       six_random_after(n, len, "XX");
 }
 
 void kf_held_init(struct kf_held *h)

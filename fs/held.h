@@ -35,7 +35,8 @@ struct kf_held {
 /*
  * Whether the last component of path looks like a temporary or editor
  * file: it begins with '.', ends with '~', is "#NAME#", is "4913", or is
- * "sed" followed by exactly six letters or digits.  Pure.
+ * "sed" or "XX" followed by exactly six letters or digits (sed -i's and
+ * perl -i's work files).  Pure.
  */
 int kf_held_name_rule(const char *path);
 

@@ -30,6 +30,11 @@ KT_TEST(held_name_rule)
 		{ "/gcp/p/l/r/k/.env", 1 },
 		/* everything else is an ordinary name */
 		{ "F", 0 },
+		{ "XXJmTNTL", 1 }, /* perl -i's work file */
+		{ "XXJmTNT", 0 },
+		{ "XXJmTNTLL", 0 },
+		{ "XXJm-NTL", 0 },
+		{ "xxJmTNTL", 0 },
 		{ "sed", 0 },
 		{ "sedx8C3W", 0 },   /* 5 after sed */
 		{ "sedx8C3WTT", 0 }, /* 7 after sed */
@@ -44,7 +49,6 @@ KT_TEST(held_name_rule)
 		{ "notes#", 0 },
 		{ "##", 0 },
 		{ "a~b", 0 },
-		{ "XXD4tVcH", 0 }, /* perl -pi's work file */
 		{ "dir.d/F", 0 },
 		{ ".", 0 },
 		{ "..", 0 },
