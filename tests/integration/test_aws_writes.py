@@ -257,6 +257,13 @@ def test_binary_bytes_into_a_field_are_refused_at_write(keyfs, tmp_path,
             if shell == "bash" or "dd" in cmd:
                 assert "Invalid argument" in r.stderr, (shell, cmd)
     assert json.loads(cli_value(moto, "cfg")) == {"user": "u1"}
+    # a NEW field from a shell: the failed first write creates nothing
+    for shell in ("bash", "dash"):
+        r = run([shell, "-c", r'printf "\377" > "$P"'],
+                env=dict(os.environ, P=os.path.join(d, "new")))
+        assert r.returncode != 0, shell
+    assert json.loads(cli_value(moto, "cfg")) == {"user": "u1"}
+    assert "new" not in os.listdir(d)
     # UTF-8 split across write() calls is text
     with open(os.path.join(d, "user"), "wb", buffering=0) as f:
         f.write("caf\u00e9".encode()[:4])
