@@ -68,8 +68,12 @@ def stats(m):
     return json.loads(os.getxattr(m.mnt, "user.keyfs.stats"))
 
 
-def api_calls(m, provider, op):
-    return stats(m)["api"].get(provider, {}).get(op, {}).get("calls", 0)
+def api_calls(m, provider, op=None):
+    """Calls of one operation, or of all of a provider's operations."""
+    ops = stats(m)["api"].get(provider, {})
+    if op is None:
+        return sum(o.get("calls", 0) for o in ops.values())
+    return ops.get(op, {}).get("calls", 0)
 
 
 # ---- aws/ --------------------------------------------------------------
@@ -118,11 +122,13 @@ def test_aws_write_costs_one_describe_and_one_put(keyfs, tmp_path, moto):
     assert read(s) == b"first"
     d0 = api_calls(m, "aws", "DescribeSecret")
     p0 = api_calls(m, "aws", "PutSecretValue")
+    t0 = api_calls(m, "aws")
     for i in range(3):
         p = run(["bash", "-c", 'echo -n "v$2" > "$1"', "_", s, str(i)])
         assert p.returncode == 0, p.stderr
     assert api_calls(m, "aws", "DescribeSecret") - d0 == 3
     assert api_calls(m, "aws", "PutSecretValue") - p0 == 3
+    assert api_calls(m, "aws") - t0 == 6, stats(m)["api"]["aws"]
     assert versions(url, ["counted"]) == {"counted": 4}
     assert read(s) == b"v2"
 
