@@ -14,7 +14,7 @@ rule() {	# rule "why" < offending lines
 }
 SRC=$(find cloud fs -name '*.[ch]' | sort)
 
-# Banned string functions (STYLE: bounded buffers only).
+# Banned string functions: bounded buffers only (kf_buf, snprintf).
 grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|atol)\s*\(' \
 	$SRC tests/unit/*.c | rule "banned function (use kf_buf or snprintf)"
 
