@@ -560,37 +560,40 @@ static int refuse(int err)
 	return kf_fs_ctx()->read_only ? -EROFS : err;
 }
 
-/* chmod and chown: kept per path on this host (fs/modes.c); the
- * kernel has checked who may (default_permissions). */
-static int kf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+/* chmod (uid and gid -1) or chown (mode -1) of path or an open file:
+ * kept per path on this host (fs/modes.c); the kernel has checked who
+ * may (default_permissions). */
+static int change_owner_or_mode(const char *op, const char *path,
+				struct fuse_file_info *fi, mode_t mode,
+				uid_t uid, gid_t gid)
 {
+	struct kf_fs *fs = kf_fs_ctx();
 	struct kf_fh *h = fh_of(fi);
+	const char *name = h ? h->path : path;
 	struct stat st;
 	int rc;
 
-	if (kf_fs_ctx()->read_only)
+	if (fs->read_only)
 		return -EROFS;
 	rc = kf_getattr(path, &st, fi);
-	if (rc == 0)
-		rc = kf_modes_chmod(&kf_fs_ctx()->modes, h ? h->path : path,
-				    &st, mode);
-	return kf_fs_audited("chmod", h ? h->path : path, rc);
+	if (rc == 0 && mode != (mode_t)-1)
+		rc = kf_modes_chmod(&fs->modes, name, &st, mode);
+	else if (rc == 0)
+		rc = kf_modes_chown(&fs->modes, name, &st, uid, gid,
+				    caller().uid);
+	return kf_fs_audited(op, name, rc);
+}
+
+static int kf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return change_owner_or_mode("chmod", path, fi, mode, (uid_t)-1,
+				    (gid_t)-1);
 }
 
 static int kf_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	struct kf_fh *h = fh_of(fi);
-	struct stat st;
-	int rc;
-
-	if (kf_fs_ctx()->read_only)
-		return -EROFS;
-	rc = kf_getattr(path, &st, fi);
-	if (rc == 0)
-		rc = kf_modes_chown(&kf_fs_ctx()->modes, h ? h->path : path,
-				    &st, uid, gid, caller().uid);
-	return kf_fs_audited("chown", h ? h->path : path, rc);
+	return change_owner_or_mode("chown", path, fi, (mode_t)-1, uid, gid);
 }
 
 /* Times come from the provider; accepting utimens keeps `touch` working. */
