@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "core/clock.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -509,6 +510,325 @@ KT_TEST(cache_fetch_older_than_a_put_does_not_overwrite_it)
 	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 	KT_EQ_STR(buf, "committed");
 	KT_EQ_INT(reads(&f), 2);
+	kf_cache_release(&c);
+	fake_release(&f);
+}
+
+/*
+ * A slow provider with many names: every read takes delay_ms of real
+ * time and gives "v:" + the name; it records how many reads overlap.
+ */
+struct slow {
+	struct kf_provider p;
+	pthread_mutex_t lock;
+	int delay_ms;	   /* protected by lock */
+	int reads;	   /* protected by lock */
+	int in_flight;	   /* protected by lock */
+	int max_in_flight; /* protected by lock */
+};
+
+static int slow_read(struct kf_provider *p, const char *path,
+		     struct kf_secret **value, struct kf_err *err)
+{
+	struct slow *s = p->priv;
+	char v[64];
+	int delay;
+
+	pthread_mutex_lock(&s->lock);
+	s->reads++;
+	if (++s->in_flight > s->max_in_flight)
+		s->max_in_flight = s->in_flight;
+	delay = s->delay_ms;
+	pthread_mutex_unlock(&s->lock);
+	if (delay)
+		kf_clock_sleep_ms((unsigned)delay); /* real: not faked */
+	(void)snprintf(v, sizeof(v), "v:%s", path); /* fits */
+	*value = kf_secret_dup(v, strlen(v));
+	pthread_mutex_lock(&s->lock);
+	s->in_flight--;
+	pthread_mutex_unlock(&s->lock);
+	return *value ? 0 : kf_fail(err, KF_E_NOMEM, "out of memory");
+}
+
+static const struct kf_provider_ops slow_ops = {
+	.getattr = fake_getattr,
+	.read = slow_read,
+};
+
+#define SLOW_N 10
+
+static void slow_init(struct slow *s)
+{
+	struct kf_clock clk = { fake_now, NULL, NULL };
+
+	memset(s, 0, sizeof(*s));
+	s->p.ops = &slow_ops;
+	s->p.name = "slow";
+	s->p.max_value = 4096;
+	s->p.priv = s;
+	pthread_mutex_init(&s->lock, NULL);
+	set_time(1000000);
+	kf_clock_set(&clk);
+}
+
+static void slow_set(struct slow *s, int delay_ms)
+{
+	pthread_mutex_lock(&s->lock);
+	s->delay_ms = delay_ms;
+	s->max_in_flight = s->in_flight;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int slow_get(struct slow *s, int *field)
+{
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	n = *field;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Read name i through the cache; 1 when it gave exactly its value. */
+static int slow_cread(struct kf_cache *c, struct slow *s, int i)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_secret *v = NULL;
+	char path[64], want[64];
+	int ok;
+
+	(void)snprintf(path, sizeof(path), "/slow/n%02d", i);	  /* fits */
+	(void)snprintf(want, sizeof(want), "v:%s", path + 6); /* fits */
+	if (kf_cache_read(c, &s->p, path, path + 6, &v, &err) < 0)
+		return 0;
+	ok = v->len == strlen(want) && !memcmp(v->data, want, v->len);
+	kf_secret_free(v);
+	return ok;
+}
+
+/* SLOW_N values fetched at 1,000 s and read again at 3/4 of a 4 s ttl:
+ * all are due for refresh-ahead together. */
+static void slow_all_due(struct kf_cache *c, struct slow *s)
+{
+	for (int i = 0; i < SLOW_N; i++)
+		KT_CHECK(slow_cread(c, s, i));
+	set_time(1000000 + 3000);
+	for (int i = 0; i < SLOW_N; i++)
+		KT_CHECK(slow_cread(c, s, i));
+	KT_EQ_INT(slow_get(s, &s->reads), SLOW_N);
+}
+
+struct slow_reader {
+	pthread_t t;
+	struct kf_cache *c;
+	struct slow *s;
+	int i;
+	int ok;
+};
+
+static void *slow_reader_main(void *arg)
+{
+	struct slow_reader *r = arg;
+
+	r->ok = slow_cread(r->c, r->s, r->i);
+	return NULL;
+}
+
+static void *refresh_main(void *arg)
+{
+	kf_cache_refresh_once(arg, NULL, NULL);
+	return NULL;
+}
+
+KT_TEST(cache_refresh_of_a_slow_provider_fails_no_reader)
+{
+	struct slow_reader r[SLOW_N];
+	struct kf_cache c;
+	struct slow s;
+	pthread_t refresher;
+
+	/* ttl 4 s, timeout 1 s; every fetch takes 400 ms. */
+	KT_EQ_INT(kf_cache_init(&c, 4, 100, 1), 0);
+	slow_init(&s);
+	slow_all_due(&c, &s);
+	slow_set(&s, 400);
+	KT_EQ_INT(pthread_create(&refresher, NULL, refresh_main, &c), 0);
+	for (int ms = 0; ms < 5000 && !slow_get(&s, &s.in_flight); ms++)
+		kf_clock_sleep_ms(1);
+	/* Past ttl, well within max_stale: every reader must get a value. */
+	set_time(1000000 + 4500);
+	for (int i = 0; i < SLOW_N; i++) {
+		r[i] = (struct slow_reader){ .c = &c, .s = &s, .i = i };
+		KT_EQ_INT(pthread_create(&r[i].t, NULL, slow_reader_main, &r[i]),
+			  0);
+	}
+	for (int i = 0; i < SLOW_N; i++) {
+		pthread_join(r[i].t, NULL);
+		KT_CHECK(r[i].ok);
+	}
+	pthread_join(refresher, NULL);
+	kf_cache_release(&c);
+	kf_clock_set(NULL);
+	pthread_mutex_destroy(&s.lock);
+}
+
+static uint64_t real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+KT_TEST(cache_refresh_fetches_in_parallel_within_a_bound)
+{
+	struct changed_log log = { 0, "" };
+	struct kf_cache c;
+	struct slow s;
+	uint64_t t0;
+
+	KT_EQ_INT(kf_cache_init(&c, 4, 100, 1), 0);
+	slow_init(&s);
+	slow_all_due(&c, &s);
+	slow_set(&s, 200);
+	t0 = real_ms();
+	kf_cache_refresh_once(&c, on_changed, &log);
+	/* Every due value refetched, at most 4 at a time, and the pass
+	 * took well under one fetch after another (10 x 200 ms). */
+	KT_EQ_INT(slow_get(&s, &s.reads), 2 * SLOW_N);
+	KT_CHECK(slow_get(&s, &s.max_in_flight) <= 4);
+	KT_CHECK(slow_get(&s, &s.max_in_flight) >= 2);
+	KT_CHECK(real_ms() - t0 < 1600);
+	KT_EQ_INT(log.n, 0); /* same bytes: nothing changed */
+	kf_cache_release(&c);
+	kf_clock_set(NULL);
+	pthread_mutex_destroy(&s.lock);
+}
+
+struct bg_read {
+	struct fake *f;
+	int rc;
+};
+
+static void *bg_read_main(void *arg)
+{
+	struct bg_read *b = arg;
+	char buf[64];
+
+	b->rc = cread(b->f, buf, sizeof(buf), NULL);
+	return NULL;
+}
+
+KT_TEST(cache_reader_past_its_deadline_is_served_the_held_value)
+{
+	struct kf_cache_stats st;
+	struct bg_read b;
+	struct kf_cache c;
+	struct fake f;
+	pthread_t t;
+	char buf[64];
+
+	KT_EQ_INT(kf_cache_init(&c, 10, 100, 1), 0); /* timeout 1 s */
+	fake_init(&f, &c, "held");
+	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
+	script(&f, "next", KF_OK);
+	f.hold = 1; /* the next fetch hangs until released */
+	set_time(1000000 + 10000); /* past ttl, within max_stale */
+	b.f = &f;
+	b.rc = -2;
+	KT_EQ_INT(pthread_create(&t, NULL, bg_read_main, &b), 0);
+	pthread_mutex_lock(&f.lock);
+	while (f.in_read == 0)
+		pthread_cond_wait(&f.cond, &f.lock);
+	pthread_mutex_unlock(&f.lock);
+	/* Another reader finds the fetch in flight: after its deadline it
+	 * gets the held value rather than an error. */
+	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
+	KT_EQ_STR(buf, "held");
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.stale, 1);
+	pthread_mutex_lock(&f.lock);
+	f.hold = 0;
+	pthread_cond_broadcast(&f.cond);
+	pthread_mutex_unlock(&f.lock);
+	pthread_join(t, NULL);
+	KT_EQ_INT(b.rc, 0);
+	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
+	KT_EQ_STR(buf, "next");
+	KT_EQ_INT(reads(&f), 2);
+	kf_cache_release(&c);
+	fake_release(&f);
+}
+
+/* Look up the distinct name /fake/r/<prefix>NNNNNN. */
+static int cgetattr_n(struct fake *f, const char *prefix, int i)
+{
+	struct kf_err err = KF_ERR_INIT;
+	char path[64];
+	struct kf_attr a;
+
+	(void)snprintf(path, sizeof(path), "/fake/r/%s%06d", prefix,
+		       i); /* fits */
+	return kf_cache_getattr(f->cache, &f->p, path, path + 6, 0, &a, &err);
+}
+
+/* Heap bytes in use (0 under valgrind, which keeps its own heap). */
+static size_t heap_in_use(void)
+{
+	return mallinfo2().uordblks;
+}
+
+KT_TEST(cache_absent_names_are_bounded)
+{
+	struct kf_cache_stats st;
+	struct kf_cache c;
+	struct fake f;
+	size_t at_10k = 0;
+
+	KT_EQ_INT(kf_cache_init(&c, 300, 3600, 30), 0);
+	fake_init(&f, &c, "");
+	f.attr_err = KF_E_NOTFOUND;
+	for (int i = 0; i < 100000; i++) {
+		KT_EQ_INT(cgetattr_n(&f, "m", i), -1);
+		if (i == 10000)
+			at_10k = heap_in_use();
+	}
+	kf_cache_stats(&c, &st);
+	KT_CHECK(st.entries <= 4096);
+	/* 90,000 more absent names cost no memory that stays. */
+	KT_CHECK(heap_in_use() < at_10k + 256 * 1024);
+	/* Existing names are capped too (65,536 entries in all). */
+	f.attr_err = KF_OK;
+	for (int i = 0; i < 70000; i++)
+		KT_EQ_INT(cgetattr_n(&f, "e", i), 0);
+	kf_cache_stats(&c, &st);
+	KT_CHECK(st.entries <= 65536);
+	KT_CHECK(st.evictions > 0);
+	kf_cache_release(&c);
+	fake_release(&f);
+}
+
+KT_TEST(cache_absent_name_is_forgotten_after_2s)
+{
+	struct kf_cache_stats st;
+	struct kf_cache c;
+	struct fake f;
+	enum kf_code code = KF_OK;
+
+	KT_EQ_INT(kf_cache_init(&c, 300, 3600, 30), 0);
+	fake_init(&f, &c, "");
+	f.attr_err = KF_E_NOTFOUND;
+	KT_EQ_INT(cgetattr(&f, &code), -1);
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.entries, 1);
+	set_time(1000000 + 1999);
+	kf_cache_refresh_once(&c, NULL, NULL);
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.entries, 1);
+	set_time(1000000 + 2000);
+	kf_cache_refresh_once(&c, NULL, NULL);
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.entries, 0);
 	kf_cache_release(&c);
 	fake_release(&f);
 }
