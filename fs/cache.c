@@ -28,15 +28,6 @@ static uint64_t now(void)
 	return kf_clock_now_ms();
 }
 
-static size_t hash(const char *s)
-{
-	size_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 void kf_cache_abstime(unsigned ms, struct timespec *ts)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
@@ -52,12 +43,17 @@ int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,
 		  unsigned timeout_s)
 {
 	memset(c, 0, sizeof(*c));
-	c->nbuckets = 4096;
+	c->nbuckets = 1024; /* doubles as entries come */
 	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
 	if (!c->buckets)
 		return -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_cond_init(&c->pool.work, NULL);
+	pthread_cond_init(&c->pool.idle, NULL);
+	c->pool.tail = &c->pool.head;
+	c->max_negative = KF_CACHE_MAX_NEGATIVE;
+	c->max_entries = KF_CACHE_MAX_ENTRIES;
 	c->ttl_ms = (uint64_t)ttl_s * 1000;
 	c->max_stale_ms = (uint64_t)max_stale_s * 1000;
 	/* Absent names: short, so a name created elsewhere shows soon. */
@@ -69,100 +65,18 @@ int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,
 	return 0;
 }
 
-void kf_centry_drop_value_locked(struct kf_cache *c, struct kf_centry *e)
-{
-	if (!e->val)
-		return;
-	c->st.bytes -= e->val->len;
-	kf_secret_free(e->val);
-	e->val = NULL;
-}
-
-int kf_centry_set_value_locked(struct kf_cache *c, struct kf_centry *e,
-			       struct kf_secret **v, uint64_t t)
-{
-	int diff = !e->val || !kf_secret_equal(e->val, *v);
-
-	if (diff)
-		e->changed_at = time(NULL);
-	kf_centry_drop_value_locked(c, e);
-	e->val = *v;
-	*v = NULL;
-	e->val_at = t;
-	c->st.bytes += e->val->len;
-	return diff;
-}
-
-static void entry_free(struct kf_centry *e)
-{
-	free(e->path);
-	free(e->rel);
-	free(e);
-}
-
 void kf_cache_release(struct kf_cache *c)
 {
 	if (!c->buckets)
 		return;
-	for (size_t i = 0; i < c->nbuckets; i++) {
-		while (c->buckets[i]) {
-			struct kf_centry *e = c->buckets[i];
-
-			c->buckets[i] = e->next;
-			kf_centry_drop_value_locked(c, e);
-			entry_free(e);
-		}
-	}
+	kf_cache_refresh_stop(c);
+	kf_centry_free_all_locked(c);
 	free(c->buckets);
 	c->buckets = NULL;
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
-}
-
-struct kf_centry *kf_centry_find_locked(struct kf_cache *c, const char *path)
-{
-	struct kf_centry *e = c->buckets[hash(path) % c->nbuckets];
-
-	while (e && strcmp(e->path, path))
-		e = e->next;
-	return e;
-}
-
-static struct kf_centry *get_locked(struct kf_cache *c, struct kf_provider *p,
-				    const char *path, const char *rel)
-{
-	struct kf_centry *e = kf_centry_find_locked(c, path);
-	size_t b;
-
-	if (e)
-		return e;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->path = strdup(path);
-	e->rel = strdup(rel);
-	if (!e->path || !e->rel) {
-		entry_free(e);
-		return NULL;
-	}
-	e->p = p;
-	b = hash(path) % c->nbuckets;
-	e->next = c->buckets[b];
-	c->buckets[b] = e;
-	c->st.entries++;
-	return e;
-}
-
-void kf_centry_unlink_locked(struct kf_cache *c, struct kf_centry *e)
-{
-	struct kf_centry **pp = &c->buckets[hash(e->path) % c->nbuckets];
-
-	while (*pp != e)
-		pp = &(*pp)->next;
-	*pp = e->next;
-	kf_centry_drop_value_locked(c, e);
-	entry_free(e);
-	c->st.entries--;
+	pthread_cond_destroy(&c->pool.work);
+	pthread_cond_destroy(&c->pool.idle);
 }
 
 int kf_cache_outage(enum kf_code code)
@@ -214,19 +128,36 @@ static int copy_out(struct kf_secret *v, struct kf_secret **out,
 	return 0;
 }
 
-/* Wait for an in-flight fetch; 0 when it finished, -1 on timeout.  The
- * deadline is real time: the waiter really sleeps. */
-static int wait_locked(struct kf_cache *c, struct kf_centry *e)
+/* Wait for an in-flight fetch until the reader's deadline (set on the
+ * first wait); 0 when it finished, -1 on timeout.  The deadline is real
+ * time: the waiter really sleeps. */
+static int wait_locked(struct kf_cache *c, struct kf_centry *e,
+		       struct timespec *deadline)
 {
-	struct timespec ts;
-
-	kf_cache_abstime(c->timeout_ms ? c->timeout_ms : 30000, &ts);
+	if (!deadline->tv_sec)
+		kf_cache_abstime(c->timeout_ms ? c->timeout_ms : 30000,
+				 deadline);
 	c->st.waits++;
 	while (e->loading)
-		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+		if (pthread_cond_timedwait(&c->cond, &c->lock, deadline) ==
 		    ETIMEDOUT)
 			return e->loading ? -1 : 0;
 	return 0;
+}
+
+/* Serve e's held value stale (the provider is slow or down); 1 when
+ * served (*rc is the result), 0 when no value younger than ttl +
+ * max_stale is held. */
+static int serve_stale_locked(struct kf_cache *c, struct kf_centry *e,
+			      uint64_t t, struct kf_secret **out,
+			      struct kf_err *err, int *rc)
+{
+	if (!e->val || !within_stale(c, e->val_at, t))
+		return 0;
+	c->st.stale++;
+	e->last_read = t;
+	*rc = copy_out(e->val, out, err);
+	return 1;
 }
 
 struct sibling_ctx {
@@ -264,10 +195,11 @@ static void sibling_value(void *vctx, const char *rel, struct kf_secret *v)
 		return;
 	}
 	pthread_mutex_lock(&sc->c->lock);
-	e = get_locked(sc->c, sc->p, full, rel);
+	e = kf_centry_get_locked(sc->c, sc->p, full, rel);
 	t = now();
 	if (e && !e->loading && (!e->val || t - e->val_at >= sc->c->ttl_ms)) {
 		kf_centry_set_value_locked(sc->c, e, &v, t);
+		kf_centry_refile_locked(sc->c, e);
 		sc->c->st.prefetched++;
 	}
 	pthread_mutex_unlock(&sc->c->lock);
@@ -360,6 +292,7 @@ static int fetch_failed_locked(struct kf_cache *c, struct kf_centry *e,
 		kf_centry_drop_value_locked(c, e);
 		e->attr_state = KF_ATTR_ABSENT;
 		e->attr_at = t;
+		kf_centry_refile_locked(c, e);
 	}
 	return -1;
 }
@@ -394,6 +327,7 @@ static int fetched_locked(struct kf_cache *c, struct kf_centry *e, uint64_t gen,
 		e->stale_logged = 0;
 		if (e->attr_state == KF_ATTR_ABSENT)
 			e->attr_state = KF_ATTR_NONE;
+		kf_centry_refile_locked(c, e);
 	}
 	return rc;
 }
@@ -402,6 +336,7 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 		      const char *path, const char *rel, int nearby,
 		      struct kf_secret **out, struct kf_err *err)
 {
+	struct timespec deadline = { 0, 0 };
 	struct kf_secret *v = NULL;
 	struct kf_centry *e;
 	uint64_t gen;
@@ -410,7 +345,7 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 	*out = NULL;
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		e = get_locked(c, p, path, rel);
+		e = kf_centry_get_locked(c, p, path, rel);
 		if (!e) {
 			kf_fail(err, KF_E_NOMEM, "out of memory");
 			goto out;
@@ -419,9 +354,12 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 			goto out;
 		if (!e->loading)
 			break;
-		if (wait_locked(c, e) < 0) {
-			kf_fail(err, KF_E_TIMEOUT,
-				"timed out waiting for a fetch");
+		if (wait_locked(c, e, &deadline) < 0) {
+			/* Still in flight at the deadline: what is held
+			 * serves, else the reader fails. */
+			if (!serve_stale_locked(c, e, now(), out, err, &rc))
+				kf_fail(err, KF_E_TIMEOUT,
+					"timed out waiting for a fetch");
 			goto out;
 		}
 	}
@@ -484,6 +422,7 @@ static int attr_fetched_locked(struct kf_cache *c, struct kf_centry *e,
 			e->attr = *a;
 			e->attr_state = KF_ATTR_HELD;
 			e->attr_at = t;
+			kf_centry_refile_locked(c, e);
 		}
 		return 0;
 	}
@@ -492,6 +431,7 @@ static int attr_fetched_locked(struct kf_cache *c, struct kf_centry *e,
 	if (err->code == KF_E_NOTFOUND && e->gen == gen) {
 		e->attr_state = KF_ATTR_ABSENT;
 		e->attr_at = t;
+		kf_centry_refile_locked(c, e);
 	}
 	/* Provider down: what was known stays usable as long as a value
 	 * would (the names above a cached value must resolve). */
@@ -558,7 +498,7 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	e = get_locked(c, p, path, rel);
+	e = kf_centry_get_locked(c, p, path, rel);
 	if (!e) {
 		pthread_mutex_unlock(&c->lock);
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
@@ -568,14 +508,11 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 	if (rc == 0) {
 		gen = e->gen;
 		c->st.attr_misses++;
+		e->busy++; /* pinned: neither forgotten nor evicted */
 		pthread_mutex_unlock(&c->lock);
 		rc = p->ops->getattr(p, rel, a, err);
 		pthread_mutex_lock(&c->lock);
-		e = get_locked(c, p, path, rel);
-		if (!e) {
-			pthread_mutex_unlock(&c->lock);
-			return rc < 0 ? -1 : 0;
-		}
+		e->busy--;
 		t = now();
 		rc = attr_fetched_locked(c, e, gen, t, rc, a, err);
 	} else if (rc > 0) {
@@ -598,13 +535,14 @@ void kf_cache_put(struct kf_cache *c, struct kf_provider *p, const char *path,
 	struct kf_secret *s = kf_secret_dup(v, n);
 
 	pthread_mutex_lock(&c->lock);
-	e = get_locked(c, p, path, rel);
+	e = kf_centry_get_locked(c, p, path, rel);
 	if (e) {
 		e->gen++;
 		kf_centry_drop_value_locked(c, e);
 		e->attr_state = KF_ATTR_NONE;
 		if (s) /* none held now: counts as a change */
 			kf_centry_set_value_locked(c, e, &s, now());
+		kf_centry_refile_locked(c, e);
 	}
 	pthread_mutex_unlock(&c->lock);
 	kf_secret_free(s);
@@ -619,7 +557,9 @@ static void forget_one_locked(struct kf_cache *c, const char *path)
 	e->gen++;
 	e->attr_state = KF_ATTR_NONE;
 	kf_centry_drop_value_locked(c, e);
-	if (!e->loading)
+	if (kf_centry_pinned(e))
+		kf_centry_refile_locked(c, e);
+	else
 		kf_centry_unlink_locked(c, e);
 }
 

@@ -32,12 +32,42 @@ struct kf_cache_stats {
 	uint64_t bytes;	  /* current value bytes */
 };
 
+/* At most this many refresh-ahead fetches run at once. */
+#define KF_CACHE_REFRESH_FETCHES 4
+
+/* Entries kept at most: names known absent, and in all. */
+#define KF_CACHE_MAX_NEGATIVE 4096
+#define KF_CACHE_MAX_ENTRIES 65536
+
+/* A path waiting for the refresher (to refetch, or to report). */
+struct kf_cpath {
+	char *path;
+	struct kf_cpath *next;
+};
+
+/* Entries from oldest to newest (see centry.h for the order). */
+struct kf_clist {
+	struct kf_centry *oldest, *newest;
+	size_t n;
+};
+
 struct kf_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	    /* a fetch finished */
 	struct kf_centry **buckets; /* protected by lock */
-	size_t nbuckets;
+	size_t nbuckets;	    /* protected by lock; a power of 2 */
+	struct kf_clist neg;	    /* protected by lock: absent names */
+	struct kf_clist lru;	    /* protected by lock: every other entry */
+	struct kf_centry *walk;	    /* protected by lock: the pass's cursor */
+	unsigned walk_pass;	    /* protected by lock */
+	struct kf_cpath *gone; /* protected by lock: evicted values to report */
+	size_t max_negative, max_entries;
 	struct kf_cache_stats st; /* protected by lock */
+	/* The last refresher pass: entries visited, and the most visited
+	 * in one hold of the lock (tests read it). Protected by lock. */
+	struct {
+		uint64_t visited, max_hold;
+	} walked;
 	uint64_t ttl_ms;
 	uint64_t max_stale_ms;
 	uint64_t neg_ttl_ms;
@@ -47,6 +77,18 @@ struct kf_cache {
 		const struct kf_provider *p;
 		uint64_t until; /* ms: serve stale without asking */
 	} down[16];		/* protected by lock */
+	/* The refresh-ahead workers (started by the first pass that has
+	 * work; every field protected by lock). */
+	struct {
+		pthread_t t[KF_CACHE_REFRESH_FETCHES];
+		int started, stop;
+		pthread_cond_t work; /* a job was queued, or stop */
+		pthread_cond_t idle; /* no job queued or running */
+		struct kf_cpath *head, **tail;
+		int running;
+		void (*changed)(void *ctx, const char *path);
+		void *ctx;
+	} pool;
 };
 
 int kf_cache_init(struct kf_cache *c, unsigned ttl_s, unsigned max_stale_s,
@@ -83,13 +125,26 @@ void kf_cache_forget(struct kf_cache *c, const char *path);
 
 /*
  * One pass of the refresher: refetch values read within the last ttl once
- * they are 3/4 of ttl old, drop values older than ttl + max_stale.  For
- * every path whose value changed or was dropped, calls changed(ctx, path)
- * with no lock held (to invalidate the kernel's copy).
+ * they are 3/4 of ttl old, drop values older than ttl + max_stale, forget
+ * absent names after neg_ttl.  For every path whose value changed or was
+ * dropped, calls changed(ctx, path) with no lock held (to invalidate the
+ * kernel's copy).  The lock is held for a bounded slice of entries at a
+ * time; refetches run on the cache's workers, at most
+ * KF_CACHE_REFRESH_FETCHES at once, each entry marked as loading only
+ * when its own fetch starts.  kf_cache_refresh_once() returns when the
+ * pass's refetches are done; kf_cache_refresh_tick() returns at once
+ * (the workers call changed()), so a slow provider never delays the next
+ * pass.
  */
 void kf_cache_refresh_once(struct kf_cache *c,
 			   void (*changed)(void *ctx, const char *path),
 			   void *ctx);
+void kf_cache_refresh_tick(struct kf_cache *c,
+			   void (*changed)(void *ctx, const char *path),
+			   void *ctx);
+
+/* Stop and join the refresh workers (queued refetches are dropped). */
+void kf_cache_refresh_stop(struct kf_cache *c);
 
 /* A snapshot of the counters. */
 void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out);

@@ -1,7 +1,8 @@
 /*
  * The refresher thread (see refresh.h).  It only drives the cache's pass
- * and tells the kernel what changed; it never calls a provider itself and
- * never runs before the process has daemonized.
+ * and tells the kernel what changed; it never calls a provider itself (the
+ * cache's workers do, started by the first pass that needs one) and never
+ * runs before the process has daemonized.
  */
 #include "refresh.h"
 
@@ -34,7 +35,9 @@ static void *refresher_main(void *arg)
 	pthread_mutex_lock(&refresher_lock);
 	while (!refresher_stop) {
 		pthread_mutex_unlock(&refresher_lock);
-		kf_cache_refresh_once(&fs->cache, invalidate, fs);
+		/* Returns at once: refetches run on the cache's workers,
+		 * so a slow provider does not stretch the period. */
+		kf_cache_refresh_tick(&fs->cache, invalidate, fs);
 		pthread_mutex_lock(&refresher_lock);
 		kf_cache_abstime(PERIOD_MS, &ts);
 		if (!refresher_stop)
@@ -55,7 +58,6 @@ int kf_fs_start_refresher(struct kf_fs *fs)
 
 void kf_fs_stop_refresher(struct kf_fs *fs)
 {
-	(void)fs;
 	if (!refresher_on)
 		return;
 	pthread_mutex_lock(&refresher_lock);
@@ -64,4 +66,6 @@ void kf_fs_stop_refresher(struct kf_fs *fs)
 	pthread_mutex_unlock(&refresher_lock);
 	pthread_join(refresher, NULL);
 	refresher_on = 0;
+	/* Before the providers go: no refetch may still be using one. */
+	kf_cache_refresh_stop(&fs->cache);
 }

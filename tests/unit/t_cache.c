@@ -597,7 +597,7 @@ static int slow_cread(struct kf_cache *c, struct slow *s, int i)
 	char path[64], want[64];
 	int ok;
 
-	(void)snprintf(path, sizeof(path), "/slow/n%02d", i);	  /* fits */
+	(void)snprintf(path, sizeof(path), "/slow/n%02d", i); /* fits */
 	(void)snprintf(want, sizeof(want), "v:%s", path + 6); /* fits */
 	if (kf_cache_read(c, &s->p, path, path + 6, &v, &err) < 0)
 		return 0;
@@ -659,7 +659,8 @@ KT_TEST(cache_refresh_of_a_slow_provider_fails_no_reader)
 	set_time(1000000 + 4500);
 	for (int i = 0; i < SLOW_N; i++) {
 		r[i] = (struct slow_reader){ .c = &c, .s = &s, .i = i };
-		KT_EQ_INT(pthread_create(&r[i].t, NULL, slow_reader_main, &r[i]),
+		KT_EQ_INT(pthread_create(&r[i].t, NULL, slow_reader_main,
+					 &r[i]),
 			  0);
 	}
 	for (int i = 0; i < SLOW_N; i++) {
@@ -732,7 +733,7 @@ KT_TEST(cache_reader_past_its_deadline_is_served_the_held_value)
 	fake_init(&f, &c, "held");
 	KT_EQ_INT(cread(&f, buf, sizeof(buf), NULL), 0);
 	script(&f, "next", KF_OK);
-	f.hold = 1; /* the next fetch hangs until released */
+	f.hold = 1;		   /* the next fetch hangs until released */
 	set_time(1000000 + 10000); /* past ttl, within max_stale */
 	b.f = &f;
 	b.rc = -2;
@@ -829,6 +830,34 @@ KT_TEST(cache_absent_name_is_forgotten_after_2s)
 	kf_cache_refresh_once(&c, NULL, NULL);
 	kf_cache_stats(&c, &st);
 	KT_EQ_INT(st.entries, 0);
+	kf_cache_release(&c);
+	fake_release(&f);
+}
+
+KT_TEST(cache_refresher_holds_the_lock_for_a_bounded_slice)
+{
+	struct kf_cache_stats st;
+	struct kf_cache c;
+	struct fake f;
+
+	KT_EQ_INT(kf_cache_init(&c, 300, 3600, 30), 0);
+	fake_init(&f, &c, "");
+	for (int i = 0; i < 20000; i++)
+		KT_EQ_INT(cgetattr_n(&f, "e", i), 0);
+	f.attr_err = KF_E_NOTFOUND;
+	for (int i = 0; i < 3000; i++)
+		KT_EQ_INT(cgetattr_n(&f, "m", i), -1);
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.entries, 23000);
+	/* The table grew instead of chaining thousands per bucket. */
+	KT_CHECK(c.nbuckets >= st.entries / 2);
+	set_time(1000000 + 2000); /* the absent names expire */
+	kf_cache_refresh_once(&c, NULL, NULL);
+	kf_cache_stats(&c, &st);
+	KT_EQ_INT(st.entries, 20000);
+	/* Every entry looked at, never more than 256 per hold. */
+	KT_CHECK(c.walked.visited >= 23000);
+	KT_CHECK(c.walked.max_hold <= 256);
 	kf_cache_release(&c);
 	fake_release(&f);
 }
