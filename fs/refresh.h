@@ -1,5 +1,5 @@
 /*
- * The refresher thread: every 250 ms one kf_cache_refresh_once() pass
+ * The refresher thread: every 250 ms one kf_cache_refresh_tick() pass
  * (refresh-ahead, expiry) and invalidation of the kernel's copy of what
  * changed.  Started after daemonizing (threads do not survive fork);
  * never holds a lock while the pass runs.

@@ -11,6 +11,9 @@
  *                                     time back-to-back calls)
  *   kfbench burst PATH THREADS        ns until all threads read PATH once
  *   kfbench threads LISTFILE THREADS SECONDS   reads per second
+ *   kfbench missing DIR FIRST COUNT   ns per stat of DIR/mNNNNNNNN for the
+ *                                     numbers FIRST (>= 1) .. FIRST+COUNT-1,
+ *                                     names that do not exist
  *   kfbench raw-get ENDPOINT REGION SECRET_ID ITER   ns per GetSecretValue
  *   kfbench raw-list ENDPOINT REGION PAGES [PREFIX]   ns for PAGES pages
  *   kfbench raw-kms URL TOKEN CIPHERTEXT_B64 ITER      ns per KMS decrypt
@@ -30,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +210,27 @@ static int mode_threads(const char *list, long threads, long seconds)
 	}
 	printf("%.1f\n", (double)total / (double)seconds);
 	return failed;
+}
+
+/* stat() of COUNT distinct names that do not exist (each must fail with
+ * ENOENT). */
+static int mode_missing(const char *dir, long first, long count)
+{
+	char path[4096];
+	struct stat st;
+	uint64_t t0 = ns();
+
+	for (long i = first; i < first + count; i++) {
+		if (snprintf(path, sizeof(path), "%s/m%08ld", dir, i) >=
+		    (int)sizeof(path))
+			return 2;
+		if (stat(path, &st) == 0 || errno != ENOENT) {
+			perror(path);
+			return 1;
+		}
+	}
+	printf("%.1f\n", (double)(ns() - t0) / (double)count);
+	return 0;
 }
 
 /* One signed Secrets Manager call; returns HTTP status or -1. */
@@ -400,6 +425,8 @@ int main(int argc, char **argv)
 		return mode_burst(argv[2], num(argv[3]));
 	if (argc == 5 && !strcmp(argv[1], "threads"))
 		return mode_threads(argv[2], num(argv[3]), num(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "missing"))
+		return mode_missing(argv[2], num(argv[3]), num(argv[4]));
 	if (argc == 6 && !strcmp(argv[1], "raw-get"))
 		return mode_raw_get(argv[2], argv[3], argv[4], num(argv[5]));
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "raw-list"))

@@ -212,11 +212,18 @@ def main():
     ap.add_argument("--secrets", type=int, default=10000)
     ap.add_argument("--write", action="store_true",
                     help="write the table into docs/performance.md")
+    ap.add_argument("--missing", type=int, default=1000000,
+                    help="missing names stat'ed by the n. row")
+    ap.add_argument("--only", choices=["missing"],
+                    help="run only these rows (no emulators needed)")
     args = ap.parse_args()
     env = Env(args)
     rows = []
     try:
-        run(env, args, rows)
+        if args.only == "missing":
+            missing_rows(env, args, rows)
+        else:
+            run(env, args, rows)
     finally:
         env.close()
     table = render(rows, args)
@@ -565,6 +572,42 @@ def run(env, args, rows):
             "calls per write: %s (%s)" % (per, "DescribeSecret + "
             "PutSecretValue" if prov == "aws" else "cryptoKeys.get + "
             "cryptoKeys.encrypt"))
+    env.umount(m)
+
+    missing_rows(env, args, rows)
+
+
+def missing_rows(env, args, rows):
+    """n.: the daemon's memory and lookup latency do not grow with the
+    number of distinct absent names looked up (local/, default options)."""
+    m, _, _ = env.mount("missing", ["providers=local"])
+    d = os.path.join(m, "local", "nx")
+    os.makedirs(d, exist_ok=True)
+    pid = keyfs_pid(m)
+    probe = 10000
+    # Warm up threads and allocator, then measure the lookup latency of
+    # new missing names before and after args.missing more.
+    kfbench("missing", d, 1, probe)
+    before = median([float(kfbench("missing", d, probe * (1 + i), probe)[0])
+                     for i in range(3)])
+    rss0 = rss_kib(pid) / 1024.0
+    first = probe * 10
+    t0 = time.perf_counter()
+    kfbench("missing", d, first, args.missing)
+    bulk = time.perf_counter() - t0
+    rss1 = rss_kib(pid) / 1024.0
+    after = median([float(kfbench("missing", d,
+                                  first + args.missing + probe * i,
+                                  probe)[0]) for i in range(3)])
+    grew = rss1 - rss0
+    ratio = after / before
+    row(rows, "n. RSS after %d missing names (local/)" % args.missing,
+        "%.1f MiB, %.1f us/lookup" % (rss1, after / 1e3),
+        "%.1f MiB, %.1f us/lookup before" % (rss0, before / 1e3),
+        "+%.1f MiB, %.2fx latency" % (grew, ratio),
+        "<= +4 MiB, <= 1.5x", grew <= 4 and ratio <= 1.5,
+        "stat of %d distinct absent names in %.0f s; absent names are "
+        "kept at most 2 s and at most 4,096 of them" % (args.missing, bulk))
     env.umount(m)
 
 
