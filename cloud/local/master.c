@@ -257,7 +257,9 @@ static int master_load_locked(struct local *l, int create, struct kf_err *err)
 {
 	int fd, rc;
 
-	fd = open(l->master_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Never blocks (a FIFO opens at once and fails the type check). */
+	fd = open(l->master_path,
+		  O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT && create)
 		return master_create_locked(l, err);
 	if (fd < 0 && errno == ENOENT)
@@ -266,6 +268,11 @@ static int master_load_locked(struct local *l, int create, struct kf_err *err)
 			       kf_fail(err, KF_E_NOTFOUND,
 				       "no master key file %s yet",
 				       l->master_path);
+	if (fd < 0 && errno == ELOOP)
+		return kf_fail(err, KF_E_IO,
+			       "master key file %s is a symbolic link: keyfs "
+			       "refuses it",
+			       l->master_path);
 	if (fd < 0)
 		return kf_fail(err, KF_E_IO,
 			       "cannot open master key file %s: %s",
