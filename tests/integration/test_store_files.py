@@ -3,6 +3,8 @@ symbolic link or a directory where keyfs expects a regular file fails
 promptly with EIO (never a hang), and a key file whose metadata was
 changed outside keyfs is refused."""
 import errno
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -122,3 +124,135 @@ def test_directory_value_is_refused(key):
     assert "Input/output error" in r[1]
     time.sleep(0.2)
     assert "local/ring/key/d is not a regular file" in m.log()
+
+
+# ---- key files: their metadata is authenticated by the master key -------
+
+def oserr(fn, *a):
+    with pytest.raises(OSError) as e:
+        fn(*a)
+    return e.value.errno
+
+
+def rotated_key(keyfs, name="k"):
+    """A key rotated once (primary 2) holding v, written under version 2."""
+    m = keyfs(name, ttl=0)
+    k = m.path("local", "ring", "key")
+    os.makedirs(k)
+    write(os.path.join(k, "v"), b"under version 1")
+    os.setxattr(k, "user.keyfs.rotate", b"1")
+    assert os.getxattr(k, "user.keyfs.primary") == b"2"
+    write(os.path.join(k, "v"), b"under version 2")
+    return m, k, os.path.join(m.store, "local", "ring", "key")
+
+
+def header_version(path):
+    with open(path, "rb") as f:
+        return int.from_bytes(f.read(8)[4:8], "big")
+
+
+def edit_key_file(kf, change):
+    with open(kf) as f:
+        doc = json.load(f)
+    change(doc)
+    with open(kf, "w") as f:
+        json.dump(doc, f)
+
+
+def test_primary_set_back_is_refused_and_nothing_uses_the_old_version(keyfs):
+    m, k, sdir = rotated_key(keyfs)
+    kf = os.path.join(sdir, ".key.json")
+    saved = open(kf, "rb").read()
+    before = open(os.path.join(sdir, "v"), "rb").read()
+    assert header_version(os.path.join(sdir, "v")) == 2
+    # A store writer undoes the rotation: primary back to version 1.
+    edit_key_file(kf, lambda d: d.__setitem__("primary", 1))
+    assert oserr(write, os.path.join(k, "v"), b"would be version 1") == \
+        errno.EIO
+    r = subprocess.run(["bash", "-c", 'echo -n new > "$1"', "_",
+                        os.path.join(k, "w")])
+    assert r.returncode != 0
+    assert oserr(os.getxattr, k, "user.keyfs.primary") == errno.EIO
+    assert oserr(os.setxattr, k, "user.keyfs.rotate", b"1") == errno.EIO
+    assert oserr(read, os.path.join(k, "v")) == errno.EIO
+    # Nothing was encrypted under the old version, nothing was repaired.
+    assert open(os.path.join(sdir, "v"), "rb").read() == before
+    assert sorted(os.listdir(sdir)) == [".key.json", "v"]
+    assert json.load(open(kf))["primary"] == 1
+    time.sleep(0.2)
+    assert ("key file %s does not authenticate" % kf) in m.log()
+    # The real file back: everything works again, under version 2.
+    with open(kf, "wb") as f:
+        f.write(saved)
+    assert os.getxattr(k, "user.keyfs.primary") == b"2"
+    write(os.path.join(k, "v"), b"rewritten")
+    assert read(os.path.join(k, "v")) == b"rewritten"
+    assert header_version(os.path.join(sdir, "v")) == 2
+
+
+def test_edited_versions_missing_tag_or_copied_key_file_are_refused(keyfs):
+    m, k, sdir = rotated_key(keyfs)
+    kf = os.path.join(sdir, ".key.json")
+    saved = open(kf, "rb").read()
+    # The newest version dropped (primary still names an existing one).
+    edit_key_file(kf, lambda d: (d.__setitem__("versions", d["versions"][:1]),
+                                 d.__setitem__("primary", 1)))
+    assert oserr(write, os.path.join(k, "v"), b"x") == errno.EIO
+    # The tag removed: this store's key files all carry one.
+    with open(kf, "wb") as f:
+        f.write(saved)
+    edit_key_file(kf, lambda d: d.pop("mac"))
+    assert oserr(os.getxattr, k, "user.keyfs.primary") == errno.EIO
+    assert oserr(write, os.path.join(k, "v"), b"x") == errno.EIO
+    time.sleep(0.2)
+    assert ("key file %s has no authentication tag" % kf) in m.log()
+    with open(kf, "wb") as f:
+        f.write(saved)
+    # A key file copied from another key (tag and all) is not this key's.
+    os.mkdir(m.path("local", "ring", "key2"))
+    kf2 = os.path.join(m.store, "local", "ring", "key2", ".key.json")
+    with open(kf2, "wb") as f:
+        f.write(saved)
+    assert oserr(os.getxattr, m.path("local", "ring", "key2"),
+                 "user.keyfs.primary") == errno.EIO
+    assert read(os.path.join(k, "v")) == b"under version 2"
+
+
+def old_check_line(master):
+    """The check value keyfs wrote before key files carried tags."""
+    mac = hmac.new(master, b"keyfs-local-master-check-v1",
+                   hashlib.sha256).hexdigest()
+    return ("keyfs-master-check 1 %s\n" % mac).encode()
+
+
+def test_store_from_before_tags_is_tagged_at_mount_then_enforced(keyfs):
+    m, k, sdir = rotated_key(keyfs, "old")
+    m.stop()
+    kf = os.path.join(sdir, ".key.json")
+    check = os.path.join(m.store, "local", ".master-check")
+    master = open(os.path.join(m.store, "master.key"), "rb").read()
+    # As an older keyfs left it: no tag, a version-1 check value.
+    edit_key_file(kf, lambda d: d.pop("mac"))
+    with open(check, "wb") as f:
+        f.write(old_check_line(master))
+    # A read-only mount uses it as it is and changes nothing.
+    ro = keyfs("ro", store=m.store, ro=True, ttl=0)
+    kro = ro.path("local", "ring", "key")
+    assert read(os.path.join(kro, "v")) == b"under version 2"
+    assert os.getxattr(kro, "user.keyfs.primary") == b"2"
+    assert "mac" not in json.load(open(kf))
+    ro.stop()
+    # A writable mount (the master key proven by the check value) tags
+    # every key file, then says so in the check file.
+    m2 = keyfs("new", store=m.store, ttl=0)
+    k2 = m2.path("local", "ring", "key")
+    doc = json.load(open(kf))
+    assert len(doc.get("mac", "")) == 64 and doc["primary"] == 2
+    assert open(check, "rb").read().startswith(b"keyfs-master-check 2 ")
+    assert read(os.path.join(k2, "v")) == b"under version 2"
+    write(os.path.join(k2, "v"), b"after tagging")
+    assert header_version(os.path.join(sdir, "v")) == 2
+    # From now on a key file without its tag is refused.
+    edit_key_file(kf, lambda d: (d.pop("mac"), d.__setitem__("primary", 1)))
+    assert oserr(write, os.path.join(k2, "v"), b"x") == errno.EIO
+    assert oserr(os.getxattr, k2, "user.keyfs.primary") == errno.EIO
