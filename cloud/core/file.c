@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int kf_file_read_fd(int fd, struct kf_buf *out, struct kf_err *err)
@@ -41,9 +42,10 @@ out:
 int kf_file_read(const char *path, int extra_flags, struct kf_buf *out,
 		 struct kf_err *err)
 {
+	struct stat st;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | extra_flags);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | extra_flags);
 	if (fd < 0) {
 		int e = errno;
 		enum kf_code code = e == ENOENT || e == ENOTDIR ?
@@ -53,6 +55,10 @@ int kf_file_read(const char *path, int extra_flags, struct kf_buf *out,
 
 		return kf_fail(err, code, "cannot open %s: %s", path,
 			       strerror(e));
+	}
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		close(fd);
+		return kf_fail(err, KF_E_IO, "%s is a FIFO, not a file", path);
 	}
 	rc = kf_file_read_fd(fd, out, err);
 	if (rc < 0 && err) {

@@ -17,8 +17,11 @@
 int kf_file_read_fd(int fd, struct kf_buf *out, struct kf_err *err);
 
 /*
- * Open path (O_RDONLY | O_CLOEXEC | extra_flags, e.g. O_NOFOLLOW) and
- * append it to out.  0, or -1 with KF_E_NOTFOUND (absent, or a path
+ * Open path (O_RDONLY | O_NONBLOCK | O_CLOEXEC | extra_flags, e.g.
+ * O_NOFOLLOW) and append it to out.  O_NONBLOCK, then a FIFO is refused
+ * (KF_E_IO): never a hang on an open or read no writer will
+ * finish.  Store files go through kf_store_read, which accepts regular
+ * files only.  0, or -1 with KF_E_NOTFOUND (absent, or a path
  * component is not a directory), KF_E_DENIED (EACCES/EPERM), KF_E_IO
  * (any other failure, strerror in the message) or KF_E_TOOBIG.  Messages
  * name the path, never the contents.

@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -136,22 +138,84 @@ out:
 	return rc;
 }
 
+static const char *kind_name(mode_t m)
+{
+	return S_ISDIR(m)  ? "a directory" :
+	       S_ISFIFO(m) ? "a FIFO" :
+	       S_ISLNK(m)  ? "a symbolic link" :
+	       S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m)  ? "a character device" :
+	       S_ISBLK(m)  ? "a block device" :
+			     "not a plain file";
+}
+
+int kf_store_not_regular(const char *path, mode_t m, struct kf_err *err)
+{
+	if (S_ISLNK(m))
+		return kf_fail(err, KF_E_IO,
+			       "%s is a symbolic link: keyfs refuses links in "
+			       "its store",
+			       path);
+	return kf_fail(err, KF_E_IO, "%s is not a regular file (%s)", path,
+		       kind_name(m));
+}
+
+int kf_store_open(const char *path, struct stat *st, struct kf_err *err)
+{
+	int fd, e;
+
+	/* lstat first: a device or FIFO is never opened at all. */
+	if (lstat(path, st) == 0 && !S_ISREG(st->st_mode))
+		return kf_store_not_regular(path, st->st_mode, err);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		if (e == ELOOP && lstat(path, st) == 0 && S_ISLNK(st->st_mode))
+			return kf_store_not_regular(path, st->st_mode, err);
+		return kf_fail(err,
+			       e == ENOENT || e == ENOTDIR ? KF_E_NOTFOUND :
+							     KF_E_IO,
+			       "cannot open %s: %s", path, strerror(e));
+	}
+	/* Replaced between the lstat and the open: the descriptor decides. */
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		e = errno;
+		close(fd);
+		if (!S_ISREG(st->st_mode))
+			return kf_store_not_regular(path, st->st_mode, err);
+		return kf_fail(err, KF_E_IO, "cannot stat %s: %s", path,
+			       strerror(e));
+	}
+	return fd;
+}
+
 int kf_store_read(const char *path, size_t max, struct kf_buf *out,
 		  struct kf_err *err)
 {
 	size_t cap = out->max;
-	int rc;
+	struct stat st;
+	int fd, rc;
 
+	fd = kf_store_open(path, &st, err);
+	if (fd < 0)
+		return -1;
+	if ((uintmax_t)st.st_size > (uintmax_t)max) {
+		close(fd);
+		return kf_fail(err, KF_E_INTEGRITY,
+			       "store file %s is larger than any valid one",
+			       path);
+	}
 	if (max < cap)
 		out->max = max;
-	rc = kf_file_read(path, O_NOFOLLOW, out, err);
+	rc = kf_file_read_fd(fd, out, err);
 	out->max = cap;
+	close(fd);
 	if (rc == 0 || !err)
 		return rc;
 	if (err->code == KF_E_TOOBIG)
 		return kf_fail(err, KF_E_INTEGRITY,
-			       "store file is larger than any valid one");
-	if (err->code != KF_E_NOTFOUND)
-		err->code = KF_E_IO;
+			       "store file %s is larger than any valid one",
+			       path);
+	err->code = KF_E_IO;
 	return rc;
 }

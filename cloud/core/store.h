@@ -7,6 +7,7 @@
 #define KF_STORE_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -23,9 +24,25 @@ int kf_store_replace(const char *dir, const char *name, const void *data,
 		     size_t n, struct kf_err *err);
 
 /*
- * Append the whole file at path (no symlinks) to out; more than max bytes
- * is KF_E_INTEGRITY (no valid store file is that large).  KF_E_NOTFOUND
- * when absent.
+ * Open a store file for reading, never blocking: O_NONBLOCK | O_NOFOLLOW
+ * | O_CLOEXEC, and the descriptor must be a regular file (st filled from
+ * it).  The descriptor, or -1 with KF_E_NOTFOUND when absent, or KF_E_IO
+ * naming the path and what is there instead (a symbolic link, a FIFO, a
+ * directory, a device, a socket: never opened, so never a hang).
+ */
+int kf_store_open(const char *path, struct stat *st, struct kf_err *err);
+
+/*
+ * Fail with KF_E_IO: path (of mode m, from lstat) is a symbolic link or
+ * something else than a regular file; the message names both.
+ */
+int kf_store_not_regular(const char *path, mode_t m, struct kf_err *err);
+
+/*
+ * Append the whole store file at path (opened as kf_store_open does) to
+ * out; larger than max bytes is KF_E_INTEGRITY (no valid store file is
+ * that large), refused from its size before reading.  KF_E_NOTFOUND when
+ * absent, else KF_E_IO; messages name the path, never the contents.
  */
 int kf_store_read(const char *path, size_t max, struct kf_buf *out,
 		  struct kf_err *err);

@@ -23,6 +23,9 @@
 
 #define KEYFILE_MAX (8 << 20)
 #define MAX_VERSIONS 100000
+/* The key file's field holding its tag, and the label of the tag's key. */
+#define TAG_FIELD "mac"
+#define TAG_KEY_LABEL "keyfs-local-keyfile-tag-key-v1"
 
 static int wrap_aad(char *out, size_t outlen, const char *ringkey, long version,
 		    struct kf_err *err)
@@ -76,18 +79,14 @@ int kf_local_key_exists(const struct local *l, const char *ringkey)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* RING/KEY's key file as an object with a "versions" array; NULL + err. */
-static json_t *keyfile_load(const struct local *l, const char *ringkey,
-			    struct kf_err *err)
+/* The key file at path as an object with a "versions" array; NULL + err. */
+static json_t *keyfile_parse(const char *path, const char *ringkey,
+			     struct kf_err *err)
 {
-	char path[PATH_MAX];
 	struct kf_buf raw;
 	json_t *root = NULL;
 
 	kf_buf_init(&raw, KEYFILE_MAX);
-	if (kf_local_fspath(l, ringkey, KF_LOCAL_KEYFILE, path, sizeof(path),
-			    err) < 0)
-		goto out;
 	if (kf_store_read(path, KEYFILE_MAX, &raw, err) < 0) {
 		if (err->code == KF_E_NOTFOUND)
 			kf_fail(err, KF_E_NOTFOUND, "no key local/%s", ringkey);
@@ -97,12 +96,147 @@ static json_t *keyfile_load(const struct local *l, const char *ringkey,
 	if (!json_is_array(json_object_get(root, "versions"))) {
 		json_decref(root);
 		root = NULL;
-		kf_fail(err, KF_E_INTEGRITY, "key file of local/%s is damaged",
-			ringkey);
+		kf_fail(err, KF_E_INTEGRITY, "key file %s is damaged", path);
 	}
 out:
 	kf_buf_release(&raw);
 	return root;
+}
+
+/*
+ * The canonical text the tag covers: the key's name, its primary and
+ * every version (number, creation time, wrapped key) in file order.  -1
+ * when a field has the wrong type (a damaged file).
+ */
+static int keyfile_canon(const char *ringkey, json_t *root, struct kf_buf *out)
+{
+	json_t *prim = json_object_get(root, "primary"), *v;
+	json_t *vers = json_object_get(root, "versions");
+	size_t i;
+
+	if (!json_is_integer(prim) || !json_is_array(vers) ||
+	    kf_buf_addf(out, "keyfs-local-keyfile-v1\nkey %s\nprimary %lld\n",
+			ringkey, (long long)json_integer_value(prim)) < 0)
+		return -1;
+	json_array_foreach(vers, i, v)
+	{
+		json_t *n = json_object_get(v, "version");
+		json_t *c = json_object_get(v, "created");
+		json_t *w = json_object_get(v, "wrapped");
+
+		if (!json_is_integer(n) || !json_is_integer(c) ||
+		    !json_is_string(w) ||
+		    kf_buf_addf(out, "version %lld created %lld wrapped %s\n",
+				(long long)json_integer_value(n),
+				(long long)json_integer_value(c),
+				json_string_value(w)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int kf_local_keyfile_tag(const unsigned char master[32], const char *ringkey,
+			 json_t *root, char hex[KF_LOCAL_TAG_HEX],
+			 struct kf_err *err)
+{
+	unsigned char mk[32], mac[32];
+	struct kf_buf canon;
+	int rc = -1;
+
+	kf_buf_init(&canon, KEYFILE_MAX);
+	if (keyfile_canon(ringkey, root, &canon) < 0) {
+		kf_fail(err, KF_E_INTEGRITY, "key file of local/%s is damaged",
+			ringkey);
+		goto out;
+	}
+	/* A key of its own: the master key also wraps data keys. */
+	kf_hmac_sha256(master, 32, TAG_KEY_LABEL, sizeof(TAG_KEY_LABEL) - 1,
+		       mk);
+	kf_hmac_sha256(mk, sizeof(mk), canon.data, canon.len, mac);
+	kf_hex(mac, sizeof(mac), hex);
+	rc = 0;
+out:
+	explicit_bzero(mk, sizeof(mk));
+	explicit_bzero(mac, sizeof(mac));
+	kf_buf_release(&canon);
+	return rc;
+}
+
+/*
+ * root's tag checked under the master key: KF_E_INTEGRITY (naming path)
+ * when it does not match, or when it is missing from a store whose key
+ * files all carry one.  Never repairs the file.
+ */
+static int keyfile_verify(struct local *l, const char *ringkey,
+			  const char *path, json_t *root, struct kf_err *err)
+{
+	json_t *tagv = json_object_get(root, TAG_FIELD);
+	const char *have = json_string_value(tagv); /* NULL: not a string */
+	unsigned char master[32];
+	char want[KF_LOCAL_TAG_HEX];
+	int rc = -1;
+
+	if (kf_local_master_get(l, 0, master, err) < 0)
+		goto out;
+	if (!tagv && !kf_local_master_tags_required(l)) {
+		rc = 0; /* a store made before tags: tagged when writable */
+		goto out;
+	}
+	if (!tagv) {
+		kf_fail(err, KF_E_INTEGRITY,
+			"key file %s has no authentication tag (this store's "
+			"key files all carry one); keyfs will not use it",
+			path);
+		goto out;
+	}
+	if (kf_local_keyfile_tag(master, ringkey, root, want, err) < 0)
+		goto out;
+	if (!have || strlen(have) != KF_LOCAL_TAG_HEX - 1 ||
+	    !kf_memeq(have, want, KF_LOCAL_TAG_HEX - 1)) {
+		kf_fail(err, KF_E_INTEGRITY,
+			"key file %s does not authenticate: its primary or "
+			"versions were changed outside keyfs (or it belongs to "
+			"another key); keyfs will not use it",
+			path);
+		goto out;
+	}
+	rc = 0;
+out:
+	explicit_bzero(master, sizeof(master));
+	return rc;
+}
+
+/* RING/KEY's authenticated key file; NULL + err. */
+static json_t *keyfile_load(struct local *l, const char *ringkey,
+			    struct kf_err *err)
+{
+	char path[PATH_MAX];
+	json_t *root;
+
+	if (kf_local_fspath(l, ringkey, KF_LOCAL_KEYFILE, path, sizeof(path),
+			    err) < 0)
+		return NULL;
+	root = keyfile_parse(path, ringkey, err);
+	if (root && keyfile_verify(l, ringkey, path, root, err) < 0) {
+		json_decref(root);
+		root = NULL;
+	}
+	return root;
+}
+
+/* root with its tag set, as the text of a key file; NULL + err. */
+static char *keyfile_text(const unsigned char master[32], const char *ringkey,
+			  json_t *root, struct kf_err *err)
+{
+	char tag[KF_LOCAL_TAG_HEX], *text = NULL;
+
+	if (kf_local_keyfile_tag(master, ringkey, root, tag, err) < 0)
+		return NULL;
+	if (json_object_set_new(root, TAG_FIELD, json_string(tag)) == 0)
+		text = json_dumps(root, JSON_INDENT(1));
+	if (!text)
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+	return text;
 }
 
 /* One version's "wrapped" text -> its data key. */
@@ -218,6 +352,7 @@ int kf_local_key_add_locked(struct local *l, const char *ringkey, int create,
 			    long *newver, struct kf_err *err)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
+	unsigned char master[32];
 	json_t *root = NULL, *vers, *v;
 	char *text = NULL;
 	long next;
@@ -246,19 +381,23 @@ int kf_local_key_add_locked(struct local *l, const char *ringkey, int create,
 	v = new_version(l, ringkey, next, err);
 	if (!v)
 		goto out;
-	if (json_array_append_new(vers, v) == 0 &&
-	    json_object_set_new(root, "primary", json_integer(next)) == 0)
-		text = json_dumps(root, JSON_INDENT(1));
-	if (!text) {
+	if (json_array_append_new(vers, v) < 0 ||
+	    json_object_set_new(root, "primary", json_integer(next)) < 0) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
+	if (kf_local_master_get(l, 1, master, err) < 0)
+		goto out;
+	text = keyfile_text(master, ringkey, root, err);
+	if (!text)
+		goto out;
 	if (kf_store_replace(dir, KF_LOCAL_KEYFILE, text, strlen(text), err) <
 	    0)
 		goto out;
 	*newver = next;
 	rc = 0;
 out:
+	explicit_bzero(master, sizeof(master));
 	kf_json_free(text);
 	json_decref(root);
 	return rc;
@@ -319,6 +458,79 @@ int kf_local_key_remove_locked(struct local *l, const char *ringkey,
 	}
 	rc = 0;
 out:
+	closedir(d);
+	return rc;
+}
+
+/* Tag RING/KEY's key file when it has no tag yet (tagged ones are kept). */
+static int tag_one(const struct local *l, const unsigned char master[32],
+		   const char *ringkey, struct kf_err *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX], *text = NULL;
+	json_t *root;
+	int rc = -1;
+
+	if (kf_local_fspath(l, ringkey, KF_LOCAL_KEYFILE, path, sizeof(path),
+			    err) < 0 ||
+	    kf_local_fspath(l, ringkey, NULL, dir, sizeof(dir), err) < 0)
+		return -1;
+	root = keyfile_parse(path, ringkey, err);
+	if (!root)
+		return err->code == KF_E_NOTFOUND ? 0 : -1;
+	if (json_object_get(root, TAG_FIELD)) {
+		rc = 0;
+		goto out;
+	}
+	text = keyfile_text(master, ringkey, root, err);
+	if (text && kf_store_replace(dir, KF_LOCAL_KEYFILE, text, strlen(text),
+				     err) == 0)
+		rc = 0;
+out:
+	kf_json_free(text);
+	json_decref(root);
+	return rc;
+}
+
+/* Tag every key file of ring (a valid id); 0, or -1 at the first failure. */
+static int tag_ring(const struct local *l, const unsigned char master[32],
+		    const char *ring, struct kf_err *err)
+{
+	char dir[PATH_MAX], rk[KF_LOCAL_RINGKEY_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (kf_local_fspath(l, ring, NULL, dir, sizeof(dir), err) < 0)
+		return -1;
+	d = opendir(dir);
+	if (!d)
+		return 0; /* not a directory: not a ring */
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!kf_local_valid_id(de->d_name, strlen(de->d_name)))
+			continue;
+		/* Both ids are at most 63 characters: it fits. */
+		(void)snprintf(rk, sizeof(rk), "%s/%s", ring, de->d_name);
+		rc = tag_one(l, master, rk, err);
+	}
+	closedir(d);
+	return rc;
+}
+
+int kf_local_keys_tag_all(const struct local *l, const unsigned char master[32],
+			  struct kf_err *err)
+{
+	struct dirent *de;
+	DIR *d = opendir(l->root);
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 :
+					 kf_local_errno_fail(err, errno,
+							     "cannot list", "");
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (kf_local_valid_id(de->d_name, strlen(de->d_name)))
+			rc = tag_ring(l, master, de->d_name, err);
+	}
 	closedir(d);
 	return rc;
 }

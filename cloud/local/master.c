@@ -26,17 +26,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHECK_HEADER "keyfs-master-check 1 "
-#define CHECK_MSG "keyfs-local-master-check-v1"
+/*
+ * Version 1 proves the key; version 2 also says that every key file of
+ * the store carries a tag (an untagged one is refused).
+ */
+#define CHECK_HEADER "keyfs-master-check V "
+#define CHECK_MSG "keyfs-local-master-check-vV"
 
-/* The check line for key into line (sizeof CHECK_HEADER + 64 + 2). */
-static void check_line(const unsigned char key[32], char *line)
+/* The check line of version ver (1 or 2) for key into line. */
+static void check_line(const unsigned char key[32], int ver, char *line)
 {
+	char msg[] = CHECK_MSG;
 	unsigned char mac[32];
 	size_t hl = sizeof(CHECK_HEADER) - 1;
 
-	kf_hmac_sha256(key, 32, CHECK_MSG, sizeof(CHECK_MSG) - 1, mac);
+	msg[sizeof(msg) - 2] = (char)('0' + ver);
+	kf_hmac_sha256(key, 32, msg, sizeof(msg) - 1, mac);
 	memcpy(line, CHECK_HEADER, hl);
+	line[hl - 2] = (char)('0' + ver);
 	kf_hex(mac, sizeof(mac), line + hl);
 	memcpy(line + hl + 64, "\n", 2);
 	explicit_bzero(mac, sizeof(mac));
@@ -45,13 +52,14 @@ static void check_line(const unsigned char key[32], char *line)
 #define CHECK_LEN (sizeof(CHECK_HEADER) - 1 + 64 + 1)
 
 /*
- * Compare key with the check file: 1 matches, 0 no check file, -1 with
- * err (KF_E_INTEGRITY: another key, or a damaged check file).
+ * Compare key with the check file: its version (1, or 2: key files are
+ * tagged) when it matches, 0 without a check file, -1 with err
+ * (KF_E_INTEGRITY: another key, or a damaged check file).
  */
 static int check_compare(const struct local *l, const unsigned char key[32],
 			 struct kf_err *err)
 {
-	char path[PATH_MAX], want[CHECK_LEN + 1];
+	char path[PATH_MAX], v1[CHECK_LEN + 1], v2[CHECK_LEN + 1];
 	struct kf_buf b;
 	int rc;
 
@@ -64,32 +72,65 @@ static int check_compare(const struct local *l, const unsigned char key[32],
 		kf_err_clear(err);
 		rc = 0;
 	} else if (rc == 0) {
-		check_line(key, want);
-		rc = b.len == CHECK_LEN && kf_memeq(b.data, want, CHECK_LEN) ?
-			     1 :
-			     kf_fail(err, KF_E_INTEGRITY,
-				     "master key file %s is not the key of "
-				     "this store (it does not match %s)",
-				     l->master_path, path);
+		check_line(key, 1, v1);
+		check_line(key, 2, v2);
+		rc = b.len != CHECK_LEN		     ? 0 :
+		     kf_memeq(b.data, v2, CHECK_LEN) ? 2 :
+		     kf_memeq(b.data, v1, CHECK_LEN) ? 1 :
+						       0;
+		if (rc == 0)
+			kf_fail(err, KF_E_INTEGRITY,
+				"master key file %s is not the key of this "
+				"store (it does not match %s)",
+				l->master_path, path);
+		rc = rc ? rc : -1;
 	}
 	kf_buf_release(&b);
 	return rc;
 }
 
-/* Write the check file for key (not on a read-only mount). */
-static int check_write(const struct local *l, const unsigned char key[32],
-		       struct kf_err *err)
+/*
+ * Tag every key file that has none (a store made before tags), then write
+ * the check file of version 2: from then on an untagged key file is
+ * refused.  key is proven (it matched a check file, or unwrapped a key).
+ * Nothing on a read-only mount.  Caller holds master_lock.
+ */
+static int tags_start_locked(struct local *l, const unsigned char key[32],
+			     struct kf_err *err)
 {
 	char line[CHECK_LEN + 1];
 	int rc;
 
 	if (l->read_only)
 		return 0;
-	check_line(key, line);
+	if (kf_local_keys_tag_all(l, key, err) < 0)
+		return -1;
+	check_line(key, 2, line);
 	rc = kf_store_replace(l->root, KF_LOCAL_CHECKFILE, line, CHECK_LEN,
 			      err);
 	explicit_bzero(line, sizeof(line));
+	if (rc == 0)
+		l->tagged = 1;
 	return rc;
+}
+
+/* tags_start_locked for a store found without tags: logged, never fatal. */
+static void tags_migrate_locked(struct local *l, const unsigned char key[32])
+{
+	struct kf_err err = KF_ERR_INIT;
+
+	if (l->read_only)
+		return;
+	if (tags_start_locked(l, key, &err) < 0)
+		kf_log(KF_LOG_WARN,
+		       "local: cannot tag the key files of %s yet (retried at "
+		       "the next mount): %s",
+		       l->root, err.msg);
+	else
+		kf_log(KF_LOG_INFO,
+		       "local: the key files of %s are authenticated now "
+		       "(an untagged or altered one is refused from now on)",
+		       l->root);
 }
 
 /* Does the store hold a key file (STORE/local/RING/KEY/.key.json)? */
@@ -185,7 +226,7 @@ static int master_create_locked(struct local *l, struct kf_err *err)
 			unlink(l->master_path);
 		goto out;
 	}
-	if (check_write(l, fresh, err) < 0) {
+	if (tags_start_locked(l, fresh, err) < 0) {
 		unlink(l->master_path);
 		goto out;
 	}
@@ -208,7 +249,7 @@ static int master_read_locked(struct local *l, int fd, struct kf_err *err)
 {
 	struct kf_buf b;
 	struct stat st;
-	int rc = -1;
+	int rc = -1, ver;
 
 	kf_buf_init_sensitive(&b, 64);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -239,8 +280,13 @@ static int master_read_locked(struct local *l, int fd, struct kf_err *err)
 			l->master_path);
 		goto out;
 	}
-	if (check_compare(l, (const unsigned char *)b.data, err) < 0)
+	ver = check_compare(l, (const unsigned char *)b.data, err);
+	if (ver < 0)
 		goto out;
+	if (ver == 2)
+		l->tagged = 1;
+	else if (ver == 1) /* a store made before tags: tag it now */
+		tags_migrate_locked(l, (const unsigned char *)b.data);
 	l->master = kf_secret_dup(b.data, 32);
 	if (!l->master) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
@@ -257,7 +303,9 @@ static int master_load_locked(struct local *l, int create, struct kf_err *err)
 {
 	int fd, rc;
 
-	fd = open(l->master_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Never blocks (a FIFO opens at once and fails the type check). */
+	fd = open(l->master_path,
+		  O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT && create)
 		return master_create_locked(l, err);
 	if (fd < 0 && errno == ENOENT)
@@ -266,6 +314,11 @@ static int master_load_locked(struct local *l, int create, struct kf_err *err)
 			       kf_fail(err, KF_E_NOTFOUND,
 				       "no master key file %s yet",
 				       l->master_path);
+	if (fd < 0 && errno == ELOOP)
+		return kf_fail(err, KF_E_IO,
+			       "master key file %s is a symbolic link: keyfs "
+			       "refuses it",
+			       l->master_path);
 	if (fd < 0)
 		return kf_fail(err, KF_E_IO,
 			       "cannot open master key file %s: %s",
@@ -296,15 +349,25 @@ int kf_local_master_proven(struct local *l, struct kf_err *err)
 	pthread_mutex_lock(&l->master_lock);
 	if (l->master && !l->checked) {
 		rc = check_compare(l, l->master->data, err);
-		if (rc == 0)
-			rc = check_write(l, l->master->data, err);
-		else if (rc > 0)
+		if (rc == 0) /* no check file: tag, then write one (logged) */
+			tags_migrate_locked(l, l->master->data);
+		if (rc >= 0)
 			rc = 0;
 		if (rc == 0)
 			l->checked = 1;
 	}
 	pthread_mutex_unlock(&l->master_lock);
 	return rc;
+}
+
+int kf_local_master_tags_required(struct local *l)
+{
+	int t;
+
+	pthread_mutex_lock(&l->master_lock);
+	t = l->tagged;
+	pthread_mutex_unlock(&l->master_lock);
+	return t;
 }
 
 int kf_local_master_missing(const struct local *l, struct kf_err *err)

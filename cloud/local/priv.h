@@ -28,6 +28,8 @@ struct local {
 					 * first use */
 	int checked; /* protected by master_lock: the check file is known
 		      * to hold master's check value */
+	int tagged;  /* protected by master_lock: the check file says every
+		      * key file carries a tag (an untagged one is refused) */
 	/*
 	 * Structural changes (mkdir/rmdir of keys, rotation) take it for
 	 * writing; value reads and commits take it for reading, so a key
@@ -100,12 +102,28 @@ int kf_local_master_get(struct local *l, int create, unsigned char key[32],
 int kf_local_master_proven(struct local *l, struct kf_err *err);
 
 /*
+ * Whether every key file of the store must carry a tag (the check file
+ * says the store's key files were tagged).  Takes master_lock.
+ */
+int kf_local_master_tags_required(struct local *l);
+
+/*
  * The master key file is absent: KF_E_INTEGRITY when the store needs it
  * (it holds a check file or wrapped keys), else 0.
  */
 int kf_local_master_missing(const struct local *l, struct kf_err *err);
 
 /* ---- keys.c: key files; the caller holds tree_lock as each says */
+
+/*
+ * Tag every key file of the store that has none yet (a store made before
+ * tags) with master, which the caller has proven.  0, or -1 with err at
+ * the first failure.  The caller holds master_lock, and tree_lock (or is
+ * the mount, before any request): key files are only written under
+ * tree_lock for writing, and a reader sees the old file or the tagged one.
+ */
+int kf_local_keys_tag_all(const struct local *l, const unsigned char master[32],
+			  struct kf_err *err);
 
 /* Does RING/KEY have a key file?  Never fails. */
 int kf_local_key_exists(const struct local *l, const char *ringkey);

@@ -13,7 +13,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,8 +80,8 @@ static int local_getattr(struct kf_provider *p, const char *path,
 		a->kind = KF_KIND_DIR;
 		return 0;
 	}
-	if (!S_ISREG(st.st_mode))
-		return kf_fail(err, KF_E_NOTFOUND, "no such value");
+	if (!S_ISREG(st.st_mode)) /* never opened: a FIFO would block */
+		return kf_store_not_regular(fp, st.st_mode, err);
 	a->kind = KF_KIND_FILE;
 	a->size_known = 1;
 	a->size = st.st_size >= KF_LOCAL_OVERHEAD ?
@@ -384,15 +383,16 @@ static int version_attr(struct local *l, const char *path, struct kf_buf *out,
 {
 	char fp[PATH_MAX];
 	unsigned char hdr[8];
+	struct stat st;
 	uint32_t ver;
 	ssize_t n;
 	int fd;
 
 	if (kf_local_fspath(l, path, NULL, fp, sizeof(fp), err) < 0)
 		return -1;
-	fd = open(fp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = kf_store_open(fp, &st, err);
 	if (fd < 0)
-		return kf_fail(err, KF_E_INTEGRITY, "damaged value file");
+		return -1;
 	n = read(fd, hdr, sizeof(hdr));
 	close(fd);
 	if (n != (ssize_t)sizeof(hdr) ||

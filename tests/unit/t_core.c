@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fake_clock {
@@ -416,4 +418,132 @@ KT_TEST(store_errors_keep_full_and_read_only_apart)
 		 sizeof(sub));
 	KT_EQ_INT(kf_store_check(sub, &err), 0);
 	rmdir(dir);
+}
+
+/*
+ * Read path as a store file in a child that SIGALRM kills after 5 s (a
+ * blocking open of a FIFO would hang the test itself): the child's exit
+ * status is the error code, 0 on success, 100 when it hung.  *msg_ok
+ * tells whether the message holds want.
+ */
+static int store_read_in_child(const char *path, size_t max, const char *want,
+			       int *msg_ok)
+{
+	int pfd[2], status = 0;
+	char ok = 0;
+	pid_t pid;
+
+	KT_EQ_INT(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct kf_err err = KF_ERR_INIT;
+		struct kf_buf b;
+		int rc;
+
+		close(pfd[0]);
+		alarm(5);
+		kf_buf_init(&b, 1 << 20);
+		rc = kf_store_read(path, max, &b, &err);
+		kf_buf_release(&b);
+		ok = rc == 0 || strstr(err.msg, want) != NULL;
+		if (write(pfd[1], &ok, 1) != 1)
+			_exit(101);
+		_exit(rc == 0 ? 0 : (int)err.code);
+	}
+	close(pfd[1]);
+	KT_CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	if (read(pfd[0], &ok, 1) != 1)
+		ok = 0;
+	close(pfd[0]);
+	*msg_ok = ok;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+KT_TEST(store_read_refuses_fifos_links_directories_never_hangs)
+{
+	char fifo[512], link[512], dir[512], reg[512];
+	int msg_ok = 0;
+	FILE *fp;
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", kt_tmpdir());
+	snprintf(link, sizeof(link), "%s/link", kt_tmpdir());
+	snprintf(dir, sizeof(dir), "%s/dir", kt_tmpdir());
+	snprintf(reg, sizeof(reg), "%s/reg", kt_tmpdir());
+	fp = fopen(reg, "w");
+	KT_CHECK(fp != NULL);
+	fputs("ciphertext", fp);
+	fclose(fp);
+	KT_EQ_INT(mkfifo(fifo, 0600), 0);
+	KT_EQ_INT(symlink("reg", link), 0);
+	KT_EQ_INT(mkdir(dir, 0700), 0);
+
+	KT_EQ_INT(store_read_in_child(reg, 100, "", &msg_ok), 0);
+	KT_EQ_INT(store_read_in_child(fifo, 100,
+				      "is not a regular file (a FIFO)",
+				      &msg_ok),
+		  KF_E_IO);
+	KT_CHECK(msg_ok);
+	KT_EQ_INT(store_read_in_child(link, 100, "is a symbolic link", &msg_ok),
+		  KF_E_IO);
+	KT_CHECK(msg_ok);
+	KT_EQ_INT(store_read_in_child(dir, 100,
+				      "is not a regular file (a directory)",
+				      &msg_ok),
+		  KF_E_IO);
+	KT_CHECK(msg_ok);
+	/* Larger than max: refused from its size, before any read. */
+	KT_EQ_INT(store_read_in_child(reg, 5, "larger than any valid one",
+				      &msg_ok),
+		  KF_E_INTEGRITY);
+	KT_CHECK(msg_ok);
+}
+
+KT_TEST(store_open_gives_a_regular_descriptor)
+{
+	char reg[512], fifo[512];
+	struct kf_err err = KF_ERR_INIT;
+	struct stat st;
+	int fd;
+
+	snprintf(reg, sizeof(reg), "%s/reg", kt_tmpdir());
+	snprintf(fifo, sizeof(fifo), "%s/fifo", kt_tmpdir());
+	fd = open(reg, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	KT_CHECK(fd >= 0);
+	KT_EQ_INT(write(fd, "abc", 3), 3);
+	close(fd);
+	fd = kf_store_open(reg, &st, &err);
+	KT_CHECK(fd >= 0);
+	KT_CHECK(S_ISREG(st.st_mode));
+	KT_EQ_INT(st.st_size, 3);
+	close(fd);
+	KT_EQ_INT(mkfifo(fifo, 0600), 0);
+	KT_EQ_INT(kf_store_open(fifo, &st, &err), -1);
+	KT_EQ_INT(err.code, KF_E_IO);
+	KT_CHECK(strstr(err.msg, fifo) != NULL);
+	snprintf(reg, sizeof(reg), "%s/absent", kt_tmpdir());
+	KT_EQ_INT(kf_store_open(reg, &st, &err), -1);
+	KT_EQ_INT(err.code, KF_E_NOTFOUND);
+}
+
+KT_TEST(file_read_of_a_fifo_fails_at_once)
+{
+	char fifo[512];
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_buf b;
+	int wfd;
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", kt_tmpdir());
+	KT_EQ_INT(mkfifo(fifo, 0600), 0);
+	/* A writer that never writes: a blocking read would wait forever. */
+	wfd = open(fifo, O_RDWR | O_NONBLOCK);
+	KT_CHECK(wfd >= 0);
+	kf_buf_init(&b, 100);
+	alarm(5);
+	KT_EQ_INT(kf_file_read(fifo, 0, &b, &err), -1);
+	alarm(0);
+	KT_EQ_INT(err.code, KF_E_IO);
+	KT_CHECK(strstr(err.msg, "is a FIFO") != NULL);
+	kf_buf_release(&b);
+	close(wfd);
 }

@@ -352,3 +352,71 @@ KT_TEST(local_master_key_checks)
 	KT_CHECK(open_store(kt_tmpdir(), mk, &err) == NULL);
 	KT_EQ_INT(err.code, KF_E_INVALID);
 }
+
+/* The tag of a key file as keyfs would write it, for ringkey "r/k". */
+static int tag_of(const unsigned char master[32], const char *ringkey,
+		  const char *text, char hex[KF_LOCAL_TAG_HEX])
+{
+	struct kf_err err = KF_ERR_INIT;
+	json_t *root = json_loads(text, 0, NULL);
+	int rc;
+
+	KT_CHECK(root != NULL);
+	rc = kf_local_keyfile_tag(master, ringkey, root, hex, &err);
+	json_decref(root);
+	return rc;
+}
+
+KT_TEST(local_keyfile_tag_covers_name_primary_and_versions)
+{
+	static const char *const base =
+		"{\"primary\": 2, \"versions\": ["
+		"{\"version\": 1, \"created\": 10, \"wrapped\": \"AAAA\"},"
+		"{\"version\": 2, \"created\": 20, \"wrapped\": \"BBBB\"}]}";
+	static const char *const changed[] = {
+		/* primary set back to the old version */
+		"{\"primary\": 1, \"versions\": ["
+		"{\"version\": 1, \"created\": 10, \"wrapped\": \"AAAA\"},"
+		"{\"version\": 2, \"created\": 20, \"wrapped\": \"BBBB\"}]}",
+		/* the newest version dropped */
+		"{\"primary\": 2, \"versions\": ["
+		"{\"version\": 1, \"created\": 10, \"wrapped\": \"AAAA\"}]}",
+		/* a wrapped key swapped */
+		"{\"primary\": 2, \"versions\": ["
+		"{\"version\": 1, \"created\": 10, \"wrapped\": \"BBBB\"},"
+		"{\"version\": 2, \"created\": 20, \"wrapped\": \"AAAA\"}]}",
+		/* a version renumbered */
+		"{\"primary\": 2, \"versions\": ["
+		"{\"version\": 3, \"created\": 10, \"wrapped\": \"AAAA\"},"
+		"{\"version\": 2, \"created\": 20, \"wrapped\": \"BBBB\"}]}",
+	};
+	unsigned char master[32], other[32];
+	char want[KF_LOCAL_TAG_HEX], got[KF_LOCAL_TAG_HEX];
+
+	fixed_key(master, 1);
+	fixed_key(other, 2);
+	KT_EQ_INT(tag_of(master, "r/k", base, want), 0);
+	KT_EQ_INT(strlen(want), 64);
+	/* Deterministic; field order and extra fields do not matter. */
+	KT_EQ_INT(tag_of(master, "r/k",
+			 "{\"mac\": \"x\", \"versions\": ["
+			 "{\"wrapped\": \"AAAA\", \"created\": 10, \"version\": 1},"
+			 "{\"version\": 2, \"created\": 20, \"wrapped\": \"BBBB\"}],"
+			 " \"primary\": 2}",
+			 got),
+		  0);
+	KT_EQ_STR(got, want);
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++) {
+		KT_EQ_INT(tag_of(master, "r/k", changed[i], got), 0);
+		KT_CHECK(strcmp(got, want) != 0);
+	}
+	/* Bound to the key's name and to the master key. */
+	KT_EQ_INT(tag_of(master, "r/k2", base, got), 0);
+	KT_CHECK(strcmp(got, want) != 0);
+	KT_EQ_INT(tag_of(other, "r/k", base, got), 0);
+	KT_CHECK(strcmp(got, want) != 0);
+	/* A field of the wrong type is damage, not a tag. */
+	KT_EQ_INT(tag_of(master, "r/k",
+			 "{\"primary\": \"2\", \"versions\": []}", got),
+		  -1);
+}
