@@ -6,7 +6,9 @@
  * thread starts before the process has daemonized.
  */
 #include "audit.h"
+#include "iobuf.h"
 #include "errmap.h"
+#include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "mountpoint.h"
@@ -34,6 +36,16 @@ static void harden(void)
 {
 	struct rlimit no = { 0, 0 };
 
+	/* First of all, before OpenSSL allocates anything: it frees through
+	 * a wiping free.  And a fixed mmap threshold, which makes every
+	 * read's reply buffer a mapping of its own (fs/iobuf.h). */
+	if (kf_crypto_mem_init() < 0)
+		fprintf(stderr, "keyfs: warning: OpenSSL's memory is not "
+				"wiped when freed\n");
+	if (kf_iobuf_init() < 0)
+		fprintf(stderr, "keyfs: warning: cannot fix the malloc mmap "
+				"threshold; read buffers may be reused "
+				"unwiped\n");
 	/* No core dumps, no ptrace by same-uid processes. */
 	setrlimit(RLIMIT_CORE, &no);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

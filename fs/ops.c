@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "errmap.h"
 #include "handle.h"
+#include "iobuf.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -674,6 +675,44 @@ static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fs;
 }
 
+/* read_buf and write_buf: kf_read and kf_write through buffers that
+ * leave no copy of a value in libfuse's memory (fs/iobuf.c). */
+struct io_call {
+	const char *path;
+	off_t off;
+	struct fuse_file_info *fi;
+};
+
+static int read_fill(char *buf, size_t size, void *ctx)
+{
+	struct io_call *c = ctx;
+
+	return kf_read(c->path, buf, size, c->off, c->fi);
+}
+
+static int kf_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	struct io_call c = { path, off, fi };
+
+	return kf_iobuf_reply(bufp, size, read_fill, &c);
+}
+
+static int write_put(const char *data, size_t n, void *ctx)
+{
+	struct io_call *c = ctx;
+
+	return kf_write(c->path, data, n, c->off, c->fi);
+}
+
+static int kf_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct io_call c = { path, off, fi };
+
+	return kf_iobuf_take(buf, write_put, &c);
+}
+
 const struct fuse_operations kf_fs_ops = {
 	.init = kf_init,
 	.getattr = kf_getattr,
@@ -685,6 +724,8 @@ const struct fuse_operations kf_fs_ops = {
 	.create = kf_create,
 	.read = kf_read,
 	.write = kf_write,
+	.read_buf = kf_read_buf,
+	.write_buf = kf_write_buf,
 	.flush = kf_flush,
 	.fsync = kf_fsync,
 	.release = kf_release,

@@ -3,6 +3,7 @@
  * clears OpenSSL's error queue so no key text lingers there.
  */
 #include "core/crypto.h"
+#include "core/secret.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -11,8 +12,45 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+
+static void *mem_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void *mem_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return kf_wipe_usable_realloc(p, n);
+}
+
+static void mem_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	kf_wipe_usable_free(p);
+}
+
+int kf_crypto_mem_init(void)
+{
+	return CRYPTO_set_mem_functions(mem_malloc, mem_realloc, mem_free) ? 0 :
+									     -1;
+}
+
+void kf_crypto_tls_harden(void *ssl_ctx)
+{
+	SSL_CTX *ctx = ssl_ctx;
+
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+}
 
 int kf_rand_bytes(void *p, size_t n, struct kf_err *err)
 {

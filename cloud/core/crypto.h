@@ -16,6 +16,23 @@
 #define KF_GCM_IV 12
 #define KF_GCM_TAG 16
 
+/*
+ * OpenSSL frees through a wiping free (every block wiped before it goes
+ * back to malloc).  Must run before anything else uses OpenSSL (main()
+ * calls it first); -1 when OpenSSL has already allocated.
+ */
+int kf_crypto_mem_init(void);
+
+/*
+ * Harden a TLS context (an SSL_CTX *, given as void * so callers need no
+ * OpenSSL header): received plaintext is wiped from OpenSSL's record
+ * buffers as soon as it has been copied out (SSL_OP_CLEANSE_PLAINTEXT),
+ * and idle connections give their record buffers back
+ * (SSL_MODE_RELEASE_BUFFERS).  core/http.c calls it for every
+ * connection libcurl makes.
+ */
+void kf_crypto_tls_harden(void *ssl_ctx);
+
 /* Fill p with n cryptographically random bytes; -1 + err on failure. */
 int kf_rand_bytes(void *p, size_t n, struct kf_err *err);
 

@@ -1,12 +1,14 @@
 /*
- * The only file that talks to libcurl: one easy handle per thread, TLS
- * always verified, plain http only to loopback, bounded responses.  It
+ * The only file that talks to libcurl: one easy handle per request (the
+ * connections are shared), TLS always verified, plain http only to
+ * loopback, bounded responses, every libcurl buffer wiped when freed.  It
  * never logs or quotes a body, a header value or a URL query, and never
  * turns on curl's verbose output.
  */
 #include "core/http.h"
 
 #include "core/crypto.h"
+#include "core/secret.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -23,14 +25,13 @@
 static kf_http_transport_fn transport; /* atomic loads/stores only */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static pthread_key_t handle_key;
 static CURLcode global_rc = CURLE_OK;
 
 /*
  * One connection cache (plus DNS cache and TLS sessions) shared by every
- * thread's handle: FUSE worker threads come and go, and a cold read on a
- * fresh thread should still find a kept-alive connection.  libcurl calls
- * these locks around its use of the shared data.
+ * request: each request has its own easy handle (below), and a cold read
+ * on any thread still finds a kept-alive connection.  libcurl calls these
+ * locks around its use of the shared data.
  */
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -52,19 +53,41 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u)
 		pthread_mutex_unlock(&share_locks[d]);
 }
 
-static void handle_destroy(void *p)
+/*
+ * libcurl allocates through these: every block is wiped when freed or
+ * moved, so its request buffer (headers with tokens and the body),
+ * upload buffer (a copy of the request over TLS), receive buffer and
+ * header buffers leave nothing behind when a request's handle is
+ * cleaned up.
+ */
+static void *curl_mem_malloc(size_t n)
 {
-	if (p)
-		curl_easy_cleanup(p);
+	return malloc(n);
+}
+
+static void *curl_mem_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+static char *curl_mem_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+
+	if (d)
+		memcpy(d, s, n);
+	return d;
 }
 
 static void init_once_fn(void)
 {
 	/* Thread-safe in libcurl >= 7.84; main() should still call
 	 * kf_http_global_init before threads start. */
-	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (pthread_key_create(&handle_key, handle_destroy) != 0)
-		global_rc = CURLE_FAILED_INIT;
+	global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_mem_malloc,
+					 kf_wipe_usable_free,
+					 kf_wipe_usable_realloc,
+					 curl_mem_strdup, curl_mem_calloc);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&share_locks[i], NULL);
 	share = curl_share_init();
@@ -76,7 +99,7 @@ static void init_once_fn(void)
 	     curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
 	     curl_share_setopt(share, CURLSHOPT_SHARE,
 			       CURL_LOCK_DATA_SSL_SESSION))) {
-		/* Without sharing each thread keeps its own connections. */
+		/* Without sharing no connection outlives its request. */
 		curl_share_cleanup(share);
 		share = NULL;
 	}
@@ -94,14 +117,7 @@ int kf_http_global_init(struct kf_err *err)
 
 void kf_http_thread_cleanup(void)
 {
-	CURL *h;
-
-	pthread_once(&init_once, init_once_fn);
-	h = pthread_getspecific(handle_key);
-	if (h) {
-		pthread_setspecific(handle_key, NULL);
-		curl_easy_cleanup(h);
-	}
+	/* Nothing is kept per thread: each request has its own handle. */
 }
 
 void kf_http_set_transport(kf_http_transport_fn fn)
@@ -307,6 +323,9 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 		x->nomem = 1;
 		return 0;
 	}
+	/* p points into libcurl's receive buffer: the body may be a value
+	 * (or its base64), now in the sensitive body buffer only. */
+	explicit_bzero(p, n);
 	return n;
 }
 
@@ -327,25 +346,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 		x->toobig = 1;
 		return 0;
 	}
+	explicit_bzero(p, n);
 	return n;
-}
-
-static CURL *thread_handle(void)
-{
-	CURL *h;
-
-	pthread_once(&init_once, init_once_fn);
-	if (global_rc != CURLE_OK)
-		return NULL;
-	h = pthread_getspecific(handle_key);
-	if (!h) {
-		h = curl_easy_init();
-		if (h && pthread_setspecific(handle_key, h) != 0) {
-			curl_easy_cleanup(h);
-			h = NULL;
-		}
-	}
-	return h;
 }
 
 /* curl_slist copies header lines, which may hold tokens: wipe them. */
@@ -485,8 +487,20 @@ static int build_headers(const struct kf_http_req *req, const char *host,
 	return 0;
 }
 
-/* Transport options every request gets: TLS verified, no redirects, no
- * signals, timeouts, keep-alive, the body and header callbacks. */
+/* Every TLS context libcurl makes: see kf_crypto_tls_harden. */
+static CURLcode on_ssl_ctx(CURL *h, void *ssl_ctx, void *u)
+{
+	(void)h;
+	(void)u;
+	kf_crypto_tls_harden(ssl_ctx);
+	return CURLE_OK;
+}
+
+/* Transport options every request gets: TLS verified and hardened, no
+ * redirects, no signals, timeouts, keep-alive, HTTP/1.1 (HTTP/2 would
+ * keep header values, tokens among them, in the connection's HPACK
+ * table and nghttp2's buffers, outside this process's wiping
+ * allocator), the body and header callbacks. */
 static int set_transport(CURL *h, const struct kf_http_req *req,
 			 struct curl_slist *hdrs, struct xfer *x, char *errbuf,
 			 const char *host, int loopback, struct kf_err *err)
@@ -505,6 +519,8 @@ static int set_transport(CURL *h, const struct kf_http_req *req,
 	SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	SETOPT(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SETOPT(h, CURLOPT_TIMEOUT_MS, (long)timeout);
 	SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ctimeout);
 	SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -552,12 +568,17 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 	CURLcode c;
 	CURL *h;
 
-	h = thread_handle();
+	pthread_once(&init_once, init_once_fn);
+	if (global_rc != CURLE_OK)
+		return kf_fail(err, KF_E_IO, "%.200s: libcurl not initialised",
+			       host);
+	/* A handle per request: its cleanup frees (and so wipes) every
+	 * buffer that held this request or its answer.  Connections live
+	 * on in the shared cache, so keep-alive survives. */
+	h = curl_easy_init();
 	if (!h)
 		return kf_fail(err, KF_E_NOMEM, "%.200s: no libcurl handle",
 			       host);
-	/* Reset keeps live connections, so keep-alive survives. */
-	curl_easy_reset(h);
 	errbuf[0] = '\0';
 	x.max = req->max_response ? req->max_response :
 				    KF_HTTP_MAX_RESPONSE_DEFAULT;
@@ -575,10 +596,7 @@ static int do_curl(const struct kf_http_req *req, struct kf_http_resp *resp,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	rc = 0;
 out:
-	/* Drop pointers into our stack and the caller's memory. */
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_cleanup(h);
 	slist_free_wiped(hdrs);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * HTTP for the cloud layer: the only module that talks to libcurl.  One
- * easy handle per thread (keep-alive reuse), connect and total timeouts,
+ * easy handle per request, connections shared (keep-alive reuse), every
+ * libcurl buffer wiped when freed, connect and total timeouts,
  * capped response sizes, TLS always verified, plain http only to loopback
  * hosts.  Bodies go into sensitive buffers; nothing here logs a body, a
  * header value or a URL query.  One call = one attempt: retry policy
@@ -80,7 +81,7 @@ void kf_http_set_transport(kf_http_transport_fn fn);
 
 /* curl_global_init; call once from main() before threads start. */
 int kf_http_global_init(struct kf_err *err);
-/* Free this thread's handle (thread exit); optional. */
+/* Kept for callers from when handles were per thread: nothing to free. */
 void kf_http_thread_cleanup(void);
 
 #endif

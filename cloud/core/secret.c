@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/crypto.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -283,4 +284,39 @@ void kf_wipe_free(void *v)
 	if (release_hook)
 		release_hook(p, n + HDR);
 	free(p);
+}
+
+void kf_wipe_usable_free(void *p)
+{
+	size_t n;
+
+	if (!p)
+		return;
+	n = malloc_usable_size(p);
+	explicit_bzero(p, n);
+	if (release_hook)
+		release_hook(p, n);
+	free(p);
+}
+
+void *kf_wipe_usable_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(n);
+	if (n == 0) {
+		kf_wipe_usable_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p; /* still a valid block of at least n bytes */
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old);
+	kf_wipe_usable_free(p);
+	return q;
 }

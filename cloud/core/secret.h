@@ -69,4 +69,14 @@ void kf_secret_set_release_hook(void (*fn)(const void *p, size_t n));
 void *kf_wipe_malloc(size_t n);
 void kf_wipe_free(void *p);
 
+/*
+ * Drop-in replacements for free and realloc on plain malloc blocks that
+ * wipe every byte of a block (its malloc_usable_size) before it goes back
+ * to the allocator; realloc never moves data without wiping the old
+ * block.  For libraries that take allocation functions: libcurl
+ * (core/http.c) and OpenSSL (core/crypto.c).
+ */
+void kf_wipe_usable_free(void *p);
+void *kf_wipe_usable_realloc(void *p, size_t n);
+
 #endif

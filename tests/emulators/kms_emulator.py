@@ -89,7 +89,9 @@ Admin / test API (no auth; JSON in and out)
     POST /_emu/config           any of {"token_lifetime": s, "require_auth":
                                  bool, "default_page_size": n (default 1000),
                                  "not_found_as_permission_denied": bool,
-                                 "project_id": str, "sa_email": str}
+                                 "project_id": str, "sa_email": str,
+                                 "issue_token": T (every token issued from
+                                 now on is T: a test can look for it)}
     GET  /_emu/config
     POST /_emu/clock            {"offset_seconds": n} shifts the emulator's
                                  clock (token expiry, auto-rotation, JWT checks)
@@ -428,6 +430,7 @@ class State:
 			self.users = dict(self.cli_users)
 			self.static_tokens = set(self.cli_static)
 			self.token_lifetime = self.cli_token_lifetime
+			self.issue_token = None
 			self.require_auth = self.cli_require_auth
 			self.project_id = self.cli_project
 			self.sa_email = ("default@%s.iam.gserviceaccount.com"
@@ -1399,7 +1402,7 @@ class Handler(BaseHTTPRequestHandler):
 
 	def _issue(self, scopes, who):
 		st = self.emu.st
-		tok = "ya29.emu-" + secrets.token_urlsafe(32)
+		tok = st.issue_token or "ya29.emu-" + secrets.token_urlsafe(32)
 		with st.lock:
 			life = st.token_lifetime
 			st.tokens[tok] = (st.now() + life, list(scopes), who)
@@ -1668,6 +1671,8 @@ class Handler(BaseHTTPRequestHandler):
 					st.project_id = str(v)
 				elif k == "sa_email":
 					st.sa_email = str(v)
+				elif k == "issue_token":
+					st.issue_token = str(v) if v else None
 				else:
 					raise ValueError("unknown config %s" % k)
 			return self._config_view()

@@ -85,3 +85,29 @@ KT_TEST(secret_relock_after_fork_semantics)
 	KT_EQ_INT(kf_secret_locked_bytes(), before);
 	kf_secret_free(s);
 }
+
+KT_TEST(secret_wipe_usable_free_and_realloc)
+{
+	char *p = malloc(100), *q;
+
+	KT_CHECK(p != NULL);
+	memset(p, 0xCD, 100);
+	released = dirty_bytes = 0;
+	kf_secret_set_release_hook(check_wiped);
+	/* Growing moves the bytes and wipes the old block. */
+	q = kf_wipe_usable_realloc(p, 5000);
+	KT_CHECK(q != NULL);
+	KT_CHECK(released >= 100);
+	KT_EQ_INT(dirty_bytes, 0);
+	KT_EQ_INT((unsigned char)q[99], 0xCD);
+	/* Shrinking keeps the block. */
+	KT_CHECK(kf_wipe_usable_realloc(q, 10) == q);
+	released = 0;
+	kf_wipe_usable_free(q);
+	KT_CHECK(released >= 5000);
+	KT_EQ_INT(dirty_bytes, 0);
+	kf_wipe_usable_free(NULL);
+	KT_CHECK(kf_wipe_usable_realloc(kf_wipe_usable_realloc(NULL, 8), 0) ==
+		 NULL);
+	kf_secret_set_release_hook(NULL);
+}
