@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NBUCKETS 4096
 #define EVICT_BATCH 64
@@ -19,13 +20,28 @@ struct kv_ent {
 	size_t size;	/* its size */
 	int readers;	/* page-cache opens of that value */
 	int writers;	/* writer opens */
+	uint64_t changed; /* ms: last commit or writer */
 	struct kv_ent *next;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Written within the last KF_KVIEW_QUIET_MS. */
+static int busy(const struct kv_ent *e, uint64_t t)
+{
+	return e->changed && t - e->changed < KF_KVIEW_QUIET_MS;
+}
 
 /* An entry that nothing pins may be forgotten at any time. */
 static int pinned(const struct kv_ent *e)
 {
-	return e->readers > 0 || e->writers > 0;
+	return e->readers > 0 || e->writers > 0 || busy(e, now_ms());
 }
 
 int kf_kview_init(struct kf_kview *kv)
@@ -38,6 +54,7 @@ int kf_kview_init(struct kf_kview *kv)
 	if (!kv->buckets || kf_rand_bytes(kv->key, sizeof(kv->key), &err) < 0)
 		return -1;
 	pthread_mutex_init(&kv->lock, NULL);
+	pthread_cond_init(&kv->idle, NULL);
 	return 0;
 }
 
@@ -61,6 +78,7 @@ void kf_kview_release(struct kf_kview *kv)
 	free(kv->buckets);
 	kv->buckets = NULL;
 	pthread_mutex_destroy(&kv->lock);
+	pthread_cond_destroy(&kv->idle);
 }
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -192,8 +210,8 @@ enum kf_kview_use kf_kview_open(struct kf_kview *kv, const char *path,
 
 	pthread_mutex_lock(&kv->lock);
 	e = get_locked(kv, path);
-	if (!e || e->writers) {
-		/* out of memory, or a writer is open: direct */
+	if (!e || e->writers || busy(e, now_ms())) {
+		/* out of memory, or being written: direct */
 	} else if (e->stamp == stamp) {
 		use = KF_KVIEW_KEEP;
 		e->readers++;
@@ -213,9 +231,34 @@ void kf_kview_reader_done(struct kf_kview *kv, const char *path)
 
 	pthread_mutex_lock(&kv->lock);
 	pp = find_locked(kv, path);
-	if (*pp && (*pp)->readers > 0)
-		(*pp)->readers--;
+	if (*pp && (*pp)->readers > 0 && --(*pp)->readers == 0)
+		pthread_cond_broadcast(&kv->idle);
 	pthread_mutex_unlock(&kv->lock);
+}
+
+int kf_kview_wait_readers(struct kf_kview *kv, const char *path,
+			  unsigned ms)
+{
+	struct timespec ts;
+	struct kv_ent **pp;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&kv->lock);
+	for (;;) {
+		pp = find_locked(kv, path); /* the entry may go meanwhile */
+		if (!*pp || !(*pp)->readers)
+			break;
+		if (pthread_cond_timedwait(&kv->idle, &kv->lock, &ts)) {
+			rc = -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kv->lock);
+	return rc;
 }
 
 int kf_kview_size(struct kf_kview *kv, const char *path, size_t *size)
@@ -250,14 +293,15 @@ void kf_kview_forget(struct kf_kview *kv, const char *path)
 
 void kf_kview_changed(struct kf_kview *kv, const char *path)
 {
-	struct kv_ent **pp;
+	struct kv_ent *e;
 
 	pthread_mutex_lock(&kv->lock);
-	pp = find_locked(kv, path);
-	if (*pp && !pinned(*pp))
-		unlink_locked(kv, pp);
-	else if (*pp && !(*pp)->readers)
-		(*pp)->stamp = 0; /* a writer's entry: no version held */
+	e = get_locked(kv, path);
+	if (e) {
+		e->changed = now_ms();
+		if (!e->readers)
+			e->stamp = 0; /* no version held */
+	}
 	/* Readers pin their version: new opens of the new value read
 	 * directly until they close, then take the page cache over. */
 	pthread_mutex_unlock(&kv->lock);
@@ -270,6 +314,7 @@ void kf_kview_writer(struct kf_kview *kv, const char *path, int delta)
 	pthread_mutex_lock(&kv->lock);
 	e = get_locked(kv, path);
 	if (e) {
+		e->changed = now_ms();
 		e->writers += delta;
 		if (e->writers < 0)
 			e->writers = 0;

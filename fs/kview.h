@@ -16,6 +16,7 @@ struct kv_ent;
 
 struct kf_kview {
 	pthread_mutex_t lock;
+	pthread_cond_t idle;	 /* a page-cache reader closed */
 	struct kv_ent **buckets; /* protected by lock */
 	size_t nbuckets;
 	size_t n;	    /* entries, at most KF_KVIEW_MAX */
@@ -27,6 +28,10 @@ struct kf_kview {
  * (a forgotten file's next open invalidates the kernel's copy). */
 #define KF_KVIEW_MAX 16384
 
+/* A file written through the mount is read directly (not through the
+ * page cache) until this long after its last commit or writer. */
+#define KF_KVIEW_QUIET_MS 1000
+
 int kf_kview_init(struct kf_kview *kv);
 void kf_kview_release(struct kf_kview *kv);
 
@@ -36,8 +41,9 @@ uint64_t kf_kview_stamp(const struct kf_kview *kv, const void *p, size_t n);
 /*
  * An open for reading of path, whose value has fingerprint stamp and
  * size, asks how it may use the page cache:
- *   KF_KVIEW_DIRECT: not at all (a writer has the file open, or readers
- *                    of another version of the value do);
+ *   KF_KVIEW_DIRECT: not at all (a writer has the file open or wrote it
+ *                    within KF_KVIEW_QUIET_MS, or readers of another
+ *                    version of the value have it open);
  *   KF_KVIEW_KEEP:   the kernel's pages are of this very value: keep them;
  *   KF_KVIEW_INVAL:  this value becomes the one the kernel holds; the
  *                    caller must drop the kernel's pages and attributes
@@ -72,6 +78,15 @@ void kf_kview_changed(struct kf_kview *kv, const char *path);
 /* A writer opened or released path (writers use direct I/O; while one
  * is open, new readers do too). */
 void kf_kview_writer(struct kf_kview *kv, const char *path, int delta);
+
+/*
+ * Before a writer's data may grow the kernel's size of path, wait (at
+ * most ms) until no page-cache reader has it open: a reader between its
+ * size check and its copy would otherwise read zeros past the value.
+ * Returns 0 when none is open, -1 after the wait timed out.
+ */
+int kf_kview_wait_readers(struct kf_kview *kv, const char *path,
+			  unsigned ms);
 
 /* Entries held (tests and statistics). */
 size_t kf_kview_count(struct kf_kview *kv);

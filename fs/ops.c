@@ -25,6 +25,9 @@ struct kf_fs *kf_fs_ctx(void)
 	return fuse_get_context()->private_data;
 }
 
+/* How long a write waits for page-cache readers to close. */
+#define KF_WRITE_WAIT_MS 200
+
 static struct kf_fh *fh_of(const struct fuse_file_info *fi)
 {
 	if (!fi || kf_held_fh_of(fi->fh))
@@ -566,6 +569,11 @@ static int kf_write(const char *path, const char *buf, size_t size, off_t off,
 	if (!h)
 		return -EBADF;
 	KF_FS_COUNT(kf_fs_ctx(), writes);
+	/* The kernel grows its size of the file when this returns: let
+	 * page-cache readers of it finish first (see kview.h). */
+	if (kf_fs_ctx()->page_cache)
+		(void)kf_kview_wait_readers(&kf_fs_ctx()->kview, h->path,
+					    KF_WRITE_WAIT_MS);
 	rc = kf_fh_write(h, fuse_get_context()->pid, buf, size, off);
 	if (kf_fs_ctx()->audit)
 		kf_fs_audited("write", h->path, rc < 0 ? rc : 0);
