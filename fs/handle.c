@@ -99,8 +99,9 @@ static int pending_made(struct kf_fs *fs, const char *path, int set)
 	return made;
 }
 
-#define NFRESH (sizeof(((struct kf_fs *)0)->fresh) / \
-		sizeof(((struct kf_fs *)0)->fresh[0]))
+#define NFRESH                                \
+	(sizeof(((struct kf_fs *)0)->fresh) / \
+	 sizeof(((struct kf_fs *)0)->fresh[0]))
 
 void kf_fh_fresh_add(struct kf_fs *fs, struct kf_fh *h, pid_t tid)
 {

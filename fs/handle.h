@@ -33,9 +33,9 @@ struct kf_fh {
 	int created;	 /* made by create(): commit creates */
 	int pending;	 /* listed in kf_fs.pending until release */
 	int append;
-	int writer;	 /* opened for writing (or created) */
-	int cached;	 /* reads through the page cache (fs/kview.h) */
-	uint64_t stamp;	 /* fingerprint of the value read at open */
+	int writer;	/* opened for writing (or created) */
+	int cached;	/* reads through the page cache (fs/kview.h) */
+	uint64_t stamp; /* fingerprint of the value read at open */
 	struct kf_who who;
 	pthread_mutex_t lock;
 	struct kf_secret *val; /* protected by lock */
@@ -118,8 +118,7 @@ int kf_fh_truncate(struct kf_fh *h, pid_t pid, off_t size);
  * like O_TRUNC; kf_fh_fresh_del forgets h (at release).
  */
 void kf_fh_fresh_add(struct kf_fs *fs, struct kf_fh *h, pid_t tid);
-struct kf_fh *kf_fh_fresh_take(struct kf_fs *fs, const char *path,
-			       pid_t tid);
+struct kf_fh *kf_fh_fresh_take(struct kf_fs *fs, const char *path, pid_t tid);
 void kf_fh_fresh_del(struct kf_fs *fs, struct kf_fh *h);
 
 /*

@@ -16,10 +16,10 @@
 
 struct kv_ent {
 	char *path;
-	uint64_t stamp; /* the value the kernel's copy is of; 0: none */
-	size_t size;	/* its size */
-	int readers;	/* page-cache opens of that value */
-	int writers;	/* writer opens */
+	uint64_t stamp;	  /* the value the kernel's copy is of; 0: none */
+	size_t size;	  /* its size */
+	int readers;	  /* page-cache opens of that value */
+	int writers;	  /* writer opens */
 	uint64_t changed; /* ms: last commit or writer */
 	struct kv_ent *next;
 };
@@ -163,8 +163,8 @@ static void evict_locked(struct kf_kview *kv)
 {
 	int dropped = 0;
 
-	for (size_t scanned = 0; scanned < kv->nbuckets && dropped < EVICT_BATCH;
-	     scanned++) {
+	for (size_t scanned = 0;
+	     scanned < kv->nbuckets && dropped < EVICT_BATCH; scanned++) {
 		struct kv_ent **pp = &kv->buckets[kv->clock++ % kv->nbuckets];
 
 		while (*pp && dropped < EVICT_BATCH) {
@@ -236,8 +236,7 @@ void kf_kview_reader_done(struct kf_kview *kv, const char *path)
 	pthread_mutex_unlock(&kv->lock);
 }
 
-int kf_kview_wait_readers(struct kf_kview *kv, const char *path,
-			  unsigned ms)
+int kf_kview_wait_readers(struct kf_kview *kv, const char *path, unsigned ms)
 {
 	struct timespec ts;
 	struct kv_ent **pp;

@@ -19,9 +19,9 @@ struct kf_kview {
 	pthread_cond_t idle;	 /* a page-cache reader closed */
 	struct kv_ent **buckets; /* protected by lock */
 	size_t nbuckets;
-	size_t n;	    /* entries, at most KF_KVIEW_MAX */
-	uint64_t key[2];    /* fingerprint key, random per mount */
-	uint64_t clock;	    /* protected by lock: ages for eviction */
+	size_t n;	 /* entries, at most KF_KVIEW_MAX */
+	uint64_t key[2]; /* fingerprint key, random per mount */
+	uint64_t clock;	 /* protected by lock: ages for eviction */
 };
 
 /* Entries kept at most; beyond, the least recently used is forgotten
@@ -85,8 +85,7 @@ void kf_kview_writer(struct kf_kview *kv, const char *path, int delta);
  * size check and its copy would otherwise read zeros past the value.
  * Returns 0 when none is open, -1 after the wait timed out.
  */
-int kf_kview_wait_readers(struct kf_kview *kv, const char *path,
-			  unsigned ms);
+int kf_kview_wait_readers(struct kf_kview *kv, const char *path, unsigned ms);
 
 /* Entries held (tests and statistics). */
 size_t kf_kview_count(struct kf_kview *kv);

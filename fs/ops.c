@@ -175,8 +175,8 @@ static int kf_getattr(const char *path, struct stat *st,
 		pthread_mutex_lock(&h->lock);
 		a.kind = KF_KIND_FILE;
 		a.size_known = 1;
-		a.size = h->writer && fs->page_cache ? h->base_len
-						     : h->val->len;
+		a.size = h->writer && fs->page_cache ? h->base_len :
+						       h->val->len;
 		pthread_mutex_unlock(&h->lock);
 		shared_size(fs, h->path, &a);
 		fill_stat(fs, &a, st);
@@ -648,8 +648,8 @@ static int truncate_path(const char *path, off_t size,
 		return rc;
 	if (size == 0 && fs->page_cache) {
 		/* O_TRUNC of a writer just opened (see kf_fh_fresh_add). */
-		struct kf_fh *h = kf_fh_fresh_take(fs, path,
-						   fuse_get_context()->pid);
+		struct kf_fh *h =
+			kf_fh_fresh_take(fs, path, fuse_get_context()->pid);
 
 		if (h)
 			return kf_fh_truncate(h, fuse_get_context()->pid, 0);

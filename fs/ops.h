@@ -36,13 +36,13 @@ struct kf_fs {
 	gid_t gid;
 	mode_t umask;
 	int read_only;
-	int direct_io; /* -o direct_io: values bypass the page cache */
-	int no_open;   /* read-only and not audited: opens and reads
+	int direct_io;	 /* -o direct_io: values bypass the page cache */
+	int no_open;	 /* read-only and not audited: opens and reads
 				 * are served by the kernel's page cache */
-	int page_cache; /* writable and not audited: opens for reading
+	int page_cache;	 /* writable and not audited: opens for reading
 			 * use the page cache (see kview.h) */
 	int exact_sizes; /* -o exact_sizes: stat fetches values */
-	unsigned ttl;  /* seconds */
+	unsigned ttl;	 /* seconds */
 	struct kf_cache cache;
 	struct kf_audit *audit; /* NULL when off */
 	struct fuse *fuse;	/* for invalidating the kernel's copy */
@@ -52,13 +52,13 @@ struct kf_fs {
 	struct kf_fresh {
 		struct kf_fh *h;
 		pid_t tid;
-	} fresh[32];	 /* protected by pending_lock: writers just
+	} fresh[32];		    /* protected by pending_lock: writers just
 			  * opened, whose O_TRUNC may follow (handle.c) */
-	unsigned fresh_next; /* protected by pending_lock */
+	unsigned fresh_next;	    /* protected by pending_lock */
 	struct kf_pending *pending; /* protected by pending_lock: files
 					 * created but not yet committed */
 	struct kf_modes modes;	    /* chmod and chown, per path */
-	struct kf_held held; /* temporary files kept in memory (held.h) */
+	struct kf_held held;   /* temporary files kept in memory (held.h) */
 	struct kf_kview kview; /* what the kernel holds (page_cache) */
 };
 
