@@ -99,6 +99,45 @@ static int pending_made(struct kf_fs *fs, const char *path, int set)
 	return made;
 }
 
+#define NFRESH                                \
+	(sizeof(((struct kf_fs *)0)->fresh) / \
+	 sizeof(((struct kf_fs *)0)->fresh[0]))
+
+void kf_fh_fresh_add(struct kf_fs *fs, struct kf_fh *h, pid_t tid)
+{
+	pthread_mutex_lock(&fs->pending_lock);
+	fs->fresh[fs->fresh_next % NFRESH].h = h;
+	fs->fresh[fs->fresh_next % NFRESH].tid = tid;
+	fs->fresh_next++;
+	pthread_mutex_unlock(&fs->pending_lock);
+}
+
+struct kf_fh *kf_fh_fresh_take(struct kf_fs *fs, const char *path, pid_t tid)
+{
+	struct kf_fh *h = NULL;
+
+	pthread_mutex_lock(&fs->pending_lock);
+	for (size_t i = 0; i < NFRESH && !h; i++) {
+		struct kf_fresh *f = &fs->fresh[i];
+
+		if (f->h && f->tid == tid && !strcmp(f->h->path, path)) {
+			h = f->h;
+			f->h = NULL;
+		}
+	}
+	pthread_mutex_unlock(&fs->pending_lock);
+	return h;
+}
+
+void kf_fh_fresh_del(struct kf_fs *fs, struct kf_fh *h)
+{
+	pthread_mutex_lock(&fs->pending_lock);
+	for (size_t i = 0; i < NFRESH; i++)
+		if (fs->fresh[i].h == h)
+			fs->fresh[i].h = NULL;
+	pthread_mutex_unlock(&fs->pending_lock);
+}
+
 void kf_fh_pending_release(struct kf_fs *fs)
 {
 	while (fs->pending) {
@@ -151,6 +190,7 @@ static int load(struct kf_fs *fs, struct kf_fh *h, const char *op)
 		return kf_errmap_report(op, h->path, &err);
 	if (kf_secret_set(h->val, v->data, v->len) < 0)
 		rc = -EFBIG;
+	h->base_len = v->len;
 	kf_secret_free(v);
 	return rc;
 }
@@ -189,6 +229,7 @@ static int open_pending(struct kf_fs *fs, struct kf_provider *p,
 	h->created = 1;
 	h->pending = 1;
 	h->append = !!(flags & O_APPEND);
+	h->writer = kf_fh_writable(flags);
 	pending_add(fs, path);
 	*out = h;
 	return 0;
@@ -220,6 +261,7 @@ int kf_fh_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	if (!h)
 		return -ENOMEM;
 	h->append = !!(flags & O_APPEND);
+	h->writer = kf_fh_writable(flags);
 	if (kf_fh_writable(flags) && (flags & O_TRUNC)) {
 		h->dirty = 1; /* `: > file` sets the empty value */
 	} else {
@@ -255,6 +297,7 @@ int kf_fh_create(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	h->pending = 1;
 	h->dirty = 1; /* `touch` alone creates the object, at release */
 	h->append = !!(flags & O_APPEND);
+	h->writer = 1;
 	pending_add(fs, path);
 	*out = h;
 	return 0;
@@ -386,7 +429,12 @@ int kf_fh_truncate(struct kf_fh *h, pid_t pid, off_t size)
 	rc = kf_secret_truncate(h->val, (size_t)size) < 0 ? -EFBIG : 0;
 	if (rc == 0) {
 		h->dirty = 1;
-		h->changes++;
+		/* Emptying a file nobody wrote to yet is how O_TRUNC reaches
+		 * keyfs on page-cache mounts: like O_TRUNC, it is committed
+		 * at the last close unless writes follow (`echo v > f` makes
+		 * one version, never an empty one first). */
+		if (size > 0 || h->changes > 0)
+			h->changes++;
 	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
@@ -515,6 +563,8 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	}
 	kf_cache_put(&fs->cache, h->p, h->path, h->rel, h->val->data,
 		     h->val->len);
+	h->base_len = h->val->len;
+	kf_fs_invalidate(fs, h->path);
 	if (h->pending)
 		pending_made(fs, h->path, 1);
 	h->created = 0;

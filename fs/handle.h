@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "provider.h"
@@ -32,9 +33,14 @@ struct kf_fh {
 	int created;	 /* made by create(): commit creates */
 	int pending;	 /* listed in kf_fs.pending until release */
 	int append;
+	int writer;	/* opened for writing (or created) */
+	int cached;	/* reads through the page cache (fs/kview.h) */
+	uint64_t stamp; /* fingerprint of the value read at open */
 	struct kf_who who;
 	pthread_mutex_t lock;
 	struct kf_secret *val; /* protected by lock */
+	size_t base_len;       /* protected by lock: the size of the value
+				* last loaded or committed */
 	int dirty;	       /* protected by lock */
 	int changes;	       /* protected by lock: writes/ftruncates since
 				 * the last commit (O_TRUNC alone is none) */
@@ -103,6 +109,17 @@ int kf_fh_write(struct kf_fh *h, pid_t pid, const char *buf, size_t size,
 
 /* ftruncate(2) of the handle's copy by pid: 0 or -EFBIG.  Takes h->lock. */
 int kf_fh_truncate(struct kf_fh *h, pid_t pid, off_t size);
+
+/*
+ * Without atomic O_TRUNC, the kernel opens a file and then empties it by
+ * path, without the handle.  kf_fh_fresh_add remembers a writer just
+ * opened by thread tid; kf_fh_fresh_take returns it (once) when tid then
+ * truncates that path before writing, so the truncate lands in the handle
+ * like O_TRUNC; kf_fh_fresh_del forgets h (at release).
+ */
+void kf_fh_fresh_add(struct kf_fs *fs, struct kf_fh *h, pid_t tid);
+struct kf_fh *kf_fh_fresh_take(struct kf_fs *fs, const char *path, pid_t tid);
+void kf_fh_fresh_del(struct kf_fs *fs, struct kf_fh *h);
 
 /*
  * The one commit: write the handle's value back if it changed, all or

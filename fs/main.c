@@ -352,11 +352,16 @@ static int setup_fs(struct keyfs *k)
 	fs->direct_io = o->direct_io;
 	fs->ttl = o->ttl;
 	fs->no_open = o->read_only && !o->audit && !o->direct_io && o->ttl > 0;
+	/* Writable: reads may use the page cache on the same terms. */
+	fs->page_cache = !o->read_only && !o->audit && !o->direct_io &&
+			 o->ttl > 0;
+	fs->exact_sizes = o->exact_sizes;
 	if (kf_modes_load(&fs->modes, k->store, &err) < 0) {
 		fprintf(stderr, "keyfs: store %s: %s\n", k->store, err.msg);
 		return STEP_FAIL;
 	}
-	if (kf_cache_init(&fs->cache, o->ttl, o->max_stale, o->timeout) < 0) {
+	if (kf_cache_init(&fs->cache, o->ttl, o->max_stale, o->timeout) < 0 ||
+	    kf_kview_init(&fs->kview) < 0) {
 		fprintf(stderr, "keyfs: out of memory\n");
 		return STEP_FAIL;
 	}

@@ -26,6 +26,9 @@ struct kf_fs *kf_fs_ctx(void)
 	return fuse_get_context()->private_data;
 }
 
+/* How long a write waits for page-cache readers to close. */
+#define KF_WRITE_WAIT_MS 200
+
 static struct kf_fh *fh_of(const struct fuse_file_info *fi)
 {
 	if (!fi || kf_held_fh_of(fi->fh))
@@ -62,6 +65,7 @@ void kf_fs_release(struct kf_fs *fs)
 	kf_fh_pending_release(fs);
 	kf_modes_release(&fs->modes);
 	kf_held_release(&fs->held);
+	kf_kview_release(&fs->kview);
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
@@ -74,6 +78,50 @@ int kf_fs_audited(const char *op, const char *path, int rc)
 		kf_audit_log(fs->audit, ctx->uid, ctx->gid, ctx->pid, op, path,
 			     rc < 0 ? rc : 0);
 	return rc;
+}
+
+void kf_fs_invalidate(struct kf_fs *fs, const char *path)
+{
+	if (!fs->no_open && !fs->page_cache)
+		return; /* every read reaches keyfs: nothing is kept */
+	kf_kview_changed(&fs->kview, path);
+	if (fs->fuse)
+		(void)fuse_invalidate_path(fs->fuse, path);
+}
+
+/*
+ * The size shown for a file whose value is not cached (stat never
+ * fetches one): 0 on a writable mount, whose reads never stop at it, and
+ * the largest possible value on a read-only one, whose page-cached reads
+ * stop at the size (the first read makes it exact).
+ */
+static void unknown_size(const struct kf_fs *fs, const struct kf_provider *p,
+			 struct kf_attr *a)
+{
+	if (a->kind != KF_KIND_FILE || a->size_known)
+		return;
+	a->size = fs->read_only && p ? p->max_value : 0;
+	a->size_known = 1;
+}
+
+/*
+ * On page-cache mounts the kernel's size of a file is shared by every
+ * open of it, and readers' pages are of one version of the value: while
+ * such readers have it open, every reply carries that version's size (a
+ * writer's uncommitted size, or a newer commit, waits for them to close).
+ * Otherwise the reply may change the kernel's size: the version it held
+ * is forgotten.
+ */
+static void shared_size(struct kf_fs *fs, const char *path, struct kf_attr *a)
+{
+	size_t size;
+
+	if (!fs->page_cache)
+		return;
+	if (kf_kview_size(&fs->kview, path, &size))
+		a->size = size;
+	else
+		kf_kview_forget(&fs->kview, path);
 }
 
 static void fill_stat(const struct kf_fs *fs, const struct kf_attr *a,
@@ -128,8 +176,10 @@ static int kf_getattr(const char *path, struct stat *st,
 		pthread_mutex_lock(&h->lock);
 		a.kind = KF_KIND_FILE;
 		a.size_known = 1;
-		a.size = h->val->len;
+		a.size = h->writer && fs->page_cache ? h->base_len :
+						       h->val->len;
 		pthread_mutex_unlock(&h->lock);
+		shared_size(fs, h->path, &a);
 		fill_stat(fs, &a, st);
 		kf_modes_apply(&fs->modes, h->path, st);
 		return 0;
@@ -147,8 +197,8 @@ static int kf_getattr(const char *path, struct stat *st,
 	if (rc)
 		return rc;
 	if (p && *rel &&
-	    kf_cache_getattr(&fs->cache, p, path, rel, fs->no_open, &a, &err) <
-		    0) {
+	    kf_cache_getattr(&fs->cache, p, path, rel, fs->exact_sizes, &a,
+			     &err) < 0) {
 		/* Created and not yet committed: an empty file. */
 		if (err.code != KF_E_NOTFOUND || !kf_fh_pending_has(fs, path))
 			return kf_errmap_report("getattr", path, &err);
@@ -156,6 +206,9 @@ static int kf_getattr(const char *path, struct stat *st,
 		a.kind = KF_KIND_FILE;
 		a.size_known = 1;
 	}
+	unknown_size(fs, p, &a);
+	if (a.kind == KF_KIND_FILE)
+		shared_size(fs, path, &a);
 	fill_stat(fs, &a, st);
 	kf_modes_apply(&fs->modes, path, st);
 	return 0;
@@ -165,16 +218,20 @@ struct list_ctx {
 	void *buf;
 	fuse_fill_dir_t filler;
 	const struct kf_fs *fs;
+	const struct kf_provider *p;
 };
 
 static int list_one(void *vctx, const char *name, const struct kf_attr *a)
 {
 	struct list_ctx *c = vctx;
+	struct kf_attr known;
 	struct stat st;
 
 	if (!a)
 		return c->filler(c->buf, name, NULL, 0, 0);
-	fill_stat(c->fs, a, &st);
+	known = *a;
+	unknown_size(c->fs, c->p, &known);
+	fill_stat(c->fs, &known, &st);
 	return c->filler(c->buf, name, &st, 0, 0);
 }
 
@@ -183,7 +240,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      enum fuse_readdir_flags flags)
 {
 	struct kf_fs *fs = kf_fs_ctx();
-	struct list_ctx c = { buf, filler, fs };
+	struct list_ctx c = { buf, filler, fs, NULL };
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_provider *p;
 	struct kf_buf token, next;
@@ -198,6 +255,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return rc;
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
+	c.p = p;
 	if (!p) {
 		for (size_t i = 0; i < fs->tree.n; i++)
 			filler(buf, fs->tree.providers[i]->name, NULL, 0, 0);
@@ -306,6 +364,47 @@ static int kf_unlink(const char *path)
 	return remove_path(path, "unlink", EISDIR, provider_unlink);
 }
 
+/*
+ * How an open of a page-cache mount reads.  Writers use direct I/O: their
+ * uncommitted bytes never enter the page cache, and the size the kernel
+ * shows readers stays the committed one (keyfs answers it, and O_TRUNC
+ * reaches keyfs as a truncate, not as an emptied inode).  Readers use the
+ * page cache when no writer is open: pages kept from an earlier open are
+ * reused when they hold the very value this open reads; otherwise the
+ * kernel's pages and attributes of the file are dropped before the open
+ * returns, so its first read asks keyfs for both.
+ */
+static void choose_cache(struct kf_fs *fs, struct kf_fh *h,
+			 struct fuse_file_info *fi)
+{
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	if (!fs->page_cache)
+		return;
+	if (h->writer) {
+		kf_kview_writer(&fs->kview, h->path, 1);
+		kf_fh_fresh_add(fs, h, fuse_get_context()->pid);
+		return;
+	}
+	fi->noflush = 1; /* nothing to commit: close need not ask keyfs */
+	h->stamp = kf_kview_stamp(&fs->kview, h->val->data, h->val->len);
+	switch (kf_kview_open(&fs->kview, h->path, h->stamp, h->val->len)) {
+	case KF_KVIEW_DIRECT:
+		return;
+	case KF_KVIEW_KEEP:
+		fi->keep_cache = 1;
+		break;
+	case KF_KVIEW_INVAL:
+		if (!fs->fuse || fuse_invalidate_path(fs->fuse, h->path) < 0) {
+			kf_kview_reader_done(&fs->kview, h->path);
+			return;
+		}
+		break;
+	}
+	h->cached = 1;
+	fi->direct_io = 0;
+}
+
 static int open_handle(const char *path, struct fuse_file_info *fi)
 {
 	struct kf_fs *fs = kf_fs_ctx();
@@ -323,14 +422,11 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
 	if (rc)
 		return rc;
 	/*
-	 * Opens that reach keyfs read and write their handle's copy, never
-	 * the kernel's page cache: a writer's uncommitted bytes (and the
-	 * i_size its O_TRUNC and writes set) must not be seen by readers of
-	 * the same file, and a reader keeps the snapshot it opened.  The
-	 * page-cache fast path is the read-only mount's zero-message opens.
+	 * Elsewhere, opens that reach keyfs read and write their handle's
+	 * copy, never the kernel's page cache (the read-only mount's fast
+	 * path is its zero-message opens).
 	 */
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
+	choose_cache(fs, h, fi);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
@@ -407,7 +503,7 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	rc = kf_fh_create(fs, p, path, rel, fi->flags, &who, &h);
 	if (rc == 0) {
 		kf_modes_forget(&fs->modes, path); /* new: the defaults */
-		fi->direct_io = 1;		   /* see open_handle */
+		choose_cache(fs, h, fi);	   /* a writer */
 		fi->fh = (uint64_t)(uintptr_t)h;
 	}
 	return kf_fs_audited("create", path, rc);
@@ -474,6 +570,11 @@ static int kf_write(const char *path, const char *buf, size_t size, off_t off,
 	if (!h)
 		return -EBADF;
 	KF_FS_COUNT(kf_fs_ctx(), writes);
+	/* The kernel grows its size of the file when this returns: let
+	 * page-cache readers of it finish first (see kview.h). */
+	if (kf_fs_ctx()->page_cache)
+		(void)kf_kview_wait_readers(&kf_fs_ctx()->kview, h->path,
+					    KF_WRITE_WAIT_MS);
 	rc = kf_fh_write(h, fuse_get_context()->pid, buf, size, off);
 	if (kf_fs_ctx()->audit)
 		kf_fs_audited("write", h->path, rc < 0 ? rc : 0);
@@ -515,6 +616,14 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 	struct kf_fh *h = fh_of(fi);
 
 	(void)path;
+	if (h && h->cached)
+		kf_kview_reader_done(&kf_fs_ctx()->kview, h->path);
+	if (h && h->writer && kf_fs_ctx()->page_cache) {
+		kf_fh_fresh_del(kf_fs_ctx(), h);
+		/* Its writes may have grown the kernel's size. */
+		kf_kview_writer(&kf_fs_ctx()->kview, h->path, -1);
+		kf_fs_invalidate(kf_fs_ctx(), h->path);
+	}
 	if (h)
 		kf_fh_release(kf_fs_ctx(), h);
 	kf_held_close(&kf_fs_ctx()->held, held_of(fi));
@@ -538,6 +647,14 @@ static int truncate_path(const char *path, off_t size,
 	rc = kf_held_truncate(&fs->held, held_of(fi), path, size);
 	if (rc != -ENOENT || held_of(fi))
 		return rc;
+	if (size == 0 && fs->page_cache) {
+		/* O_TRUNC of a writer just opened (see kf_fh_fresh_add). */
+		struct kf_fh *h =
+			kf_fh_fresh_take(fs, path, fuse_get_context()->pid);
+
+		if (h)
+			return kf_fh_truncate(h, fuse_get_context()->pid, 0);
+	}
 	rc = route_file(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -659,9 +776,14 @@ static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 		cfg->entry_timeout = t < 1 ? 1 : t;
 		cfg->attr_timeout = t < 1 ? 1 : t;
 		cfg->negative_timeout = 1;
+	} else if (fs->page_cache) {
+		/* Writable with the page cache: keyfs invalidates what it
+		 * changes; a second bounds what changes elsewhere. */
+		cfg->entry_timeout = 1;
+		cfg->attr_timeout = 1;
+		cfg->negative_timeout = 0;
 	} else {
-		/* Writable: sizes change with every commit and a stale i_size
-		 * would cut reads short, so the kernel asks every time (the
+		/* Every read reaches keyfs: the kernel asks every time (the
 		 * value cache keeps that cheap). */
 		cfg->entry_timeout = 0;
 		cfg->attr_timeout = 0;
@@ -670,7 +792,12 @@ static void *kf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->hard_remove = 1; /* no .fuse_hidden renames: values are not
 			       * renamed */
 	cfg->use_ino = 0;
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	/* On page-cache mounts O_TRUNC must reach keyfs as a truncate of
+	 * the writer's handle, not as an inode the kernel empties itself
+	 * (its size is the one page-cache readers see). */
+	if (fs->page_cache)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	else if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	return fs;
 }

@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "modes.h"
 #include "held.h"
+#include "kview.h"
 #include "tree.h"
 
 struct fuse;
@@ -35,20 +36,30 @@ struct kf_fs {
 	gid_t gid;
 	mode_t umask;
 	int read_only;
-	int direct_io; /* -o direct_io: values bypass the page cache */
-	int no_open;   /* read-only and not audited: opens and reads
+	int direct_io;	 /* -o direct_io: values bypass the page cache */
+	int no_open;	 /* read-only and not audited: opens and reads
 				 * are served by the kernel's page cache */
-	unsigned ttl;  /* seconds */
+	int page_cache;	 /* writable and not audited: opens for reading
+			 * use the page cache (see kview.h) */
+	int exact_sizes; /* -o exact_sizes: stat fetches values */
+	unsigned ttl;	 /* seconds */
 	struct kf_cache cache;
 	struct kf_audit *audit; /* NULL when off */
 	struct fuse *fuse;	/* for invalidating the kernel's copy */
 	time_t mount_time;
 	struct kf_fs_counters ctr;
 	pthread_mutex_t pending_lock;
+	struct kf_fresh {
+		struct kf_fh *h;
+		pid_t tid;
+	} fresh[32];		    /* protected by pending_lock: writers just
+			  * opened, whose O_TRUNC may follow (handle.c) */
+	unsigned fresh_next;	    /* protected by pending_lock */
 	struct kf_pending *pending; /* protected by pending_lock: files
 					 * created but not yet committed */
 	struct kf_modes modes;	    /* chmod and chown, per path */
-	struct kf_held held; /* temporary files kept in memory (held.h) */
+	struct kf_held held;   /* temporary files kept in memory (held.h) */
+	struct kf_kview kview; /* what the kernel holds (page_cache) */
 };
 
 /* The operations table; private data must be a struct kf_fs. */
@@ -59,6 +70,12 @@ void kf_fs_init(struct kf_fs *fs);
 
 /* Free the cache and the pending list; fs itself is the caller's. */
 void kf_fs_release(struct kf_fs *fs);
+
+/*
+ * The value of path changed (a commit, or the refresher saw a new one):
+ * drop the kernel's pages and attributes of it, if it may hold any.
+ */
+void kf_fs_invalidate(struct kf_fs *fs, const char *path);
 
 /* For FUSE handlers only (they run with a FUSE context): */
 

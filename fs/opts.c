@@ -124,6 +124,11 @@ static const struct opt_desc opt_table[] = {
 	FLAG("direct_io", direct_io, 1, 0, "-o direct_io",
 	     "keep values out of the kernel's page cache\n"
 	     "(slower warm reads; off by default)"),
+	FLAG("exact_sizes", exact_sizes, 1, 0, "-o exact_sizes",
+	     "ls -l and stat fetch values to show their exact\n"
+	     "sizes, batched (off by default: sizes of values\n"
+	     "not cached are 0, or the largest possible size\n"
+	     "on read-only mounts)"),
 	STR("audit=", audit, 1, NULL, 0, "a file path or syslog",
 	    "-o audit=FILE|syslog",
 	    "one line per access: time, uid, gid, pid,\n"

@@ -29,6 +29,7 @@ struct kf_opts {
 	unsigned ttl;	    /* value cache lifetime, seconds */
 	unsigned max_stale; /* serve stale this long when down */
 	int direct_io;	    /* keep values out of the page cache */
+	int exact_sizes;    /* stat fetches values for their sizes */
 	char *audit;	    /* FILE or "syslog", NULL: off */
 	uid_t uid;
 	gid_t gid;

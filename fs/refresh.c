@@ -18,13 +18,9 @@ static pthread_cond_t refresher_cond = PTHREAD_COND_INITIALIZER;
 static int refresher_stop; /* protected by refresher_lock */
 static int refresher_on;   /* main thread only */
 
-/* The kernel keeps names, attributes and pages only on no_open mounts. */
 static void invalidate(void *ctx, const char *path)
 {
-	struct kf_fs *fs = ctx;
-
-	if (fs->fuse && fs->no_open)
-		(void)fuse_invalidate_path(fs->fuse, path);
+	kf_fs_invalidate(ctx, path);
 }
 
 static void *refresher_main(void *arg)

@@ -20,6 +20,8 @@ static const char *mode_name(const struct kf_fs *fs)
 		return "read-only, page cache";
 	if (fs->direct_io)
 		return "direct_io";
+	if (fs->page_cache)
+		return "read-write, page cache";
 	return fs->read_only ? "read-only" : "read-write";
 }
 

@@ -168,6 +168,21 @@ def run(cmd, **kw):
     return subprocess.run(cmd, **kw)
 
 
+def wait_enotconn(path, timeout=5):
+    """Wait until stat(path) fails with ENOTCONN (the daemon is gone).  The
+    kernel may first answer from attributes it keeps (up to 1 s on a
+    writable mount, ttl/2 on a read-only one)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            os.stat(path)
+        except OSError as e:
+            return e.errno
+        if time.time() >= deadline:
+            return 0
+        time.sleep(0.1)
+
+
 def free_port():
     import socket
     s = socket.socket()
