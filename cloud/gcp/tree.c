@@ -8,6 +8,7 @@
 #include "gcp/tree_int.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -107,8 +108,10 @@ int kf_gcp_getattr_s(struct kf_gcp *s, const char *path, struct kf_attr *attr,
 	if (!kf_gcp_valid_value_name(g.c[4]) ||
 	    kf_gcp_path_store(s, &g, 5, sp, sizeof(sp)) < 0)
 		return kf_fail(err, KF_E_NOTFOUND, "no such entry");
-	if (lstat(sp, &st) < 0 || !S_ISREG(st.st_mode))
+	if (lstat(sp, &st) < 0)
 		return kf_fail(err, KF_E_NOTFOUND, "no such value");
+	if (!S_ISREG(st.st_mode)) /* a FIFO, a link...: said, never read */
+		return kf_store_not_regular(sp, st.st_mode, err);
 	/* The plaintext length is unknown without a KMS decrypt. */
 	attr->kind = KF_KIND_FILE;
 	attr->size_known = st.st_size == 0;

@@ -160,18 +160,8 @@ int kf_gcp_check_write(struct kf_provider *p, const char *path, int flags,
 static int read_ciphertext(const char *sp, struct kf_buf *ct,
 			   struct kf_err *err)
 {
-	int fd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
-
-	if (fd < 0)
-		return kf_fail(err, errno == ENOENT ? KF_E_NOTFOUND : KF_E_IO,
-			       "cannot open ciphertext: %s", strerror(errno));
-	rc = kf_file_read_fd(fd, ct, err);
-	close(fd);
-	if (rc < 0 && err && err->code == KF_E_TOOBIG)
-		kf_fail(err, KF_E_INTEGRITY,
-			"ciphertext file larger than %d bytes",
-			KF_GCP_KMS_MAX_CIPHERTEXT);
-	return rc;
+	/* A regular file, never a FIFO or a link (no hang), bounded. */
+	return kf_store_read(sp, KF_GCP_KMS_MAX_CIPHERTEXT, ct, err);
 }
 
 int kf_gcp_read(struct kf_provider *p, const char *path,

@@ -440,3 +440,36 @@ def test_detected_from_environment(keyfs, emu, sakey, tmp_path):
     # Project from the key file, endpoint from the gcloud variable (no /).
     assert os.listdir(m.path("gcp")) == [PROJECT]
     round_trip(m)
+
+
+def test_a_fifo_in_place_of_a_ciphertext_fails_promptly(gcpfs):
+    """A ciphertext file replaced by a FIFO is refused (EIO), never read:
+    reading it would block a worker thread forever."""
+    m = gcpfs(ttl=30)
+    k = m.path("gcp", PROJECT, "global", "r", "k")
+    os.makedirs(k)
+    write(os.path.join(k, "v"), b"value")
+    write(os.path.join(k, "w"), b"other")
+    # Known as a file, its value not cached (a change of attributes makes
+    # keyfs forget it): the next read goes to the store.
+    with pytest.raises(OSError):
+        os.setxattr(os.path.join(k, "v"), "user.other", b"1")
+    time.sleep(1.2)  # past the kernel's attributes: keyfs is asked
+    assert os.stat(os.path.join(k, "v")).st_size == 0
+    sf = store_file(m, "r", "k", "v")
+    os.unlink(sf)
+    os.mkfifo(sf, 0o600)
+    proc = subprocess.Popen(["cat", os.path.join(k, "v")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _, errb = proc.communicate(timeout=20)
+        assert proc.returncode != 0
+        assert "Input/output error" in errb.decode()
+        assert read(os.path.join(k, "w")) == b"other"  # still serving
+    except subprocess.TimeoutExpired:
+        raise AssertionError("cat of a FIFO ciphertext hung")
+    finally:
+        # Unblock a reader stuck on the FIFO (code without the check).
+        os.close(os.open(sf, os.O_RDWR | os.O_NONBLOCK))
+        proc.kill()
+        proc.communicate(timeout=30)
