@@ -19,10 +19,12 @@ int kf_iobuf_init(void)
 	return mallopt(M_MMAP_THRESHOLD, (int)KF_IOBUF_MMAP_MIN) == 1 ? 0 : -1;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizers bring their own allocator: no glibc size word to read. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KF_FOREIGN_MALLOC 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+	__has_feature(memory_sanitizer)
 #define KF_FOREIGN_MALLOC 1
 #endif
 #endif
@@ -33,7 +35,8 @@ int kf_iobuf_init(void)
  * when no free chunk and not the arena's top can serve a request, so a
  * large block can still come from a heap; its free() would then leave
  * the bytes in place.  Under a sanitizer's allocator this cannot be
- * told, and is taken as yes.
+ * told, and is taken as yes (the memory guarantees are the plain
+ * build's).
  */
 static int block_is_mapped(const void *p)
 {
