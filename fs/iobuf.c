@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int kf_iobuf_init(void)
-{
-	/* Setting it also stops glibc from raising the threshold after a
-	 * mapped block is freed, which would move replies onto the heap. */
-	return mallopt(M_MMAP_THRESHOLD, (int)KF_IOBUF_MMAP_MIN) == 1 ? 0 : -1;
-}
-
 /* Sanitizers bring their own allocator: no glibc size word to read. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KF_FOREIGN_MALLOC 1
@@ -28,6 +21,17 @@ int kf_iobuf_init(void)
 #define KF_FOREIGN_MALLOC 1
 #endif
 #endif
+
+int kf_iobuf_init(void)
+{
+#ifdef KF_FOREIGN_MALLOC
+	return 0; /* the sanitizer's allocator: no threshold to fix */
+#else
+	/* Setting it also stops glibc from raising the threshold after a
+	 * mapped block is freed, which would move replies onto the heap. */
+	return mallopt(M_MMAP_THRESHOLD, (int)KF_IOBUF_MMAP_MIN) == 1 ? 0 : -1;
+#endif
+}
 
 /*
  * Did glibc serve p with a mapping of its own (IS_MMAPPED, bit 1 of the
