@@ -5,11 +5,12 @@
  */
 #include "kview.h"
 
+#include "cache.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define NBUCKETS 4096
 #define EVICT_BATCH 64
@@ -24,14 +25,6 @@ struct kv_ent {
 	struct kv_ent *next;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Written within the last KF_KVIEW_QUIET_MS. */
 static int busy(const struct kv_ent *e, uint64_t t)
 {
@@ -41,7 +34,7 @@ static int busy(const struct kv_ent *e, uint64_t t)
 /* An entry that nothing pins may be forgotten at any time. */
 static int pinned(const struct kv_ent *e)
 {
-	return e->readers > 0 || e->writers > 0 || busy(e, now_ms());
+	return e->readers > 0 || e->writers > 0 || busy(e, kf_clock_now_ms());
 }
 
 int kf_kview_init(struct kf_kview *kv)
@@ -210,7 +203,7 @@ enum kf_kview_use kf_kview_open(struct kf_kview *kv, const char *path,
 
 	pthread_mutex_lock(&kv->lock);
 	e = get_locked(kv, path);
-	if (!e || e->writers || busy(e, now_ms())) {
+	if (!e || e->writers || busy(e, kf_clock_now_ms())) {
 		/* out of memory, or being written: direct */
 	} else if (e->stamp == stamp) {
 		use = KF_KVIEW_KEEP;
@@ -242,10 +235,7 @@ int kf_kview_wait_readers(struct kf_kview *kv, const char *path, unsigned ms)
 	struct kv_ent **pp;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
+	kf_cache_abstime(ms, &ts); /* a real wait: real time */
 	pthread_mutex_lock(&kv->lock);
 	for (;;) {
 		pp = find_locked(kv, path); /* the entry may go meanwhile */
@@ -297,7 +287,7 @@ void kf_kview_changed(struct kf_kview *kv, const char *path)
 	pthread_mutex_lock(&kv->lock);
 	e = get_locked(kv, path);
 	if (e) {
-		e->changed = now_ms();
+		e->changed = kf_clock_now_ms();
 		if (!e->readers)
 			e->stamp = 0; /* no version held */
 	}
@@ -313,7 +303,7 @@ void kf_kview_writer(struct kf_kview *kv, const char *path, int delta)
 	pthread_mutex_lock(&kv->lock);
 	e = get_locked(kv, path);
 	if (e) {
-		e->changed = now_ms();
+		e->changed = kf_clock_now_ms();
 		e->writers += delta;
 		if (e->writers < 0)
 			e->writers = 0;

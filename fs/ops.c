@@ -83,8 +83,9 @@ int kf_fs_audited(const char *op, const char *path, int rc)
 void kf_fs_invalidate(struct kf_fs *fs, const char *path)
 {
 	if (!fs->no_open && !fs->page_cache)
-		return; /* every read reaches keyfs: nothing is kept */
-	kf_kview_changed(&fs->kview, path);
+		return;	    /* every read reaches keyfs: nothing is kept */
+	if (fs->page_cache) /* read-only mounts have no opens to steer */
+		kf_kview_changed(&fs->kview, path);
 	if (fs->fuse)
 		(void)fuse_invalidate_path(fs->fuse, path);
 }
