@@ -130,6 +130,49 @@ struct kf_provider_ops {
 			   const unsigned char *data, size_t n,
 			   struct kf_err *err);
 
+	/*
+	 * Views (see fs/view.h): NAME:VERSION and NAME#FIELD are parsed by
+	 * fs/, never by providers; these three give fs/ what a provider's
+	 * store knows of versions.  All optional (NULL: the provider has no
+	 * versions, or no cheaper change check than reading the value).
+	 *
+	 * read_version: the value of path at version, a label or an id as
+	 * the store names them ("AWSPREVIOUS", a VersionId, "3"), or the
+	 * current value when version is NULL.  path is a value file, or a
+	 * directory that is one JSON secret (an aws/ field secret): then the
+	 * value is the whole JSON object.  *immutable is set to 1 when
+	 * version names one fixed value forever (an id, a number: cached
+	 * without expiry), 0 for a label that may move.  KF_E_NOTFOUND when
+	 * path or the version does not exist; KF_E_ISDIR when path is a
+	 * directory that holds no value.  (*value)->version is set.
+	 */
+	int (*read_version)(struct kf_provider *p, const char *path,
+			    const char *version, struct kf_secret **value,
+			    int *immutable, struct kf_err *err);
+
+	/*
+	 * versions: every version of path (a value file or a JSON-secret
+	 * directory), including those without a label, each passed to fn
+	 * in any order (fs/ sorts them).  created is epoch milliseconds (0
+	 * unknown); labels is a comma-separated list, "" for none.  fn
+	 * returns non-zero to stop.  All pages of the store's listing.
+	 */
+	int (*versions)(struct kf_provider *p, const char *path,
+			int (*fn)(void *ctx, const char *version,
+				  int64_t created, const char *labels),
+			void *ctx, struct kf_err *err);
+
+	/*
+	 * stamp: a short text (appended to out, no value bytes and nothing
+	 * derived from them) that changes whenever the current value of path
+	 * may have changed, from the cheapest call that shows it (aws/:
+	 * DescribeSecret's AWSCURRENT VersionId, not GetSecretValue).  Equal
+	 * to the version a read of path sets in (*value)->version, where the
+	 * provider sets one.  KF_E_NOTFOUND when path is gone.
+	 */
+	int (*stamp)(struct kf_provider *p, const char *path,
+		     struct kf_buf *out, struct kf_err *err);
+
 	/* Extended attributes; value/names are appended to out. listxattr
 	 * appends NUL-terminated names.  KF_E_NODATA for an unknown name. */
 	int (*getxattr)(struct kf_provider *p, const char *path,

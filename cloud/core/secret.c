@@ -7,6 +7,7 @@
 #include "core/crypto.h"
 
 #include <malloc.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -186,6 +187,12 @@ struct kf_secret *kf_secret_dup(const void *p, size_t n)
 		s->len = n;
 	}
 	return s;
+}
+
+void kf_secret_set_version(struct kf_secret *s, const char *v)
+{
+	if (s)
+		snprintf(s->version, sizeof(s->version), "%s", v ? v : "");
 }
 
 void kf_secret_free(struct kf_secret *s)

@@ -9,12 +9,18 @@
 
 #include <stddef.h>
 
+/* Longest version name kept with a value, with its NUL. */
+#define KF_SECRET_VERSION_MAX 72
+
 struct kf_secret {
 	unsigned char *data; /* cap bytes of locked memory, never NULL */
 	size_t len;	     /* bytes in use */
 	size_t cap;	     /* usable capacity */
 	size_t maplen;	     /* length of the mapping (page multiple) */
 	int locked;	     /* mlock succeeded */
+	/* The store's name of the version this value is ("" unknown): an
+	 * aws/ VersionId, a local/ version number.  Not secret. */
+	char version[KF_SECRET_VERSION_MAX];
 	struct kf_secret *prev, *next; /* registry of live secrets */
 };
 
@@ -26,6 +32,9 @@ struct kf_secret *kf_secret_new(size_t cap);
 
 /* A new secret holding a copy of n bytes at p (NULL if out of memory). */
 struct kf_secret *kf_secret_dup(const void *p, size_t n);
+
+/* Set s->version to v (truncated to fit; NULL clears it). */
+void kf_secret_set_version(struct kf_secret *s, const char *v);
 
 /* Wipe, unlock and unmap.  Accepts NULL. */
 void kf_secret_free(struct kf_secret *s);
