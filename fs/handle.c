@@ -200,7 +200,7 @@ static int load(struct kf_fs *fs, struct kf_fh *h, const char *op)
 	if (kf_secret_set(h->val, v->data, v->len) < 0)
 		rc = -EFBIG;
 	h->base_len = v->len;
-	snprintf(h->version, sizeof(h->version), "%s", v->version);
+	(void)snprintf(h->version, sizeof(h->version), "%s", v->version);
 	kf_secret_free(v);
 	return rc;
 }

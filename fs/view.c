@@ -87,10 +87,11 @@ int kf_view_parse(const char *rel, struct kf_view *v)
 {
 	const char *last = strrchr(rel, '/'), *ver, *fld, *prev;
 	size_t nl, vl, fl, dlen;
-	char *w = v->buf;
+	char *w;
 	int r;
 
 	memset(v, 0, offsetof(struct kf_view, base));
+	w = v->buf;
 	v->base[0] = v->key[0] = '\0';
 	last = last ? last + 1 : rel;
 	if (strlen(rel) >= sizeof(v->buf) / 2)
@@ -347,9 +348,11 @@ int kf_view_attr(struct kf_fs *fs, struct kf_provider *p, const char *path,
 	if (v->field && !v->in_dir && want_dir)
 		return -ENOENT; /* NAME#F of a directory: use NAME/F */
 	if (v->in_dir) {
-		if (strlen(modes) + 1 + strlen(v->field) >= n)
+		size_t m = strlen(modes);
+		int k = snprintf(modes + m, n - m, "/%s", v->field);
+
+		if (k < 0 || (size_t)k >= n - m)
 			return -ENAMETOOLONG;
-		strcat(strcat(modes, "/"), v->field);
 	}
 	rc = want_dir && !v->in_dir ?
 		     whole_value(fs, p, path, rel, v, "getattr", &val) :
@@ -438,7 +441,7 @@ int kf_view_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		return h ? -EFBIG : -ENOMEM;
 	}
 	h->base_len = val->len;
-	snprintf(h->version, sizeof(h->version), "%s", val->version);
+	(void)snprintf(h->version, sizeof(h->version), "%s", val->version);
 	kf_secret_free(val);
 	*out = h;
 	return 0;
@@ -525,7 +528,7 @@ static int vers_format(struct vers *vs, struct kf_buf *out)
 		if (vs->v[i].created > 0 && gmtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		else
-			snprintf(when, sizeof(when), "-");
+			(void)snprintf(when, sizeof(when), "-");
 		n = snprintf(line, sizeof(line), "%s %s %s\n", vs->v[i].id,
 			     when, *vs->v[i].labels ? vs->v[i].labels : "-");
 		if (n < 0 || (size_t)n >= sizeof(line) ||
