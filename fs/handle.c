@@ -608,7 +608,7 @@ void kf_fh_release(struct kf_fs *fs, struct kf_fh *h)
 		kf_log(KF_LOG_WARN, "%s: the change was not saved", h->path);
 	if ((rc < 0 || h->committed_once) && fs->audit)
 		kf_audit_log(fs->audit, h->who.uid, h->who.gid, h->who.pid,
-			     "commit", h->path, rc);
+			     "commit", h->path, rc, NULL);
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
 		pending_del(fs, h->path);

@@ -70,15 +70,21 @@ void kf_fs_release(struct kf_fs *fs)
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
-int kf_fs_audited(const char *op, const char *path, int rc)
+int kf_fs_audited_version(const char *op, const char *path, int rc,
+			  const char *version)
 {
 	struct fuse_context *ctx = fuse_get_context();
 	struct kf_fs *fs = ctx->private_data;
 
 	if (fs->audit)
 		kf_audit_log(fs->audit, ctx->uid, ctx->gid, ctx->pid, op, path,
-			     rc < 0 ? rc : 0);
+			     rc < 0 ? rc : 0, version);
 	return rc;
+}
+
+int kf_fs_audited(const char *op, const char *path, int rc)
+{
+	return kf_fs_audited_version(op, path, rc, NULL);
 }
 
 /* A field view of a changed value (kf_view_invalidate). */
@@ -523,7 +529,9 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 	rc = open_held(path, fi);
 	if (rc != 1)
 		return kf_fs_audited("open", path, rc);
-	return kf_fs_audited("open", path, open_handle(path, fi));
+	rc = open_handle(path, fi);
+	return kf_fs_audited_version("open", path, rc,
+				     rc == 0 ? fh_of(fi)->version : NULL);
 }
 
 /* A new temporary name is held in memory (fs/held.c): 1 when path is not
@@ -615,7 +623,7 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 				     read_path(path, buf, size, off));
 	n = kf_fh_read(h, buf, size, off);
 	if (kf_fs_ctx()->audit)
-		kf_fs_audited("read", h->path, 0);
+		kf_fs_audited_version("read", h->path, 0, h->version);
 	return (int)n;
 }
 
