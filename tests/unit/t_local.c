@@ -11,6 +11,7 @@
 #include "local/tree.h"
 #include "local/value.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -527,6 +528,25 @@ static int stamp_of(struct kf_provider *p, const char *path, char *out,
 	return rc < 0 ? (int)err.code : 0;
 }
 
+/* Entries (but . and ..) of the store directory r/k/rel. */
+static int count_files(const char *rel)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	store_file(dir, sizeof(dir), rel);
+	d = opendir(dir);
+	KT_CHECK(d != NULL);
+	if (!d)
+		return -1;
+	for (de = readdir(d); de; de = readdir(d))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
 KT_TEST(local_versions_twelve_commits_keep_the_last_ten)
 {
 	struct kf_provider *p = versioned_store();
@@ -566,6 +586,8 @@ KT_TEST(local_versions_twelve_commits_keep_the_last_ten)
 		KT_EQ_STR(l.labels[i], i == 0 ? "latest" : "");
 		KT_CHECK(l.created[i] > 1600000000000LL);
 	}
+	/* On disk: the nine older ones beside the current file. */
+	KT_EQ_INT(count_files(".versions/v"), 9);
 	/* A directory holds no value; what is not there is not found. */
 	KT_EQ_INT(read_v(p, "r/k", "3", NULL, NULL, 0), KF_E_ISDIR);
 	KT_EQ_INT(read_v(p, "r/nokey", "3", NULL, NULL, 0), KF_E_NOTFOUND);
