@@ -28,25 +28,6 @@ static const struct kf_provider_opt local_opts[] = {
 	{ NULL, NULL, NULL },
 };
 
-/* The bytes a value file adds to its value, from its magic (a file
- * that has none counts as the older format: it will not open). */
-static uint64_t file_overhead(const char *fp)
-{
-	unsigned char b[KF_LOCAL_HDR2_LEN];
-	struct kf_local_hdr h;
-	struct stat st;
-	ssize_t n = -1;
-	int fd = kf_store_open(fp, &st, NULL);
-
-	if (fd >= 0) {
-		n = read(fd, b, sizeof(b));
-		close(fd);
-	}
-	if (n < 8 || kf_local_value_header(b, (size_t)n, &h) < 0)
-		return KF_LOCAL_OVERHEAD;
-	return h.len + KF_GCM_TAG;
-}
-
 static int local_getattr(struct kf_provider *p, const char *path,
 			 struct kf_attr *a, struct kf_err *err)
 {
@@ -54,7 +35,6 @@ static int local_getattr(struct kf_provider *p, const char *path,
 	struct kf_local_parts pp;
 	char fp[PATH_MAX];
 	struct stat st;
-	uint64_t over;
 
 	memset(a, 0, sizeof(*a));
 	if (kf_local_parse(path, &pp, 0, err) < 0)
@@ -80,9 +60,9 @@ static int local_getattr(struct kf_provider *p, const char *path,
 		return kf_store_not_regular(fp, st.st_mode, err);
 	a->kind = KF_KIND_FILE;
 	a->size_known = 1;
-	over = file_overhead(fp);
-	a->size = (uint64_t)st.st_size >= over ? (uint64_t)st.st_size - over :
-						 0;
+	a->size = st.st_size >= KF_LOCAL_OVERHEAD ?
+			  (uint64_t)st.st_size - KF_LOCAL_OVERHEAD :
+			  0;
 	return 0;
 }
 
@@ -328,7 +308,7 @@ static int local_commit(struct kf_provider *p, const char *path,
 	}
 	if (kf_local_key_get(l, v.rk, 0, key, &ver, err) < 0)
 		goto out;
-	blob = malloc(n + KF_LOCAL_OVERHEAD2);
+	blob = malloc(n + KF_LOCAL_OVERHEAD);
 	if (!blob) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
@@ -337,7 +317,7 @@ static int local_commit(struct kf_provider *p, const char *path,
 	    kf_local_value_seal(key, (uint32_t)ver, number, path, value, n,
 				blob, err) < 0 ||
 	    kf_store_replace(v.dir, strrchr(v.fp, '/') + 1, blob,
-			     n + KF_LOCAL_OVERHEAD2, err) < 0)
+			     n + KF_LOCAL_OVERHEAD, err) < 0)
 		goto out;
 	kf_local_versions_prune(&v, number);
 	rc = 0;

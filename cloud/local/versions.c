@@ -84,7 +84,7 @@ static int current_header(const char *fp, const char *path,
 			  struct kf_local_hdr *h, struct stat *st,
 			  struct kf_err *err)
 {
-	unsigned char b[KF_LOCAL_HDR2_LEN];
+	unsigned char b[12];
 	ssize_t n;
 	int fd = kf_store_open(fp, st, err);
 
@@ -94,8 +94,8 @@ static int current_header(const char *fp, const char *path,
 		n = pread(fd, b, sizeof(b), 0);
 	while (n < 0 && errno == EINTR);
 	close(fd);
-	if (n < 0 || kf_local_value_header(b, (size_t)n, h) < 0 ||
-	    (size_t)n < h->len || h->number < 1)
+	if (n < (ssize_t)sizeof(b) ||
+	    kf_local_value_header(b, sizeof(b), h) < 0 || h->number < 1)
 		return kf_fail(err, KF_E_INTEGRITY,
 			       "local/%s is not a keyfs value file (damaged?)",
 			       path);
@@ -183,16 +183,21 @@ static int keep_current(const struct kf_local_vpath *v, const char *path,
 			uint32_t c, struct kf_err *err)
 {
 	char name[16], dst[PATH_MAX];
-	int n;
+	int n, rc;
 
 	(void)snprintf(name, sizeof(name), "%lu", (unsigned long)c); /* fits */
 	n = snprintf(dst, sizeof(dst), "%s/%s", v->vdir, name);
 	if (n < 0 || (size_t)n >= sizeof(dst))
 		return kf_fail(err, KF_E_INVALID, "path too long");
-	if (make_vdir(v, path, err) < 0)
-		return -1;
+	rc = link(v->fp, dst);
+	if (rc < 0 && errno == ENOENT) {
+		/* The name's first kept version: its directory is made. */
+		if (make_vdir(v, path, err) < 0)
+			return -1;
+		rc = link(v->fp, dst);
+	}
 	/* EEXIST: linked by a commit that stopped before its rename. */
-	if (link(v->fp, dst) < 0 && errno != EEXIST) {
+	if (rc < 0 && errno != EEXIST) {
 		if (errno != EPERM && errno != EOPNOTSUPP && errno != EMLINK)
 			return kf_local_errno_fail(err, errno,
 						   "cannot keep a version of",

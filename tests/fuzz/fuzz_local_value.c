@@ -164,16 +164,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* The bytes a value file of this header adds to its value. */
-static size_t overhead(const uint8_t *data, size_t size)
-{
-	struct kf_local_hdr h;
-
-	if (kf_local_value_header(data, size, &h) < 0)
-		return KF_LOCAL_OVERHEAD;
-	return h.len + KF_GCM_TAG;
-}
-
 /* The same bytes straight through the format under version 1's key. */
 static void open_direct(const uint8_t *data, size_t size, int vtable_rc,
 			const struct kf_secret *via)
@@ -184,7 +174,7 @@ static void open_direct(const uint8_t *data, size_t size, int vtable_rc,
 	int r;
 
 	r = kf_local_value_open(dk1, "r/k/v", data, size, &s, &err);
-	if (r == 0 ? !s || s->len != size - overhead(data, size) :
+	if (r == 0 ? !s || s->len != size - KF_LOCAL_OVERHEAD :
 		     r != -1 || s || err.code != KF_E_INTEGRITY) {
 		fprintf(stderr, "open: rc %d code %s: %s\n", r,
 			kf_code_name(err.code), err.msg);
@@ -206,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	write_file(value_path, data, size, 0600);
 	r = prov->ops->read(prov, "r/k/v", &s, &err);
 	if (r == 0) {
-		if (!s || s->len != size - overhead(data, size))
+		if (!s || s->len != size - KF_LOCAL_OVERHEAD)
 			abort();
 	} else if (r != -1 || s != NULL || err.code != KF_E_INTEGRITY) {
 		fprintf(stderr, "read: rc %d code %s: %s\n", r,

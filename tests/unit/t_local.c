@@ -168,6 +168,42 @@ KT_TEST(local_value_header_checks)
 	KT_EQ_INT(err.code, KF_E_INTEGRITY);
 }
 
+KT_TEST(local_value_numbered_format_binds_its_number)
+{
+	unsigned char key[32], a[BLOB_LEN], b[BLOB_LEN];
+	struct kf_secret *s = NULL;
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_local_hdr h;
+
+	fixed_key(key, 8);
+	KT_EQ_INT(kf_local_value_seal(key, 3, 7, "r/k/v", secret_text,
+				      sizeof(secret_text) - 1, a, &err),
+		  0);
+	KT_EQ_INT(kf_local_value_seal(key, 3, 7, "r/k/v", secret_text,
+				      sizeof(secret_text) - 1, b, &err),
+		  0);
+	KT_EQ_MEM(a, "KFL2", 4);
+	KT_EQ_INT(kf_local_value_header(a, sizeof(a), &h), 0);
+	KT_EQ_INT(h.keyver, 3);
+	KT_EQ_INT(h.number, 7);
+	/* The same number twice: the rest of the IV is fresh. */
+	KT_CHECK(!kf_memeq(a + 12, b + 12, 8));
+	KT_EQ_INT(kf_local_value_open(key, "r/k/v", a, sizeof(a), &s, &err), 0);
+	KT_CHECK(s && s->len == sizeof(secret_text) - 1 &&
+		 kf_memeq(s->data, secret_text, s->len));
+	kf_secret_free(s);
+	s = NULL;
+	/* Renumbered (7 -> 8): refused. */
+	a[11] = 8;
+	KT_EQ_INT(kf_local_value_open(key, "r/k/v", a, sizeof(a), &s, &err),
+		  -1);
+	KT_EQ_INT(err.code, KF_E_INTEGRITY);
+	/* KFL1 is version 1. */
+	seal(key, 3, "r/k/v", b);
+	KT_EQ_INT(kf_local_value_header(b, sizeof(b), &h), 0);
+	KT_EQ_INT(h.number, 1);
+}
+
 KT_TEST(local_key_wrap_round_trips_and_binds_key_and_version)
 {
 	unsigned char mk[32], other[32], dk[32], out[32];
