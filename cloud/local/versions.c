@@ -240,8 +240,10 @@ int kf_local_versions_prepare(const struct kf_local_vpath *v, const char *path,
 }
 
 /* Remove from vdir versions at or below `below`, markers other than
- * keep ("" none) and temporary files.  Best effort. */
-static void drop_entries(const char *vdir, uint32_t below, const char *keep)
+ * keep ("" none) and temporary files, the directory synced when sync.
+ * Best effort. */
+static void drop_entries(const char *vdir, uint32_t below, const char *keep,
+			 int sync)
 {
 	struct dirent *de;
 	DIR *d = opendir(vdir);
@@ -259,14 +261,17 @@ static void drop_entries(const char *vdir, uint32_t below, const char *keep)
 			gone = 1;
 	}
 	closedir(d);
-	if (gone)
+	if (gone && sync)
 		kf_store_sync_dir(vdir);
 }
 
 void kf_local_versions_prune(const struct kf_local_vpath *v, uint32_t number)
 {
+	/* Not synced: a dropped version that comes back after a crash is
+	 * past the newest ten, never shown, and the next commit drops it. */
 	drop_entries(v->vdir,
-		     number > KF_LOCAL_KEEP ? number - KF_LOCAL_KEEP : 0, "");
+		     number > KF_LOCAL_KEEP ? number - KF_LOCAL_KEEP : 0, "",
+		     0);
 }
 
 int kf_local_versions_unlink(const struct kf_local_vpath *v, const char *path,
@@ -293,7 +298,7 @@ int kf_local_versions_unlink(const struct kf_local_vpath *v, const char *path,
 	if (make_vdir(v, path, err) < 0 ||
 	    kf_store_replace(v->vdir, marker, "", 0, err) < 0)
 		return -1;
-	drop_entries(v->vdir, UINT32_MAX, marker);
+	drop_entries(v->vdir, UINT32_MAX, marker, 1);
 	if (unlink(v->fp) < 0)
 		return kf_local_errno_fail(err, errno, "cannot remove", path);
 	kf_store_sync_dir(v->dir);
