@@ -4,6 +4,7 @@
  * user namespace is served; no attribute value is ever logged.
  */
 #include "xattr.h"
+#include "view.h"
 
 #include "errmap.h"
 #include "ops.h"
@@ -44,7 +45,10 @@ int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 	if (p && kf_held_has(&kf_fs_ctx()->held, path))
 		return -ENODATA; /* held temporary files have none */
 	kf_buf_init(&out, XATTR_MAX);
-	if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
+	rc = kf_view_getxattr(p, path, rel, name, &out);
+	if (rc <= 0)
+		rc = rc ? rc : xattr_reply(&out, value, size);
+	else if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
 		rc = -ENOMEM;
 	else if (p && p->ops->getxattr(p, rel, name, &out, &err) < 0)
 		rc = kf_errmap_report("getxattr", path, &err);
@@ -74,11 +78,25 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 		return rc;
 	if (!p || kf_held_has(&kf_fs_ctx()->held, path))
 		return -ENOTSUP;
+	if (kf_view_refuse(path))
+		return -EROFS;
 	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
 		     kf_errmap_report("setxattr", path, &err) :
 		     0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	return kf_fs_audited("setxattr", path, rc);
+}
+
+/* Whether path is a value file of a provider that keeps versions. */
+static int versioned(struct kf_provider *p, const char *path, const char *rel)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr a;
+
+	return p->ops->versions &&
+	       kf_cache_getattr(&kf_fs_ctx()->cache, p, path, rel, 0, &a,
+				&err) == 0 &&
+	       a.kind == KF_KIND_FILE;
 }
 
 int kf_fs_listxattr(const char *path, char *list, size_t size)
@@ -97,9 +115,15 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	kf_buf_init(&out, XATTR_MAX);
 	if (!p)
 		kf_buf_add(&out, STATS_XATTR, sizeof(STATS_XATTR));
-	if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
+	if (p && *rel && kf_view_refuse(path))
+		rc = 0; /* views carry no attributes */
+	else if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
 		rc = kf_errmap_report("listxattr", path, &err);
-	else
+	else if (p && *rel && versioned(p, path, rel) &&
+		 kf_buf_add(&out, KF_VERSIONS_XATTR,
+			    sizeof(KF_VERSIONS_XATTR)) < 0)
+		rc = -ENOMEM;
+	if (rc == 0)
 		rc = xattr_reply(&out, list, size);
 	kf_buf_release(&out);
 	return rc;
