@@ -260,6 +260,8 @@ def test_versions_xattr_lists_every_version_newest_first(aws):
     assert [r.get("NextToken") for r in reqs] == [None, "2"] * (len(reqs) // 2)
     r = run(["getfattr", "--only-values", "-n", VERSIONS, p])
     assert r.returncode == 0 and r.stdout.encode() == os.getxattr(p, VERSIONS)
+    assert VERSIONS in os.listxattr(p)
+    assert oserr(os.setxattr, p, VERSIONS, b"x") == errno.EPERM
 
 
 def test_views_are_never_listed_and_never_written(aws):
