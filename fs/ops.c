@@ -190,6 +190,16 @@ static int is_view(const char *rel)
 	return v.is_view;
 }
 
+/* Creating a view path: in a version directory, which is read-only,
+ * EROFS; else the name holds ':' or '#', in no valid name: EINVAL. */
+static int view_create_errno(const char *rel)
+{
+	struct kf_view v;
+
+	kf_view_parse(rel, &v);
+	return v.in_dir ? -EROFS : -EINVAL;
+}
+
 /* A view: its base's owner and mode, never writable. */
 static int view_stat(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		     const char *rel, struct stat *st)
@@ -353,7 +363,7 @@ static int kf_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	(void)mode; /* modes come from -o umask */
-	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
+	if (kf_fs_ctx()->read_only)
 		return -EROFS;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
@@ -362,6 +372,8 @@ static int kf_mkdir(const char *path, mode_t mode)
 		return rc;
 	if (!p || !*rel)
 		return kf_fs_audited("mkdir", path, -EEXIST);
+	if (is_view(rel))
+		return kf_fs_audited("mkdir", path, view_create_errno(rel));
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	if (p->ops->mkdir(p, rel, &err) < 0)
 		return kf_fs_audited("mkdir", path,
@@ -570,7 +582,7 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (!p || !*rel)
 		return -EEXIST;
 	if (is_view(rel))
-		return kf_fs_audited("create", path, -EROFS);
+		return kf_fs_audited("create", path, view_create_errno(rel));
 	rc = create_held(fs, p, path, rel, fi);
 	if (rc != 1)
 		return kf_fs_audited("create", path, rc);
