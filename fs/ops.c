@@ -407,8 +407,10 @@ static int remove_path(const char *path, const char *op, int root_errno,
 		return kf_fs_audited(op, path, -root_errno);
 	rc = fn(p, rel, &err) < 0 ? kf_errmap_report(op, path, &err) : 0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
-	if (rc == 0)
+	if (rc == 0) {
 		kf_modes_forget(&kf_fs_ctx()->modes, path);
+		kf_cache_forget_versions(&kf_fs_ctx()->cache, path);
+	}
 	return kf_fs_audited(op, path, rc);
 }
 

@@ -194,10 +194,13 @@ def test_rm_takes_the_versions_and_numbers_go_on(keyfs):
         assert oserr(read, v + ":%d" % i) == errno.ENOENT
     assert oserr(os.getxattr, v, VERSIONS) == errno.ENOENT
     # Made again: it goes on counting, so 1..3 never name a new value
-    # (a mount that cached one of them before the rm still has it right).
+    # (and the mount that removed it forgot the ones it had cached).
     write(v, b"new")
     assert [x[0] for x in versions(v)] == ["4"]
     assert read(v + ":4") == b"new"
+    # The rm also dropped the versions this mount had cached.
+    for i in range(1, 4):
+        assert oserr(read, v + ":%d" % i) == errno.ENOENT
     m2 = keyfs("fresh", store=m.store)
     v2 = m2.path("local", "ring", "key", "v")
     for i in range(1, 4):
