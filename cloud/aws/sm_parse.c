@@ -30,25 +30,42 @@ static int64_t epoch_of(double d)
 	return (int64_t)d;
 }
 
-int64_t kf_aws_sm_parse_date(const json_t *o, const char *key)
+/*
+ * o[key] as a number of epoch seconds: a JSON integer (exact in *i), a
+ * real, or a decimal string.  1 when it is one (*d set), else 0.
+ */
+static int date_number(const json_t *o, const char *key, double *d,
+		       json_int_t *i, int *integer)
 {
 	const json_t *v = o ? json_object_get(o, key) : NULL;
-	const char *s;
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 	char *end = NULL;
-	double d;
 
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_real(v))
-		return epoch_of(json_real_value(v));
-	s = json_is_string(v) ? json_string_value(v) : NULL;
+	*integer = json_is_integer(v);
+	if (*integer) {
+		*i = json_integer_value(v);
+		return 1;
+	}
+	if (json_is_real(v)) {
+		*d = json_real_value(v);
+		return 1;
+	}
 	if (!s)
 		return 0;
 	errno = 0;
-	d = strtod(s, &end);
-	if (errno == 0 && end != s && *end == '\0')
-		return epoch_of(d);
-	return 0;
+	*d = strtod(s, &end);
+	return errno == 0 && end != s && *end == '\0';
+}
+
+int64_t kf_aws_sm_parse_date(const json_t *o, const char *key)
+{
+	json_int_t i = 0;
+	double d = 0;
+	int integer;
+
+	if (!date_number(o, key, &d, &i, &integer))
+		return 0;
+	return integer ? (int64_t)i : epoch_of(d);
 }
 
 /* As epoch_of, in milliseconds, rounded to the nearest. */
@@ -62,28 +79,17 @@ static int64_t epoch_ms_of(double d)
 
 int64_t kf_aws_sm_parse_date_ms(const json_t *o, const char *key)
 {
-	const json_t *v = o ? json_object_get(o, key) : NULL;
-	const char *s;
-	char *end = NULL;
-	json_int_t i;
-	double d;
+	json_int_t i = 0;
+	double d = 0;
+	int integer;
 
-	if (json_is_integer(v)) {
-		i = json_integer_value(v);
+	if (!date_number(o, key, &d, &i, &integer))
+		return 0;
+	if (integer)
 		return i > -1000000000000LL && i < 1000000000000LL ?
 			       (int64_t)i * 1000 :
 			       0;
-	}
-	if (json_is_real(v))
-		return epoch_ms_of(json_real_value(v));
-	s = json_is_string(v) ? json_string_value(v) : NULL;
-	if (!s)
-		return 0;
-	errno = 0;
-	d = strtod(s, &end);
-	if (errno == 0 && end != s && *end == '\0')
-		return epoch_ms_of(d);
-	return 0;
+	return epoch_ms_of(d);
 }
 
 static char *strdup_or_null(const char *s)
