@@ -205,3 +205,27 @@ def grep_tree(root, needle):
             except OSError:
                 pass
     return hits
+
+
+def write_file(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    """Write all of data (bytes) through one open of path (mode 0600 when
+    created), then close it."""
+    fd = os.open(path, flags, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def oserr(fn, *a):
+    """The errno fn(*a) fails with (the test fails if it succeeds)."""
+    with pytest.raises(OSError) as e:
+        fn(*a)
+    return e.value.errno

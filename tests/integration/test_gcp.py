@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-from conftest import grep_tree, make_canary, run
+from conftest import (
+    grep_tree, make_canary, run, write_file as write, read_file as read,
+    oserr)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulators"))
@@ -69,27 +71,6 @@ def gcpfs(keyfs, emu, sakey, tmp_path):
         return keyfs(name=name, env=env or clean_env(tmp_path), args=args,
                      **o)
     return start
-
-
-def write(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
 
 
 def counters(emu):

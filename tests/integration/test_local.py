@@ -8,29 +8,9 @@ import time
 
 import pytest
 
-from conftest import KEYFS_BIN, grep_tree, make_canary, run
-
-
-def write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
-    fd = os.open(path, flags, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
+from conftest import (
+    KEYFS_BIN, grep_tree, make_canary, run, write_file as write,
+    read_file as read, oserr)
 
 
 def _key(keyfs, **opts):

@@ -13,20 +13,7 @@ import time
 
 import pytest
 
-from conftest import run
-
-
-def write(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
+from conftest import run, write_file as write, read_file as read, oserr
 
 
 def release_fifos(sdir):
@@ -127,11 +114,6 @@ def test_directory_value_is_refused(key):
 
 
 # ---- key files: their metadata is authenticated by the master key -------
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
 
 
 def rotated_key(keyfs, name="k"):

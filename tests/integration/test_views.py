@@ -12,26 +12,9 @@ import time
 
 import pytest
 
-from conftest import grep_tree, make_canary, run
-
-
-def write(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
+from conftest import (
+    grep_tree, make_canary, run, write_file as write, read_file as read,
+    oserr)
 
 
 def _db(m, value):

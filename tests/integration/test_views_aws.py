@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import make_canary, run
+from conftest import make_canary, run, read_file as read, oserr
 from test_aws import AWS_CLI, PYENV_PYTHON, REGION, SETUP_IAM, aws_env, \
     start_moto, stop_moto
 
@@ -157,17 +157,6 @@ class Env:
 @pytest.fixture
 def aws(signed, keyfs, tmp_path):
     return Env(signed, keyfs, tmp_path)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
 
 
 def rotated(aws, name):

@@ -11,30 +11,11 @@ import re
 import subprocess
 import time
 
-import pytest
 
-from conftest import make_canary, run
+from conftest import (
+    make_canary, run, write_file as write, read_file as read, oserr)
 
 VERSIONS = "user.keyfs.versions"
-
-
-def write(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def oserr(fn, *a):
-    with pytest.raises(OSError) as e:
-        fn(*a)
-    return e.value.errno
 
 
 def key_dir(m):
