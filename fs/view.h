@@ -47,8 +47,7 @@ int kf_view_parse(const char *rel, struct kf_view *v);
  * version names one fixed value (never expires from the cache).
  */
 int kf_view_fetch(struct kf_provider *p, const char *key,
-		  struct kf_secret **value, int *immutable,
-		  struct kf_err *err);
+		  struct kf_secret **value, int *immutable, struct kf_err *err);
 
 /*
  * The value a read of path (rel under p) serves: through the cache, a

@@ -14,6 +14,41 @@
 
 #define XATTR_MAX 65536
 #define STATS_XATTR "user.keyfs.stats"
+#define STALE_XATTR "user.keyfs.stale"
+
+/* Whether path is a value file (its attributes, through the cache). */
+static int is_value(const char *path)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr a;
+	struct kf_provider *p;
+	const char *rel;
+
+	if (kf_fs_route(path, &p, &rel) || !p || !*rel ||
+	    kf_held_has(&kf_fs_ctx()->held, path))
+		return 0;
+	return kf_cache_getattr(&kf_fs_ctx()->cache, p, path, rel, 0, &a,
+				&err) == 0 &&
+	       a.kind == KF_KIND_FILE;
+}
+
+/* user.keyfs.stale: "1" while a stale value of path is served.  A
+ * field's value is cached with its whole secret (no #FIELD). */
+static int stale_reply(const char *path, char *value, size_t size)
+{
+	char key[4096];
+	const char *hash = strrchr(path, '#'), *slash = strrchr(path, '/');
+	size_t n = hash && hash > slash ? (size_t)(hash - path) : strlen(path);
+
+	if (n >= sizeof(key))
+		return -ENAMETOOLONG;
+	memcpy(key, path, n);
+	key[n] = '\0';
+	if (size == 0)
+		return 1;
+	value[0] = kf_cache_stale(&kf_fs_ctx()->cache, key) ? '1' : '0';
+	return 1;
+}
 
 /* Hand a getxattr/listxattr answer to FUSE: its size when size is 0. */
 static int xattr_reply(const struct kf_buf *out, char *value, size_t size)
@@ -34,8 +69,10 @@ int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 	const char *rel;
 	int rc;
 
-	if (strncmp(name, "user.", 5) != 0)
+	if (strncmp(name, "user.", 5) != 0 || kf_events_node(path))
 		return -ENODATA;
+	if (!strcmp(name, STALE_XATTR) && is_value(path))
+		return stale_reply(path, value, size);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -69,6 +106,8 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 		return -ENOTSUP;
 	if (size > XATTR_MAX)
 		return -E2BIG;
+	if (kf_events_fs_refuse(kf_fs_ctx(), path))
+		return kf_events_fs_refuse(kf_fs_ctx(), path);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -89,6 +128,8 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	const char *rel;
 	int rc;
 
+	if (kf_events_node(path))
+		return 0;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -97,6 +138,8 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	kf_buf_init(&out, XATTR_MAX);
 	if (!p)
 		kf_buf_add(&out, STATS_XATTR, sizeof(STATS_XATTR));
+	if (p && *rel && is_value(path))
+		kf_buf_add(&out, STALE_XATTR, sizeof(STALE_XATTR));
 	if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
 		rc = kf_errmap_report("listxattr", path, &err);
 	else
