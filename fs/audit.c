@@ -93,9 +93,10 @@ static void comm_of(pid_t pid, char *out, size_t outlen)
 }
 
 void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
-		  const char *op, const char *path, int result)
+		  const char *op, const char *path, int result,
+		  const char *version)
 {
-	char line[6000], epath[4200], comm[80], when[32], res[48];
+	char line[6000], epath[4200], comm[80], when[32], res[48], ever[300];
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -106,6 +107,14 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	esc(path, epath, sizeof(epath));
+	if (version && *version) {
+		char e[260];
+
+		esc(version, e, sizeof(e));
+		(void)snprintf(ever, sizeof(ever), " version=\"%s\"", e);
+	} else {
+		ever[0] = '\0';
+	}
 	comm_of(pid, comm, sizeof(comm));
 	/* Log text: an errno name cut short is still a name. */
 	if (result == 0)
@@ -117,9 +126,9 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 				       "?");
 	n = snprintf(line, sizeof(line),
 		     "%s.%03ldZ uid=%u gid=%u pid=%d comm=\"%s\" op=%s "
-		     "path=\"%s\" result=%s\n",
+		     "path=\"%s\" result=%s%s\n",
 		     when, ts.tv_nsec / 1000000, (unsigned)uid, (unsigned)gid,
-		     (int)pid, comm, op, epath, res);
+		     (int)pid, comm, op, epath, res, ever);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line))

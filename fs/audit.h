@@ -18,11 +18,14 @@ int kf_audit_open(const char *spec, struct kf_audit **out, char *errbuf,
 		  size_t errlen);
 
 /*
- * Log one access.  result is 0 or -errno.  Thread-safe; one write(2) per
+ * Log one access.  result is 0 or -errno; version, when neither NULL nor
+ * empty, is the store's name of the version that was served (a
+ * VersionId, a version number), added as version="...".  Thread-safe; one write(2) per
  * line so concurrent lines never interleave.
  */
 void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
-		  const char *op, const char *path, int result);
+		  const char *op, const char *path, int result,
+		  const char *version);
 
 /* Accepts NULL. */
 void kf_audit_close(struct kf_audit *a);

@@ -7,6 +7,7 @@
  */
 #include "cache.h"
 #include "centry.h"
+#include "view.h"
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -125,6 +126,7 @@ static int copy_out(struct kf_secret *v, struct kf_secret **out,
 	*out = kf_secret_dup(v->data, v->len);
 	if (!*out)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	kf_secret_set_version(*out, v->version);
 	return 0;
 }
 
@@ -236,7 +238,7 @@ static int serve_held_locked(struct kf_cache *c, struct kf_centry *e,
 {
 	if (!e->val)
 		return 0;
-	if (t - e->val_at < c->ttl_ms) {
+	if (e->immutable || t - e->val_at < c->ttl_ms) {
 		c->st.hits++;
 	} else if (is_down_locked(c, e->p, t) &&
 		   within_stale(c, e->val_at, t)) {
@@ -297,23 +299,25 @@ static int fetch_failed_locked(struct kf_cache *c, struct kf_centry *e,
 	return -1;
 }
 
-/* The provider call of a fetch (no lock held). */
+/* The provider call of a fetch (no lock held); *immutable as for
+ * kf_view_fetch (rel may name a version). */
 static int fetch_value(struct kf_cache *c, struct kf_provider *p,
 		       const char *path, const char *rel, int nearby,
-		       struct kf_secret **v, struct kf_err *err)
+		       struct kf_secret **v, int *immutable, struct kf_err *err)
 {
 	struct sibling_ctx sc = { c, p, path, rel };
 
+	*immutable = 0;
 	if (nearby && p->ops->read_nearby)
 		return p->ops->read_nearby(p, rel, NEARBY_MAX, sibling_wanted,
 					   sibling_value, &sc, v, err);
-	return p->ops->read(p, rel, v, err);
+	return kf_view_fetch(p, rel, v, immutable, err);
 }
 
 /* Take the outcome of the fetch that started at generation gen. */
 static int fetched_locked(struct kf_cache *c, struct kf_centry *e, uint64_t gen,
-			  int rc, struct kf_secret **v, struct kf_secret **out,
-			  struct kf_err *err)
+			  int rc, int immutable, struct kf_secret **v,
+			  struct kf_secret **out, struct kf_err *err)
 {
 	uint64_t t = now();
 
@@ -323,6 +327,7 @@ static int fetched_locked(struct kf_cache *c, struct kf_centry *e, uint64_t gen,
 	rc = copy_out(*v, out, err);
 	if (rc == 0 && e->gen == gen) {
 		kf_centry_set_value_locked(c, e, v, t);
+		e->immutable = immutable;
 		e->last_read = t;
 		e->stale_logged = 0;
 		if (e->attr_state == KF_ATTR_ABSENT)
@@ -340,7 +345,7 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 	struct kf_secret *v = NULL;
 	struct kf_centry *e;
 	uint64_t gen;
-	int rc = -1;
+	int rc = -1, immutable = 0;
 
 	*out = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -368,13 +373,13 @@ static int cache_read(struct kf_cache *c, struct kf_provider *p,
 	c->st.misses++;
 	pthread_mutex_unlock(&c->lock);
 
-	rc = fetch_value(c, p, path, rel, nearby, &v, err);
+	rc = fetch_value(c, p, path, rel, nearby, &v, &immutable, err);
 
 	pthread_mutex_lock(&c->lock);
 	e = kf_centry_find_locked(c, path); /* pinned by loading */
 	e->loading = 0;
 	pthread_cond_broadcast(&c->cond);
-	rc = fetched_locked(c, e, gen, rc, &v, out, err);
+	rc = fetched_locked(c, e, gen, rc, immutable, &v, out, err);
 out:
 	pthread_mutex_unlock(&c->lock);
 	kf_secret_free(v);
@@ -594,7 +599,7 @@ int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
 	struct kf_secret *v = NULL;
 	struct kf_centry *e;
 	uint64_t gen, t;
-	int rc;
+	int rc, immutable = 0;
 
 	if (out)
 		*out = NULL;
@@ -619,7 +624,7 @@ int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
 	gen = e->gen;
 	pthread_mutex_unlock(&c->lock);
 
-	rc = fetch_value(c, p, path, rel, 0, &v, err);
+	rc = fetch_value(c, p, path, rel, 0, &v, &immutable, err);
 
 	pthread_mutex_lock(&c->lock);
 	e = kf_centry_find_locked(c, path); /* pinned by loading */
@@ -642,6 +647,7 @@ int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
 				c->st.changes++;
 				e->attr_state = KF_ATTR_NONE;
 			}
+			e->immutable = immutable;
 			e->stale_logged = 0;
 		}
 	}
@@ -659,7 +665,7 @@ int kf_cache_stale(struct kf_cache *c, const char *path)
 
 	pthread_mutex_lock(&c->lock);
 	e = kf_centry_find_locked(c, path);
-	if (e && e->val && t - e->val_at >= c->ttl_ms &&
+	if (e && e->val && !e->immutable && t - e->val_at >= c->ttl_ms &&
 	    within_stale(c, e->val_at, t))
 		stale = is_down_locked(c, e->p, t) || e->stale_logged;
 	pthread_mutex_unlock(&c->lock);

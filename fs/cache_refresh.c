@@ -9,6 +9,7 @@
  */
 #include "cache.h"
 #include "centry.h"
+#include "view.h"
 
 #include "core/clock.h"
 
@@ -31,7 +32,7 @@ enum verdict {
 static int due_ahead(const struct kf_cache *c, const struct kf_centry *e,
 		     uint64_t tn)
 {
-	return e->val && tn - e->val_at >= c->ttl_ms * 3 / 4 &&
+	return e->val && !e->immutable && tn - e->val_at >= c->ttl_ms * 3 / 4 &&
 	       tn - e->val_at < c->ttl_ms + c->max_stale_ms &&
 	       tn - e->last_read < c->ttl_ms && e->last_read >= e->val_at;
 }
@@ -55,7 +56,7 @@ static enum verdict verdict_locked(const struct kf_cache *c,
 				       KEEP;
 		return FORGET;
 	}
-	if (tn - e->val_at >= c->ttl_ms + c->max_stale_ms)
+	if (!e->immutable && tn - e->val_at >= c->ttl_ms + c->max_stale_ms)
 		return DROP;
 	if (due_ahead(c, e, tn) && !e->queued)
 		return AHEAD;
@@ -170,7 +171,7 @@ static int refetch_locked(struct kf_cache *c, const char *path)
 	struct kf_secret *v = NULL;
 	struct kf_centry *e = kf_centry_find_locked(c, path);
 	uint64_t gen;
-	int rc, diff = 0;
+	int rc, diff = 0, immutable = 0;
 
 	if (e)
 		e->queued = 0;
@@ -182,7 +183,7 @@ static int refetch_locked(struct kf_cache *c, const char *path)
 	c->st.refreshes++;
 	c->pool.running++;
 	pthread_mutex_unlock(&c->lock);
-	rc = e->p->ops->read(e->p, e->rel, &v, &err);
+	rc = kf_view_fetch(e->p, e->rel, &v, &immutable, &err);
 	pthread_mutex_lock(&c->lock);
 	c->pool.running--;
 	e->loading = 0;

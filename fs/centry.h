@@ -30,6 +30,7 @@ struct kf_centry {
 	uint64_t last_read;    /* last time a reader used val */
 	int64_t changed_at;    /* epoch s when val last changed */
 	int loading;	       /* a fetch is in flight (pins e) */
+	int immutable;	       /* val is one fixed version: never expires */
 	int stale_logged;      /* said once per outage */
 	uint64_t gen;	       /* bumped by writes and forgets */
 };			       /* every field protected by kf_cache.lock */

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "errmap.h"
 #include "ops.h"
+#include "view.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -186,11 +187,20 @@ static int load(struct kf_fs *fs, struct kf_fh *h, const char *op)
 	struct kf_secret *v = NULL;
 	int rc = 0;
 
-	if (kf_cache_read(&fs->cache, h->p, h->path, h->rel, &v, &err) < 0)
+	/* A reader's value is a read (watched for changes); a writer's is
+	 * only what its writes start from. */
+	if (!h->writer) {
+		rc = kf_fs_value(fs, h->p, h->path, h->rel, op, &v);
+		if (rc < 0)
+			return rc;
+	} else if (kf_cache_read(&fs->cache, h->p, h->path, h->rel, &v, &err) <
+		   0) {
 		return kf_errmap_report(op, h->path, &err);
+	}
 	if (kf_secret_set(h->val, v->data, v->len) < 0)
 		rc = -EFBIG;
 	h->base_len = v->len;
+	(void)snprintf(h->version, sizeof(h->version), "%s", v->version);
 	kf_secret_free(v);
 	return rc;
 }
@@ -598,7 +608,7 @@ void kf_fh_release(struct kf_fs *fs, struct kf_fh *h)
 		kf_log(KF_LOG_WARN, "%s: the change was not saved", h->path);
 	if ((rc < 0 || h->committed_once) && fs->audit)
 		kf_audit_log(fs->audit, h->who.uid, h->who.gid, h->who.pid,
-			     "commit", h->path, rc);
+			     "commit", h->path, rc, NULL);
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
 		pending_del(fs, h->path);

@@ -35,7 +35,9 @@ struct kf_fh {
 	int append;
 	int writer;	/* opened for writing (or created) */
 	int cached;	/* reads through the page cache (fs/kview.h) */
+	int view;	/* a view (fs/view.h): read-only */
 	uint64_t stamp; /* fingerprint of the value read at open */
+	char version[KF_SECRET_VERSION_MAX]; /* the version read at open */
 	struct kf_who who;
 	pthread_mutex_t lock;
 	struct kf_secret *val; /* protected by lock */

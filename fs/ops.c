@@ -5,13 +5,13 @@
  * ever logged.
  */
 #include "ops.h"
+#include "view.h"
 
 #include "audit.h"
 #include "core/log.h"
 #include "errmap.h"
 #include "handle.h"
 #include "iobuf.h"
-#include "watch.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -72,15 +72,32 @@ void kf_fs_release(struct kf_fs *fs)
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
-int kf_fs_audited(const char *op, const char *path, int rc)
+int kf_fs_audited_version(const char *op, const char *path, int rc,
+			  const char *version)
 {
 	struct fuse_context *ctx = fuse_get_context();
 	struct kf_fs *fs = ctx->private_data;
 
 	if (fs->audit)
 		kf_audit_log(fs->audit, ctx->uid, ctx->gid, ctx->pid, op, path,
-			     rc < 0 ? rc : 0);
+			     rc < 0 ? rc : 0, version);
 	return rc;
+}
+
+int kf_fs_audited(const char *op, const char *path, int rc)
+{
+	return kf_fs_audited_version(op, path, rc, NULL);
+}
+
+/* A field view of a changed value (kf_view_invalidate). */
+static void invalidate_view(void *ctx, const char *path)
+{
+	struct kf_fs *fs = ctx;
+
+	if (fs->page_cache)
+		kf_kview_changed(&fs->kview, path);
+	if (fs->fuse)
+		(void)fuse_invalidate_path(fs->fuse, path);
 }
 
 void kf_fs_invalidate(struct kf_fs *fs, const char *path)
@@ -91,6 +108,7 @@ void kf_fs_invalidate(struct kf_fs *fs, const char *path)
 		kf_kview_changed(&fs->kview, path);
 	if (fs->fuse)
 		(void)fuse_invalidate_path(fs->fuse, path);
+	kf_view_invalidate(path, invalidate_view, fs);
 }
 
 /*
@@ -165,6 +183,36 @@ static int route_file(const char *path, struct kf_provider **p,
 	return rc;
 }
 
+/* Whether provider-relative rel is a view (view.h). */
+static int is_view(const char *rel)
+{
+	struct kf_view v;
+
+	kf_view_parse(rel, &v);
+	return v.is_view;
+}
+
+/* A view: its base's owner and mode, never writable. */
+static int view_stat(struct kf_fs *fs, struct kf_provider *p, const char *path,
+		     const char *rel, struct stat *st)
+{
+	struct kf_view v;
+	struct kf_attr a;
+	char modes[KF_MAX_PATH];
+	int rc;
+
+	kf_view_parse(rel, &v);
+	rc = kf_view_attr(fs, p, path, rel, &v, &a, modes, sizeof(modes));
+	if (rc)
+		return rc;
+	if (a.kind == KF_KIND_FILE)
+		shared_size(fs, path, &a);
+	fill_stat(fs, &a, st);
+	kf_modes_apply(&fs->modes, modes, st);
+	st->st_mode &= ~(mode_t)0222;
+	return 0;
+}
+
 static int kf_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
@@ -178,7 +226,7 @@ static int kf_getattr(const char *path, struct stat *st,
 
 	if (rc != 1)
 		return rc;
-	if (h) {
+	if (h && !h->view) {
 		pthread_mutex_lock(&h->lock);
 		a.kind = KF_KIND_FILE;
 		a.size_known = 1;
@@ -202,6 +250,8 @@ static int kf_getattr(const char *path, struct stat *st,
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
+	if (p && *rel && is_view(rel))
+		return view_stat(fs, p, path, rel, st);
 	if (p && *rel &&
 	    kf_cache_getattr(&fs->cache, p, path, rel, fs->exact_sizes, &a,
 			     &err) < 0) {
@@ -265,6 +315,14 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 	c.p = p;
+	if (p && *rel && is_view(rel)) {
+		struct kf_view v;
+
+		kf_view_parse(rel, &v);
+		return kf_fs_audited("readdir", path,
+				     kf_view_list(fs, p, path, rel, &v,
+						  list_one, &c));
+	}
 	if (!p) {
 		for (size_t i = 0; i < fs->tree.n; i++)
 			filler(buf, fs->tree.providers[i]->name, NULL, 0, 0);
@@ -303,7 +361,7 @@ static int kf_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	(void)mode; /* modes come from -o umask */
-	if (kf_fs_ctx()->read_only)
+	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
 		return -EROFS;
 	if (kf_events_fs_refuse(kf_fs_ctx(), path))
 		return kf_events_fs_refuse(kf_fs_ctx(), path);
@@ -338,7 +396,7 @@ static int remove_path(const char *path, const char *op, int root_errno,
 	const char *rel;
 	int rc;
 
-	if (kf_fs_ctx()->read_only)
+	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
 		return -EROFS;
 	if (kf_events_fs_refuse(kf_fs_ctx(), path))
 		return kf_events_fs_refuse(kf_fs_ctx(), path);
@@ -431,8 +489,18 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
 	if (kf_fh_writable(fi->flags) && fs->read_only)
 		return -EROFS;
 	rc = route_file(path, &p, &rel);
-	if (rc == 0)
+	if (rc == 0 && is_view(rel)) {
+		struct kf_view v;
+
+		kf_view_parse(rel, &v);
+		rc = kf_fh_writable(fi->flags) ?
+			     -EROFS :
+			     kf_view_open(fs, p, path, rel, &v, &who, &h);
+		if (rc == 0)
+			h->view = 1;
+	} else if (rc == 0) {
 		rc = kf_fh_open(fs, p, path, rel, fi->flags, &who, &h);
+	}
 	if (rc)
 		return rc;
 	/*
@@ -476,7 +544,9 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 	rc = open_held(path, fi);
 	if (rc != 1)
 		return kf_fs_audited("open", path, rc);
-	return kf_fs_audited("open", path, open_handle(path, fi));
+	rc = open_handle(path, fi);
+	return kf_fs_audited_version("open", path, rc,
+				     rc == 0 ? fh_of(fi)->version : NULL);
 }
 
 /* A new temporary name is held in memory (fs/held.c): 1 when path is not
@@ -516,6 +586,8 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EEXIST;
+	if (is_view(rel))
+		return kf_fs_audited("create", path, -EROFS);
 	rc = create_held(fs, p, path, rel, fi);
 	if (rc != 1)
 		return kf_fs_audited("create", path, rc);
@@ -532,7 +604,6 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 static int read_path(const char *path, char *buf, size_t size, off_t off)
 {
 	struct kf_fs *fs = kf_fs_ctx();
-	struct kf_err err = KF_ERR_INIT;
 	struct kf_provider *p;
 	struct kf_secret *v = NULL;
 	const char *rel;
@@ -542,8 +613,9 @@ static int read_path(const char *path, char *buf, size_t size, off_t off)
 	rc = route_file(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (kf_cache_read(&fs->cache, p, path, rel, &v, &err) < 0)
-		return kf_errmap_report("read", path, &err);
+	rc = kf_fs_value(fs, p, path, rel, "read", &v);
+	if (rc < 0)
+		return rc;
 	n = kf_fh_copy(v, off, buf, size);
 	kf_secret_free(v);
 	return (int)n;
@@ -571,7 +643,7 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 				     read_path(path, buf, size, off));
 	n = kf_fh_read(h, buf, size, off);
 	if (kf_fs_ctx()->audit)
-		kf_fs_audited("read", h->path, 0);
+		kf_fs_audited_version("read", h->path, 0, h->version);
 	return (int)n;
 }
 
@@ -665,7 +737,7 @@ static int truncate_path(const char *path, off_t size,
 
 	if (size < 0)
 		return -EINVAL;
-	if (fs->read_only)
+	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
 	if (kf_events_fs_refuse(fs, path))
 		return kf_events_fs_refuse(fs, path);
@@ -718,7 +790,7 @@ static int change_owner_or_mode(const char *op, const char *path,
 	struct stat st;
 	int rc;
 
-	if (fs->read_only)
+	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
 	if (kf_events_fs_refuse(fs, path))
 		return kf_events_fs_refuse(fs, path);
@@ -747,9 +819,11 @@ static int kf_chown(const char *path, uid_t uid, gid_t gid,
 static int kf_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
+	(void)tv;
+	(void)fi;
 	if (kf_events_fs_refuse(kf_fs_ctx(), path))
 		return kf_events_fs_refuse(kf_fs_ctx(), path);
-	return refuse(0);
+	return kf_view_refuse(path) ? -EROFS : refuse(0);
 }
 
 /* Only a held file may be renamed (fs/held.c): onto a name in its
@@ -759,7 +833,8 @@ static int kf_rename(const char *from, const char *to, unsigned int flags)
 	struct kf_who who = caller();
 	int rc;
 
-	if (kf_fs_ctx()->read_only)
+	if (kf_fs_ctx()->read_only || kf_view_refuse(from) ||
+	    kf_view_refuse(to))
 		return -EROFS;
 	if (kf_events_fs_refuse(kf_fs_ctx(), from) ||
 	    kf_events_fs_refuse(kf_fs_ctx(), to))

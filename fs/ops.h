@@ -97,4 +97,8 @@ int kf_fs_route(const char *path, struct kf_provider **p, const char **rel);
  * returns rc unchanged. */
 int kf_fs_audited(const char *op, const char *path, int rc);
 
+/* As kf_fs_audited, naming the version of the value that was served. */
+int kf_fs_audited_version(const char *op, const char *path, int rc,
+			  const char *version);
+
 #endif

@@ -23,12 +23,12 @@ struct kf_fs;
 /* A path split into its view parts (pointers into buf). */
 struct kf_view {
 	int is_view;	     /* the path names a view */
+	const char *version; /* NULL: the current value (points into buf) */
+	const char *field;   /* NULL: the whole value (points into buf) */
+	int in_dir;	     /* DIR/NAME:VERSION/FIELD: a file of a JSON
+				 secret's version directory */
 	char base[4096];     /* provider-relative path of the value:
 				 NAME (or DIR/FIELD of a JSON secret) */
-	const char *version; /* NULL: the current value */
-	const char *field;   /* NULL: the whole value */
-	int dir;	     /* NAME:VERSION of a JSON secret directory
-				 (listing its fields) */
 	char key[4096];	     /* provider-relative cache key: base, or
 				 base:VERSION (no field) */
 	char buf[4096];
@@ -56,5 +56,58 @@ int kf_view_fetch(struct kf_provider *p, const char *key,
  */
 int kf_fs_value(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		const char *rel, const char *op, struct kf_secret **out);
+
+/*
+ * The FUSE side of a view path v (rel under p): its attributes (a
+ * version of a JSON secret's directory is a directory; anything else a
+ * file, its size exact: a view's value is fetched when it is looked up,
+ * since views are never listed) and in *modes the path whose owner and
+ * mode it shows (its base file; write bits are the caller's to clear).
+ * 0 or -errno (-ENOENT for a version, field or base that does not exist).
+ */
+int kf_view_attr(struct kf_fs *fs, struct kf_provider *p, const char *path,
+		 const char *rel, const struct kf_view *v, struct kf_attr *a,
+		 char *modes, size_t n);
+
+/* List the fields of the version directory v through fn. 0 or -errno. */
+int kf_view_list(struct kf_fs *fs, struct kf_provider *p, const char *path,
+		 const char *rel, const struct kf_view *v, kf_list_fn fn,
+		 void *ctx);
+
+/*
+ * The kernel's copy of path (a cache key: a value or a version) is to be
+ * dropped: drop its copies of the field views of it looked up recently
+ * too (invalidate(ctx, view_path) for each).
+ */
+void kf_view_invalidate(const char *path,
+			void (*invalidate)(void *ctx, const char *path),
+			void *ctx);
+
+/* The attribute listing a value's versions, one per line
+ * "VERSION CREATED LABELS", newest first. */
+#define KF_VERSIONS_XATTR "user.keyfs.versions"
+
+/*
+ * getxattr of name on path (rel under p) where views decide it: a view
+ * has no attributes (-ENODATA), KF_VERSIONS_XATTR is formatted into out
+ * from ops->versions.  1 when the caller should ask the provider as
+ * usual, else 0 or -errno.
+ */
+struct kf_buf;
+int kf_view_getxattr(struct kf_provider *p, const char *path, const char *rel,
+		     const char *name, struct kf_buf *out);
+
+/* -EROFS when path (a FUSE path) is a view, which nothing writes; else 0. */
+int kf_view_refuse(const char *path);
+
+/*
+ * Open view v of path for reading: a handle holding its value (-EISDIR
+ * for a version directory).  0 or -errno.
+ */
+struct kf_who;
+struct kf_fh;
+int kf_view_open(struct kf_fs *fs, struct kf_provider *p, const char *path,
+		 const char *rel, const struct kf_view *v,
+		 const struct kf_who *who, struct kf_fh **out);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * Extended attributes on the mount: the provider's user.* attributes on
- * its paths, and the user.keyfs.stats document on the root.  Only the
+ * its paths, user.keyfs.stale on value files, and the user.keyfs.stats
+ * document on the root.  Only the
  * user namespace is served; no attribute value is ever logged.
  */
 #include "xattr.h"
+#include "view.h"
 
 #include "errmap.h"
 #include "ops.h"
@@ -25,28 +27,19 @@ static int is_value(const char *path)
 	const char *rel;
 
 	if (kf_fs_route(path, &p, &rel) || !p || !*rel ||
-	    kf_held_has(&kf_fs_ctx()->held, path))
+	    kf_view_refuse(path) || kf_held_has(&kf_fs_ctx()->held, path))
 		return 0;
 	return kf_cache_getattr(&kf_fs_ctx()->cache, p, path, rel, 0, &a,
 				&err) == 0 &&
 	       a.kind == KF_KIND_FILE;
 }
 
-/* user.keyfs.stale: "1" while a stale value of path is served.  A
- * field's value is cached with its whole secret (no #FIELD). */
+/* user.keyfs.stale: "1" while a stale value of path is served. */
 static int stale_reply(const char *path, char *value, size_t size)
 {
-	char key[4096];
-	const char *hash = strrchr(path, '#'), *slash = strrchr(path, '/');
-	size_t n = hash && hash > slash ? (size_t)(hash - path) : strlen(path);
-
-	if (n >= sizeof(key))
-		return -ENAMETOOLONG;
-	memcpy(key, path, n);
-	key[n] = '\0';
 	if (size == 0)
 		return 1;
-	value[0] = kf_cache_stale(&kf_fs_ctx()->cache, key) ? '1' : '0';
+	value[0] = kf_cache_stale(&kf_fs_ctx()->cache, path) ? '1' : '0';
 	return 1;
 }
 
@@ -81,7 +74,10 @@ int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 	if (p && kf_held_has(&kf_fs_ctx()->held, path))
 		return -ENODATA; /* held temporary files have none */
 	kf_buf_init(&out, XATTR_MAX);
-	if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
+	rc = kf_view_getxattr(p, path, rel, name, &out);
+	if (rc <= 0)
+		rc = rc ? rc : xattr_reply(&out, value, size);
+	else if (!p && kf_statsdoc_json(kf_fs_ctx(), &out) < 0)
 		rc = -ENOMEM;
 	else if (p && p->ops->getxattr(p, rel, name, &out, &err) < 0)
 		rc = kf_errmap_report("getxattr", path, &err);
@@ -113,11 +109,25 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 		return rc;
 	if (!p || kf_held_has(&kf_fs_ctx()->held, path))
 		return -ENOTSUP;
+	if (kf_view_refuse(path))
+		return -EROFS;
 	rc = p->ops->setxattr(p, rel, name, value, size, &err) < 0 ?
 		     kf_errmap_report("setxattr", path, &err) :
 		     0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	return kf_fs_audited("setxattr", path, rc);
+}
+
+/* Whether path is a value file of a provider that keeps versions. */
+static int versioned(struct kf_provider *p, const char *path, const char *rel)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr a;
+
+	return p->ops->versions &&
+	       kf_cache_getattr(&kf_fs_ctx()->cache, p, path, rel, 0, &a,
+				&err) == 0 &&
+	       a.kind == KF_KIND_FILE;
 }
 
 int kf_fs_listxattr(const char *path, char *list, size_t size)
@@ -138,11 +148,18 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	kf_buf_init(&out, XATTR_MAX);
 	if (!p)
 		kf_buf_add(&out, STATS_XATTR, sizeof(STATS_XATTR));
-	if (p && *rel && is_value(path))
-		kf_buf_add(&out, STALE_XATTR, sizeof(STALE_XATTR));
-	if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
+	if (p && *rel && kf_view_refuse(path))
+		rc = 0; /* views carry no attributes */
+	else if (p && p->ops->listxattr(p, rel, &out, &err) < 0)
 		rc = kf_errmap_report("listxattr", path, &err);
-	else
+	else if (p && *rel && versioned(p, path, rel) &&
+		 kf_buf_add(&out, KF_VERSIONS_XATTR,
+			    sizeof(KF_VERSIONS_XATTR)) < 0)
+		rc = -ENOMEM;
+	if (rc == 0 && p && *rel && !kf_view_refuse(path) && is_value(path) &&
+	    kf_buf_add(&out, STALE_XATTR, sizeof(STALE_XATTR)) < 0)
+		rc = -ENOMEM;
+	if (rc == 0)
 		rc = xattr_reply(&out, list, size);
 	kf_buf_release(&out);
 	return rc;

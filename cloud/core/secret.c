@@ -192,7 +192,8 @@ struct kf_secret *kf_secret_dup(const void *p, size_t n)
 void kf_secret_set_version(struct kf_secret *s, const char *v)
 {
 	if (s)
-		snprintf(s->version, sizeof(s->version), "%s", v ? v : "");
+		(void)snprintf(s->version, sizeof(s->version), "%s",
+			       v ? v : "");
 }
 
 void kf_secret_free(struct kf_secret *s)
