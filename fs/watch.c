@@ -142,9 +142,10 @@ static struct went *went_new(struct kf_fs *fs, struct kf_provider *p,
 	e->p = p;
 	e->path = strdup(path);
 	e->rel = strdup(rel);
-	e->base = strdup(view->base);
-	e->keypath = fuse_path(p, view->key);
-	e->basepath = fuse_path(p, view->base);
+	/* A plain name is its own base and cache key. */
+	e->base = strdup(view->is_view ? view->base : rel);
+	e->keypath = fuse_path(p, view->is_view ? view->key : rel);
+	e->basepath = fuse_path(p, view->is_view ? view->base : rel);
 	if (!e->path || !e->rel || !e->base || !e->keypath || !e->basepath)
 		goto fail;
 	e->fp = kf_kview_stamp(&fs->kview, v->data, v->len);
@@ -379,8 +380,10 @@ static int refetch(struct kf_fs *fs, struct item *it, int done,
 		kf_secret_free(*v);
 		*v = NULL;
 	}
-	/* A field: what a read of it serves, from the fresh entry. */
-	rc = kf_fs_value(fs, it->p, it->path, it->rel, "watch", v);
+	/* A field: what a read of it serves, from the fresh entry (rel
+	 * must point into path, as the kernel's requests have it). */
+	rc = kf_fs_value(fs, it->p, it->path,
+			 it->path + strlen(it->p->name) + 2, "watch", v);
 	if (rc == -ENOENT)
 		return 1;
 	return rc < 0 ? -1 : 0;
