@@ -149,7 +149,9 @@ static struct went *went_new(struct kf_fs *fs, struct kf_provider *p,
 	if (!e->path || !e->rel || !e->base || !e->keypath || !e->basepath)
 		goto fail;
 	e->fp = kf_kview_stamp(&fs->kview, v->data, v->len);
-	if (!view->is_view)
+	/* The current value, whole or a field of it: its version is what
+	 * the stamp of its base says now. */
+	if (!view->is_view || !view->version)
 		memcpy(e->stamp, v->version, sizeof(e->stamp));
 	e->stamp[sizeof(e->stamp) - 1] = '\0';
 	free(view);
