@@ -172,15 +172,20 @@ def test_keyfs_directory_is_read_only_and_apart(keyfs):
     assert os.getxattr(m.mnt, "user.keyfs.stats")
 
 
-def test_bad_change_options_fail_before_mounting(tmp_path):
+def test_change_options_are_checked_before_mounting(keyfs, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    for opt, word in (("on_change=true", "on_change"),
-                      ("on_change=/nonexistent/prog", "on_change"),
-                      ("watch_max=lots", "watch_max")):
+    for opt, why in (("on_change=true", "an absolute path"),
+                     ("on_change=/nonexistent/prog", "an absolute path"),
+                     ("on_change=/etc/passwd", "an absolute path"),
+                     ("watch_max=lots", "0 to 1000000"),
+                     ("watch_max=1000001", "0 to 1000000")):
         r = run([KEYFS_BIN, "-o", "store=%s,%s" % (tmp_path / "s", opt),
                  str(mnt)], timeout=20)
-        assert r.returncode != 0 and word in r.stderr, r.stderr
+        assert r.returncode != 0, opt
+        assert opt in r.stderr and why in r.stderr, r.stderr
+    m = keyfs(name="ok", watch_max="0", on_change="/bin/true --quiet")
+    assert os.listdir(m.path(".keyfs")) == ["events"]
 
 
 # ---- user.keyfs.stale ---------------------------------------------------
