@@ -642,7 +642,11 @@ int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
 	} else {
 		if (out)
 			rc = copy_out(v, out, err);
-		if (e->gen == gen) {
+		/* Nothing held (dropped, or never read whole): nothing to
+		 * replace.  The same bytes: the held value keeps its age, so
+		 * watching never keeps a value in memory longer than reads
+		 * would. */
+		if (e->gen == gen && e->val && !kf_secret_equal(e->val, v)) {
 			if (kf_centry_set_value_locked(c, e, &v, t)) {
 				c->st.changes++;
 				e->attr_state = KF_ATTR_NONE;

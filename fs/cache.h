@@ -162,8 +162,9 @@ void kf_cache_abstime(unsigned ms, struct timespec *ts);
 /*
  * For the change watcher: fetch the value of path from the provider now
  * (whatever its age; one fetch for all concurrent callers) and make it
- * the cached one, keeping the old value when the fetch fails (an absent
- * name drops it).  With out, a copy of the new value (caller frees).  Does
+ * the cached one when a different value is held, keeping the old value
+ * when the fetch fails (an absent name drops it); a value not held stays
+ * so, and an unchanged one keeps its age.  With out, a copy of the new value (caller frees).  Does
  * not count as a read: no refresh-ahead follows.  0, or -1 with *err.
  */
 int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,

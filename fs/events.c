@@ -20,7 +20,8 @@ enum kf_events_node kf_events_node(const char *path)
 {
 	size_t n = strlen(KF_EVENTS_DIR);
 
-	if (strncmp(path, KF_EVENTS_DIR, n) != 0)
+	/* NULL: an open file whose name is gone (never .keyfs/events). */
+	if (!path || strncmp(path, KF_EVENTS_DIR, n) != 0)
 		return KF_EVENTS_NONE;
 	if (path[n] == '\0')
 		return KF_EVENTS_NODE_DIR;

@@ -46,7 +46,7 @@ struct kf_events {
 	struct fuse *fuse;	   /* for invalidation and poll; may be NULL */
 };
 
-/* Which .keyfs node path is (pure string work). */
+/* Which .keyfs node path is (pure string work; NULL is none). */
 enum kf_events_node kf_events_node(const char *path);
 
 void kf_events_init(struct kf_events *ev);

@@ -22,7 +22,6 @@
 
 struct went {
 	char *path;	/* FUSE path: the key */
-	char *rel;	/* provider-relative, may be a view */
 	char *base;	/* provider-relative value its stamp is of */
 	char *keypath;	/* FUSE path of its cache entry (no #FIELD) */
 	char *basepath; /* FUSE path of base */
@@ -62,7 +61,6 @@ static void went_free(struct went *e)
 	if (!e)
 		return;
 	free(e->path);
-	free(e->rel);
 	free(e->base);
 	free(e->keypath);
 	free(e->basepath);
@@ -141,12 +139,11 @@ static struct went *went_new(struct kf_fs *fs, struct kf_provider *p,
 		goto fail;
 	e->p = p;
 	e->path = strdup(path);
-	e->rel = strdup(rel);
 	/* A plain name is its own base and cache key. */
 	e->base = strdup(view->is_view ? view->base : rel);
 	e->keypath = fuse_path(p, view->is_view ? view->key : rel);
 	e->basepath = fuse_path(p, view->is_view ? view->base : rel);
-	if (!e->path || !e->rel || !e->base || !e->keypath || !e->basepath)
+	if (!e->path || !e->base || !e->keypath || !e->basepath)
 		goto fail;
 	e->fp = kf_kview_stamp(&fs->kview, v->data, v->len);
 	/* The current value, whole or a field of it: its version is what
@@ -262,7 +259,7 @@ void kf_watch_stats(struct kf_fs *fs, struct kf_watch_stats *st)
 
 /* A watched path as a round sees it (copied: the set may change). */
 struct item {
-	char *path, *rel, *base, *keypath, *basepath;
+	char *path, *base, *keypath, *basepath;
 	struct kf_provider *p;
 	char stamp[KF_SECRET_VERSION_MAX];
 	int refetched; /* its cache entry was refetched this round */
@@ -272,7 +269,6 @@ static void items_free(struct item *it, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(it[i].path);
-		free(it[i].rel);
 		free(it[i].base);
 		free(it[i].keypath);
 		free(it[i].basepath);
@@ -291,14 +287,13 @@ static int snapshot(struct kf_watch *w, struct item **out, size_t *nout)
 	it = calloc(w->st.watched ? w->st.watched : 1, sizeof(*it));
 	for (struct went *e = w->newest; it && e; e = e->older, n++) {
 		it[n].path = strdup(e->path);
-		it[n].rel = strdup(e->rel);
 		it[n].base = strdup(e->base);
 		it[n].keypath = strdup(e->keypath);
 		it[n].basepath = strdup(e->basepath);
 		it[n].p = e->p;
 		memcpy(it[n].stamp, e->stamp, sizeof(it[n].stamp));
-		if (!it[n].path || !it[n].rel || !it[n].base ||
-		    !it[n].keypath || !it[n].basepath)
+		if (!it[n].path || !it[n].base || !it[n].keypath ||
+		    !it[n].basepath)
 			rc = -1;
 	}
 	pthread_mutex_unlock(&w->lock);

@@ -19,6 +19,8 @@ KT_TEST(events_nodes_under_keyfs_only)
 	KT_EQ_INT(kf_events_node("/.keyfsx"), KF_EVENTS_NONE);
 	KT_EQ_INT(kf_events_node("/local/.keyfs"), KF_EVENTS_NONE);
 	KT_EQ_INT(kf_events_node("/"), KF_EVENTS_NONE);
+	/* Handlers get no path for an open file whose name is gone. */
+	KT_EQ_INT(kf_events_node(NULL), KF_EVENTS_NONE);
 }
 
 KT_TEST(events_line_format_and_growing_size)
