@@ -361,10 +361,12 @@ static int kf_mkdir(const char *path, mode_t mode)
 	int rc;
 
 	(void)mode; /* modes come from -o umask */
-	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
+	if (kf_fs_ctx()->read_only)
 		return -EROFS;
 	if (kf_events_fs_refuse(kf_fs_ctx(), path))
 		return kf_events_fs_refuse(kf_fs_ctx(), path);
+	if (kf_view_refuse(path)) /* ':' and '#' are in no valid name */
+		return kf_fs_audited("mkdir", path, -EINVAL);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM; /* new top-level names are providers */
@@ -586,8 +588,8 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EEXIST;
-	if (is_view(rel))
-		return kf_fs_audited("create", path, -EROFS);
+	if (is_view(rel)) /* a view that does not exist: no valid name */
+		return kf_fs_audited("create", path, -EINVAL);
 	rc = create_held(fs, p, path, rel, fi);
 	if (rc != 1)
 		return kf_fs_audited("create", path, rc);

@@ -359,10 +359,11 @@ int kf_view_attr(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		     view_value(fs, p, path, rel, v, "getattr", &val);
 	if (rc)
 		return rc;
-	if (want_dir && !v->in_dir && !is_object(val)) {
-		kf_secret_free(val);
-		return -ENOENT;
-	}
+	/* A version of a directory: a JSON object is a directory of its
+	 * fields; any other value (a secret that a prefix of the same name
+	 * hides) is a file. */
+	if (want_dir && !v->in_dir && !is_object(val))
+		want_dir = 0;
 	a->kind = want_dir && !v->in_dir ? KF_KIND_DIR : KF_KIND_FILE;
 	a->size_known = 1;
 	a->size = a->kind == KF_KIND_FILE ? val->len : 0;

@@ -35,7 +35,7 @@ static void fields_note(struct aws_priv *a, size_t ri, const char *name,
 }
 
 int kf_aws_tree_fields_load(struct aws_priv *a, size_t ri, const char *name,
-			    json_t **obj, struct kf_err *err)
+			    json_t **obj, char *version, struct kf_err *err)
 {
 	struct kf_secret *v = NULL;
 	int rc;
@@ -43,6 +43,9 @@ int kf_aws_tree_fields_load(struct aws_priv *a, size_t ri, const char *name,
 	*obj = NULL;
 	if (kf_aws_sm_get_value(a->regions[ri].sm, name, &v, NULL, 0, err))
 		return -1;
+	if (version)
+		memcpy(version, v->version[0] ? v->version : AWS_NO_VERSION,
+		       KF_SECRET_VERSION_MAX);
 	rc = kf_aws_fields_parse(v, obj, err);
 	kf_secret_free(v);
 	if (rc && kf_err_is(err, KF_R_NOT_OBJECT))
@@ -60,10 +63,11 @@ int kf_aws_tree_field_read(struct aws_priv *a, size_t ri,
 			   const struct aws_res *res, struct kf_secret **value,
 			   uint64_t *size, struct kf_err *err)
 {
+	char version[KF_SECRET_VERSION_MAX];
 	json_t *obj = NULL, *v;
 	int rc = -1;
 
-	if (kf_aws_tree_fields_load(a, ri, res->name, &obj, err))
+	if (kf_aws_tree_fields_load(a, ri, res->name, &obj, version, err))
 		goto out;
 	v = json_object_get(obj, res->field);
 	if (!v) {
@@ -78,6 +82,7 @@ int kf_aws_tree_field_read(struct aws_priv *a, size_t ri,
 			kf_fail(err, KF_E_NOMEM, "out of memory");
 			goto out;
 		}
+		kf_secret_set_version(*value, version);
 	}
 	rc = 0;
 out:
@@ -112,7 +117,7 @@ int kf_aws_tree_field_change(struct aws_priv *a, size_t ri, const char *name,
 	if (text_only(a, ri, name, field, value, n, err))
 		return -1;
 	pthread_mutex_lock(&a->field_lock);
-	if (kf_aws_tree_fields_load(a, ri, name, &obj, err) ||
+	if (kf_aws_tree_fields_load(a, ri, name, &obj, NULL, err) ||
 	    kf_aws_fields_change(obj, field, value, n, err) ||
 	    kf_aws_fields_encode(obj, KF_AWS_SM_MAX_VALUE, &s, err))
 		goto out;
@@ -135,7 +140,7 @@ int kf_aws_tree_list_fields(struct aws_priv *a, size_t ri, const char *name,
 	json_t *obj = NULL, *v;
 	const char *key;
 
-	if (kf_aws_tree_fields_load(a, ri, name, &obj, err))
+	if (kf_aws_tree_fields_load(a, ri, name, &obj, NULL, err))
 		return -1;
 	json_object_foreach(obj, key, v)
 	{

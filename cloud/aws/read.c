@@ -94,6 +94,8 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 			err->code = KF_E_NOTFOUND; /* deleted elsewhere */
 		if (rc && err->code == KF_E_NOTFOUND)
 			kf_aws_index_del(a->idx, ri, res.name);
+		if (rc == 0 && !(*value)->version[0])
+			kf_secret_set_version(*value, AWS_NO_VERSION);
 		return rc;
 	case AK_FIELD:
 		if (res.pending)

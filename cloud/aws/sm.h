@@ -103,6 +103,44 @@ int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 			size_t versionlen, struct kf_err *err);
 
 /*
+ * GetSecretValue of one version: by label (stage, a VersionStage) or by
+ * id (version_id, a VersionId); exactly one is non-NULL.  A new *value as
+ * kf_aws_sm_get_value gives, with (*value)->version set to the VersionId
+ * that answered.  Unlike kf_aws_sm_get_value, a version without a value
+ * is not read as empty: it fails with KF_E_NOTFOUND.
+ */
+int kf_aws_sm_get_version(struct kf_aws_sm *sm, const char *id,
+			  const char *stage, const char *version_id,
+			  struct kf_secret **value, struct kf_err *err);
+
+/* One version of a secret, from ListSecretVersionIds. */
+struct kf_aws_sm_version {
+	char *id;	    /* VersionId */
+	char *stages;	    /* VersionStages joined with ",", "" for none */
+	int64_t created_ms; /* CreatedDate, epoch milliseconds; 0 unknown */
+};
+
+struct kf_aws_sm_versions {
+	struct kf_aws_sm_version *v;
+	size_t n;
+	char *next_token; /* NULL after the last page */
+};
+
+/*
+ * ListSecretVersionIds with IncludeDeprecated: one page of at most max
+ * (1..100) versions of id, in the service's order; token is NULL for the
+ * first page.  Entries without a VersionId are skipped, and so are
+ * labels that a line of text could not show (holding ',', spaces or
+ * control characters).
+ */
+int kf_aws_sm_list_versions(struct kf_aws_sm *sm, const char *id,
+			    const char *token, unsigned max,
+			    struct kf_aws_sm_versions *page,
+			    struct kf_err *err);
+/* Free the contents of page (not the struct).  Accepts NULL. */
+void kf_aws_sm_versions_release(struct kf_aws_sm_versions *page);
+
+/*
  * CreateSecret name with ClientRequestToken token (required, reused by
  * the caller on every retry of one logical write).  value may be NULL
  * (no value: n must be 0).  tags may be NULL.  KF_E_TOOBIG past
@@ -181,6 +219,13 @@ void kf_aws_sm_normalise_type(char *type);
  * number, NaN, infinite or far outside any date.  o may be NULL.
  */
 int64_t kf_aws_sm_parse_date(const json_t *o, const char *key);
+
+/*
+ * The same date in epoch milliseconds, its fraction kept (1523477145.713
+ * is 1523477145713).  0 when absent or not a date, as there (the range
+ * kept is +-1e12 seconds).
+ */
+int64_t kf_aws_sm_parse_date_ms(const json_t *o, const char *key);
 
 /* Test seam: the clock used for SigV4 dates (NULL restores time()). */
 void kf_aws_sm_set_clock(time_t (*fn)(void));

@@ -371,6 +371,93 @@ out:
 	return rc;
 }
 
+/* GetSecretValue of id, of the version member ("VersionStage" or
+ * "VersionId") names (member NULL: AWSCURRENT); *out gets the answer. */
+static int get_call(struct kf_aws_sm *sm, const char *id, const char *member,
+		    const char *version, json_t **out, struct kf_err *err)
+{
+	struct kf_buf body;
+	int first = 1, bad;
+
+	kf_buf_init(&body, 8192);
+	bad = js_open_id(&body, &first, id) ||
+	      (member && js_member_str(&body, &first, member, version)) ||
+	      kf_buf_add(&body, "}", 1);
+	return sm_send(sm, "GetSecretValue", &body, bad, KF_E_INVALID, out,
+		       err);
+}
+
+int kf_aws_sm_get_version(struct kf_aws_sm *sm, const char *id,
+			  const char *stage, const char *version_id,
+			  struct kf_secret **value, struct kf_err *err)
+{
+	struct kf_buf bin;
+	json_t *j = NULL;
+	int rc = -1;
+
+	*value = NULL;
+	if (!stage == !version_id)
+		return kf_fail(err, KF_E_INVALID,
+			       "GetSecretValue: a stage or a version id");
+	kf_buf_init_sensitive(&bin, KF_AWS_SM_MAX_VALUE * 2);
+	if (get_call(sm, id, stage ? "VersionStage" : "VersionId",
+		     stage ? stage : version_id, &j, err)) {
+		/* the version has no value, or there is no such version */
+		if (kf_err_is(err, KF_R_NO_VALUE))
+			err->reason = KF_R_NONE;
+		goto out;
+	}
+	*value = kf_aws_sm_value_of(j, &bin, "GetSecretValue", err);
+	if (*value)
+		rc = 0;
+out:
+	json_decref(j);
+	kf_buf_release(&bin);
+	return rc;
+}
+
+static int versions_body(struct kf_buf *b, const char *id, const char *token,
+			 unsigned max)
+{
+	int first = 1;
+
+	if (js_open_id(b, &first, id) ||
+	    js_member(b, &first, "IncludeDeprecated") ||
+	    kf_buf_adds(b, "true") || js_member(b, &first, "MaxResults") ||
+	    kf_buf_addf(b, "%u", max) ||
+	    (token && token[0] && js_member_str(b, &first, "NextToken", token)))
+		return -1;
+	return kf_buf_add(b, "}", 1);
+}
+
+int kf_aws_sm_list_versions(struct kf_aws_sm *sm, const char *id,
+			    const char *token, unsigned max,
+			    struct kf_aws_sm_versions *page, struct kf_err *err)
+{
+	struct kf_buf body;
+	json_t *j = NULL;
+	int bad, rc = -1;
+
+	memset(page, 0, sizeof(*page));
+	if (max < 1 || max > 100)
+		max = 100;
+	kf_buf_init(&body, 16384);
+	bad = versions_body(&body, id, token, max);
+	if (sm_send(sm, "ListSecretVersionIds", &body, bad, KF_E_INVALID, &j,
+		    err))
+		goto out;
+	if (kf_aws_sm_parse_versions(j, page)) {
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc)
+		kf_aws_sm_versions_release(page);
+	json_decref(j);
+	return rc;
+}
+
 int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 			struct kf_secret **value, char *version,
 			size_t versionlen, struct kf_err *err)
@@ -384,7 +471,7 @@ int kf_aws_sm_get_value(struct kf_aws_sm *sm, const char *id,
 	if (version && versionlen)
 		version[0] = '\0';
 	kf_buf_init_sensitive(&bin, KF_AWS_SM_MAX_VALUE * 2);
-	if (call_on_id(sm, "GetSecretValue", id, &j, err)) {
+	if (get_call(sm, id, NULL, NULL, &j, err)) {
 		/* created without a value: it exists and reads empty */
 		if (!kf_err_is(err, KF_R_NO_VALUE))
 			goto out;

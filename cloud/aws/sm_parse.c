@@ -51,6 +51,41 @@ int64_t kf_aws_sm_parse_date(const json_t *o, const char *key)
 	return 0;
 }
 
+/* As epoch_of, in milliseconds, rounded to the nearest. */
+static int64_t epoch_ms_of(double d)
+{
+	if (!(d > -1e12 && d < 1e12))
+		return 0;
+	d *= 1000.0;
+	return (int64_t)(d < 0 ? d - 0.5 : d + 0.5);
+}
+
+int64_t kf_aws_sm_parse_date_ms(const json_t *o, const char *key)
+{
+	const json_t *v = o ? json_object_get(o, key) : NULL;
+	const char *s;
+	char *end = NULL;
+	json_int_t i;
+	double d;
+
+	if (json_is_integer(v)) {
+		i = json_integer_value(v);
+		return i > -1000000000000LL && i < 1000000000000LL ?
+			       (int64_t)i * 1000 :
+			       0;
+	}
+	if (json_is_real(v))
+		return epoch_ms_of(json_real_value(v));
+	s = json_is_string(v) ? json_string_value(v) : NULL;
+	if (!s)
+		return 0;
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno == 0 && end != s && *end == '\0')
+		return epoch_ms_of(d);
+	return 0;
+}
+
 static char *strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -192,7 +227,98 @@ struct kf_secret *kf_aws_sm_value_of(const json_t *o, struct kf_buf *bin,
 	}
 	if (!s)
 		kf_fail(err, KF_E_NOMEM, "out of memory");
+	else
+		kf_secret_set_version(s, kf_json_str(o, "VersionId"));
 	return s;
+}
+
+/* ---- versions ----------------------------------------------------------- */
+
+/* Whether a label can be one item of a comma-separated list on a line. */
+static int label_ok(const char *s)
+{
+	if (!s[0])
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == ',' || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The labels of one version (e: a Versions entry) joined with ",". */
+static char *stages_of(const json_t *e)
+{
+	const json_t *st = json_object_get(e, "VersionStages"), *l;
+	struct kf_buf b;
+	size_t i;
+	char *out;
+
+	kf_buf_init(&b, 65536);
+	json_array_foreach(st, i, l)
+	{
+		if (!json_is_string(l) || !label_ok(json_string_value(l)))
+			continue;
+		if ((b.len && kf_buf_add(&b, ",", 1)) ||
+		    kf_buf_adds(&b, json_string_value(l))) {
+			kf_buf_release(&b);
+			return NULL;
+		}
+	}
+	out = strdup(kf_buf_str(&b));
+	kf_buf_release(&b);
+	return out;
+}
+
+int kf_aws_sm_parse_versions(const json_t *j, struct kf_aws_sm_versions *page)
+{
+	const json_t *list = json_object_get(j, "Versions"), *e;
+	const char *next = kf_json_str(j, "NextToken");
+	size_t n = json_is_array(list) ? json_array_size(list) : 0, i;
+	struct kf_aws_sm_version *v;
+
+	free(page->next_token);
+	page->next_token = NULL;
+	if (n) {
+		if (n > SIZE_MAX / sizeof(*v) - page->n)
+			return -1;
+		v = realloc(page->v, (page->n + n) * sizeof(*v));
+		if (!v)
+			return -1;
+		page->v = v;
+	}
+	json_array_foreach(list, i, e)
+	{
+		const char *id = kf_json_str(e, "VersionId");
+
+		if (!id || !id[0])
+			continue;
+		v = &page->v[page->n];
+		v->id = strdup(id);
+		v->stages = stages_of(e);
+		v->created_ms = kf_aws_sm_parse_date_ms(e, "CreatedDate");
+		page->n++;
+		if (!v->id || !v->stages)
+			return -1;
+	}
+	if (next && next[0]) {
+		page->next_token = strdup(next);
+		if (!page->next_token)
+			return -1;
+	}
+	return 0;
+}
+
+void kf_aws_sm_versions_release(struct kf_aws_sm_versions *page)
+{
+	if (!page)
+		return;
+	for (size_t i = 0; i < page->n; i++) {
+		free(page->v[i].id);
+		free(page->v[i].stages);
+	}
+	free(page->v);
+	free(page->next_token);
+	memset(page, 0, sizeof(*page));
 }
 
 /* ---- error classification --------------------------------------------- */

@@ -47,10 +47,17 @@ int kf_aws_sm_parse_meta(const json_t *o, struct kf_aws_sm_meta *m);
 
 /*
  * The value in a GetSecretValue-shaped object (SecretString bytes, or
- * SecretBinary decoded through bin; neither = empty) in a new secret, or
- * NULL with err (KF_E_IO for bad base64 naming op, KF_E_NOMEM).
+ * SecretBinary decoded through bin; neither = empty) in a new secret,
+ * its version set to the object's VersionId, or NULL with err (KF_E_IO
+ * for bad base64 naming op, KF_E_NOMEM).
  */
 struct kf_secret *kf_aws_sm_value_of(const json_t *o, struct kf_buf *bin,
 				     const char *op, struct kf_err *err);
+
+/*
+ * The versions of a ListSecretVersionIds answer j into page (appended;
+ * next_token replaced).  -1 when out of memory.
+ */
+int kf_aws_sm_parse_versions(const json_t *j, struct kf_aws_sm_versions *page);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * What the files of the aws/ provider share (tree.c: the vtable and its
  * creation; resolve.c: paths; list.c: listings; read.c, write.c, xattr.c:
- * the operations; fieldsec.c: field secrets).  Private to them: nothing
+ * the operations; fieldsec.c: field secrets; versions.c: versions and
+ * change stamps).  Private to them: nothing
  * outside cloud/aws/ includes it.  Nothing here holds a value.
  */
 #ifndef KF_AWS_TREE_PRIV_H
@@ -20,6 +21,9 @@
 #define AWS_PATH_MAX (AWS_NAME_MAX * 3) /* a name's escaped path form */
 #define AWS_FIELD_MAX 255
 #define AWS_NO_REGION ((size_t)-1) /* the provider root */
+/* The version of a secret without a value: what reads set and stamps
+ * give (no VersionId has this form). */
+#define AWS_NO_VERSION "-"
 
 enum aws_kind {
 	AK_NONE = 0,
@@ -128,10 +132,14 @@ int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
 
 /* ---- fieldsec.c: field secrets ----------------------------------------- */
 
-/* The JSON object held by field secret name (an empty value is {}); the
- * caller decrefs *obj.  Field names and sizes go into the index. */
+/*
+ * The JSON object held by field secret name (an empty value is {}); the
+ * caller decrefs *obj.  version (NULL, or KF_SECRET_VERSION_MAX bytes)
+ * receives the VersionId read (AWS_NO_VERSION: none).  Field names and
+ * sizes go into the index.
+ */
 int kf_aws_tree_fields_load(struct aws_priv *a, size_t ri, const char *name,
-			    json_t **obj, struct kf_err *err);
+			    json_t **obj, char *version, struct kf_err *err);
 
 /*
  * Field res->field of field secret res->name: its bytes into a new *value
@@ -217,6 +225,17 @@ int kf_aws_tree_unlink(struct kf_provider *p, const char *path,
 /* check.c */
 int kf_aws_tree_check_write(struct kf_provider *p, const char *path, int flags,
 			    struct kf_err *err);
+
+/* versions.c */
+int kf_aws_tree_read_version(struct kf_provider *p, const char *path,
+			     const char *version, struct kf_secret **value,
+			     int *immutable, struct kf_err *err);
+int kf_aws_tree_versions(struct kf_provider *p, const char *path,
+			 int (*fn)(void *ctx, const char *version,
+				   int64_t created, const char *labels),
+			 void *ctx, struct kf_err *err);
+int kf_aws_tree_stamp(struct kf_provider *p, const char *path,
+		      struct kf_buf *out, struct kf_err *err);
 
 /* xattr.c */
 int kf_aws_tree_getxattr(struct kf_provider *p, const char *path,

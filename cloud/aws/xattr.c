@@ -1,7 +1,8 @@
 /*
  * Extended attributes of the aws/ provider's secrets: user.keyfs.id (the
  * ARN) and user.keyfs.version (AWSCURRENT's VersionId), read-only, and
- * user.keyfs.description, which UpdateSecret changes.  Never touches a
+ * user.keyfs.description, which UpdateSecret changes (user.keyfs.versions
+ * is read-only too; fs/ answers it from the versions op).  Never touches a
  * value.
  */
 #include "aws/tree_priv.h"
@@ -12,6 +13,8 @@
 #define XA_ID "user.keyfs.id"
 #define XA_VERSION "user.keyfs.version"
 #define XA_DESC "user.keyfs.description"
+/* Answered by fs/ from the versions op; read-only like the others. */
+#define XA_VERSIONS "user.keyfs.versions"
 #define AWS_DESC_MAX 2048
 
 /* The secret an xattr call is about (kind AK_NONE for the root and
@@ -91,7 +94,8 @@ int kf_aws_tree_setxattr(struct kf_provider *p, const char *path,
 		return -1;
 	if (!has_xattrs(&res))
 		return kf_fail(err, KF_E_NOTSUP, "aws: no attributes here");
-	if (strcmp(name, XA_ID) == 0 || strcmp(name, XA_VERSION) == 0)
+	if (strcmp(name, XA_ID) == 0 || strcmp(name, XA_VERSION) == 0 ||
+	    strcmp(name, XA_VERSIONS) == 0)
 		return kf_fail(err, KF_E_PERM, "aws: %s is read-only", name);
 	if (strcmp(name, XA_DESC) != 0)
 		return kf_fail(err, KF_E_NOTSUP, "aws: unsupported attribute");

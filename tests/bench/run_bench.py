@@ -618,6 +618,21 @@ def run(env, args, rows):
             "calls per write: %s (%s)" % (per, "DescribeSecret + "
             "PutSecretValue" if prov == "aws" else "cryptoKeys.get + "
             "cryptoKeys.encrypt"))
+    # --- v. five fields of one cold JSON secret ------------------------------
+    doc = json.dumps({"f%d" % i: "value-%d" % i for i in range(5)})
+    with open(os.path.join(m, "aws", REGION, "fields5"), "w") as f:
+        f.write(doc)
+    env.umount(m)
+    m, _, _ = env.mount("fields", common + ["ttl=300", "ro"])
+    base = os.path.join(m, "aws", REGION, "fields5")
+    b = proxy.count("GetSecretValue")
+    got = [open(base + "#f%d" % i, "rb").read() for i in range(5)]
+    n = proxy.count("GetSecretValue") - b
+    ok = got == [("value-%d" % i).encode() for i in range(5)]
+    row(rows, "v. cat NAME#FIELD for 5 fields of one cold secret, aws",
+        "%d call(s)" % n, "-", "%d GetSecretValue" % n, "exactly 1",
+        n == 1 and ok,
+        "every field of one version is cut from the one cached value")
     env.umount(m)
 
     missing_rows(env, args, rows)

@@ -14,13 +14,18 @@
  *   bytes or the decoded SecretBinary (empty when neither), in order;
  * - ListSecrets / DescribeSecret return what the body says (names in
  *   order, prefix and deletion filters, ARN, description, tags, token);
+ * - ListSecretVersionIds returns every entry with a VersionId, in order,
+ *   its CreatedDate in milliseconds and its printable labels joined with
+ *   ",", and the token; GetSecretValue of a label or an id hands out the
+ *   value with its VersionId and never reads an error as a value;
  * - the canary (the value written by Create/PutSecretValue, and the
  *   value planted in the seed bodies) never reaches err.msg or
  *   provider_code unless the service put it into the error's type, or
  *   into the message of an error type whose message keyfs may quote.
  *
  * Input: byte 0 = operation, byte 1 = status index, byte 2 = options
- * (bits 0-2 header, bit 3 list prefix, bit 4 list token), rest = body.
+ * (bits 0-2 header, bit 3 list prefix, bit 4 list token or, for
+ * GetSecretValue of a version, an id rather than a label), rest = body.
  */
 #include "aws/creds.h"
 #include "aws/sm.h"
@@ -484,6 +489,97 @@ static void check_describe(int rc, const struct kf_aws_sm_meta *m)
 	json_decref(j);
 }
 
+/* The labels of a Versions entry as the client must join them. */
+static void expected_stages(const json_t *e, struct kf_buf *out)
+{
+	const json_t *l;
+	size_t i;
+
+	kf_buf_reset(out);
+	json_array_foreach(json_object_get(e, "VersionStages"), i, l)
+	{
+		const char *s = json_is_string(l) ? json_string_value(l) : "";
+		int ok = s[0] != '\0';
+
+		for (const char *c = s; *c; c++)
+			if ((unsigned char)*c <= 0x20 || *c == ',' ||
+			    *c == 0x7f)
+				ok = 0;
+		if (!ok)
+			continue;
+		if ((out->len && kf_buf_add(out, ",", 1) < 0) ||
+		    kf_buf_adds(out, s) < 0)
+			abort();
+	}
+}
+
+static void check_versions(int rc, const struct kf_aws_sm_versions *page)
+{
+	struct kf_buf want;
+	json_t *j, *e;
+	size_t i, k = 0;
+
+	if (rc) {
+		if (page->n || page->v || page->next_token)
+			abort(); /* a failure leaves nothing behind */
+		return;
+	}
+	j = resp_len ? body_json() : json_object();
+	if (!json_is_object(j))
+		abort();
+	kf_buf_init(&want, 1 << 20);
+	json_array_foreach(json_object_get(j, "Versions"), i, e)
+	{
+		const char *id = kf_json_str(e, "VersionId");
+
+		if (!id || !id[0])
+			continue;
+		if (k >= page->n || strcmp(page->v[k].id, id) != 0 ||
+		    page->v[k].created_ms !=
+			    kf_aws_sm_parse_date_ms(e, "CreatedDate"))
+			abort();
+		expected_stages(e, &want);
+		if (strcmp(page->v[k].stages, kf_buf_str(&want)) != 0)
+			abort();
+		k++;
+	}
+	if (k != page->n)
+		abort();
+	if (kf_json_str(j, "NextToken") && kf_json_str(j, "NextToken")[0]) {
+		if (!page->next_token ||
+		    strcmp(page->next_token, kf_json_str(j, "NextToken")) != 0)
+			abort();
+	} else if (page->next_token) {
+		abort();
+	}
+	kf_buf_release(&want);
+	json_decref(j);
+}
+
+static void check_get_version(int rc, const struct kf_secret *value)
+{
+	const char *vid;
+	json_t *j;
+
+	if (rc) {
+		if (value)
+			abort();
+		check_get(rc, NULL, "");
+		return;
+	}
+	if (!is_2xx() || !value)
+		abort(); /* an error is never a value, not even an empty one */
+	j = resp_len ? body_json() : json_object();
+	if (!json_is_object(j))
+		abort();
+	check_value(j, value);
+	vid = kf_json_str(j, "VersionId");
+	if (vid ? strncmp(value->version, vid, KF_SECRET_VERSION_MAX - 1) != 0 :
+		  value->version[0] != '\0')
+		abort();
+	json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned char value[] = "value " CANARY " end";
@@ -493,6 +589,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kf_secret *got = NULL;
 	struct kf_aws_sm_page page;
 	struct kf_aws_sm_meta meta;
+	struct kf_aws_sm_versions vers;
 	struct batch b;
 	const char *prefix;
 	char version[100] = "";
@@ -500,7 +597,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3 || size > 65536)
 		return 0;
-	op = data[0] % 8;
+	op = data[0] % 10;
 	resp_status =
 		statuses[data[1] % (sizeof(statuses) / sizeof(statuses[0]))];
 	opts = data[2];
@@ -511,6 +608,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	calls = 0;
 	memset(&page, 0, sizeof(page));
 	memset(&meta, 0, sizeof(meta));
+	memset(&vers, 0, sizeof(vers));
 	memset(&b, 0, sizeof(b));
 	switch (op) {
 	case 0:
@@ -550,6 +648,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = kf_aws_sm_update_description(sm, "app/a", "a description",
 						  &err);
 		break;
+	case 8:
+		rc = kf_aws_sm_list_versions(sm, "app/a",
+					     (opts & 16) ? "tok" : NULL, 100,
+					     &vers, &err);
+		check_versions(rc, &vers);
+		break;
+	case 9:
+		rc = kf_aws_sm_get_version(
+			sm, "app/a", (opts & 16) ? NULL : "AWSPREVIOUS",
+			(opts & 16) ? "a1b2c3d4-0000-4000-8000-00000000000a" :
+				      NULL,
+			&got, &err);
+		check_get_version(rc, got);
+		break;
 	}
 	if (rc != 0 && rc != -1)
 		abort();
@@ -559,7 +671,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (rc == 0 && is_2xx() && !body_ok())
 		abort();
-	if (rc == -1 && body_ok() && op != 1 && op != 2 && op != 3)
+	if (rc == -1 && body_ok() && op != 1 && op != 2 && op != 3 && op != 9)
 		abort(); /* a good answer refused */
 	if (rc == -1 && (err.code <= KF_OK || err.code >= KF_E__COUNT))
 		abort();
@@ -577,5 +689,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	kf_aws_sm_page_release(&page);
 	kf_aws_sm_meta_release(&meta);
+	kf_aws_sm_versions_release(&vers);
 	return 0;
 }
