@@ -584,6 +584,23 @@ void kf_cache_forget(struct kf_cache *c, const char *path)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void kf_cache_forget_versions(struct kf_cache *c, const char *path)
+{
+	size_t n = strlen(path);
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t b = 0; b < c->nbuckets; b++) {
+		struct kf_centry *e = c->buckets[b], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			if (!strncmp(e->path, path, n) && e->path[n] == ':')
+				forget_one_locked(c, e->path);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out)
 {
 	pthread_mutex_lock(&c->lock);

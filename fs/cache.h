@@ -146,6 +146,10 @@ void kf_cache_refresh_tick(struct kf_cache *c,
 /* Stop and join the refresh workers (queued refetches are dropped). */
 void kf_cache_refresh_stop(struct kf_cache *c);
 
+/* Forget every version of path held ("path:VERSION" entries), after it
+ * was removed: a whole-table walk, for removals only. */
+void kf_cache_forget_versions(struct kf_cache *c, const char *path);
+
 /* A snapshot of the counters. */
 void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out);
 

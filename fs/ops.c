@@ -192,6 +192,16 @@ static int is_view(const char *rel)
 	return v.is_view;
 }
 
+/* Creating a view path: in a version directory, which is read-only,
+ * EROFS; else the name holds ':' or '#', in no valid name: EINVAL. */
+static int view_create_errno(const char *rel)
+{
+	struct kf_view v;
+
+	kf_view_parse(rel, &v);
+	return v.in_dir ? -EROFS : -EINVAL;
+}
+
 /* A view: its base's owner and mode, never writable. */
 static int view_stat(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		     const char *rel, struct stat *st)
@@ -365,8 +375,6 @@ static int kf_mkdir(const char *path, mode_t mode)
 		return -EROFS;
 	if (kf_events_fs_refuse(kf_fs_ctx(), path))
 		return kf_events_fs_refuse(kf_fs_ctx(), path);
-	if (kf_view_refuse(path)) /* ':' and '#' are in no valid name */
-		return kf_fs_audited("mkdir", path, -EINVAL);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM; /* new top-level names are providers */
@@ -374,6 +382,8 @@ static int kf_mkdir(const char *path, mode_t mode)
 		return rc;
 	if (!p || !*rel)
 		return kf_fs_audited("mkdir", path, -EEXIST);
+	if (is_view(rel))
+		return kf_fs_audited("mkdir", path, view_create_errno(rel));
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	if (p->ops->mkdir(p, rel, &err) < 0)
 		return kf_fs_audited("mkdir", path,
@@ -409,8 +419,10 @@ static int remove_path(const char *path, const char *op, int root_errno,
 		return kf_fs_audited(op, path, -root_errno);
 	rc = fn(p, rel, &err) < 0 ? kf_errmap_report(op, path, &err) : 0;
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
-	if (rc == 0)
+	if (rc == 0) {
 		kf_modes_forget(&kf_fs_ctx()->modes, path);
+		kf_cache_forget_versions(&kf_fs_ctx()->cache, path);
+	}
 	return kf_fs_audited(op, path, rc);
 }
 
@@ -588,8 +600,8 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EEXIST;
-	if (is_view(rel)) /* a view that does not exist: no valid name */
-		return kf_fs_audited("create", path, -EINVAL);
+	if (is_view(rel))
+		return kf_fs_audited("create", path, view_create_errno(rel));
 	rc = create_held(fs, p, path, rel, fi);
 	if (rc != 1)
 		return kf_fs_audited("create", path, rc);

@@ -284,6 +284,7 @@ static const struct kf_provider_ops gcp_ops = {
 	.can_create = kf_gcp_can_create,
 	.check_write = kf_gcp_check_write,
 	.read = kf_gcp_read,
+	.stamp = kf_gcp_stamp,
 	.commit = kf_gcp_commit,
 	.getxattr = kf_gcp_getxattr,
 	.setxattr = kf_gcp_setxattr,

@@ -100,6 +100,14 @@ int kf_gcp_read(struct kf_provider *p, const char *path,
 int kf_gcp_commit(struct kf_provider *p, const char *path,
 		  const unsigned char *value, size_t n, const char *token,
 		  int flags, struct kf_err *err);
+/*
+ * The value file's stamp "INODE:SIZE:MTIME_NS" from one stat (no KMS
+ * call): every rewrite, in place or by rename-over, changes it.  The
+ * same text a read sets as the value's version.  KF_E_NOTFOUND when the
+ * file is gone.
+ */
+int kf_gcp_stamp(struct kf_provider *p, const char *path, struct kf_buf *out,
+		 struct kf_err *err);
 
 /* ---- xattr.c: user.keyfs.* attributes */
 

@@ -13,6 +13,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -153,15 +155,71 @@ int kf_gcp_check_write(struct kf_provider *p, const char *path, int flags,
 	return kf_store_check(dir, err);
 }
 
-/*
- * The ciphertext file at sp into ct: NOTFOUND when absent, INTEGRITY
- * when larger than any ciphertext Cloud KMS makes, IO otherwise.
- */
-static int read_ciphertext(const char *sp, struct kf_buf *ct,
-			   struct kf_err *err)
+/* What identifies one write of a store file: a rename-over gives a new
+ * inode, a rewrite in place a new mtime (or size). */
+static void stamp_text(const struct stat *st, char *out, size_t n)
 {
+	/* Three 64-bit numbers and two colons: at most 62 characters. */
+	(void)snprintf(out, n, "%ju:%jd:%jd", (uintmax_t)st->st_ino,
+		       (intmax_t)st->st_size,
+		       (intmax_t)st->st_mtim.tv_sec * 1000000000 +
+			       st->st_mtim.tv_nsec);
+}
+
+/*
+ * The ciphertext file at sp into ct, and the stamp of the very file read
+ * (from its descriptor) into stamp: NOTFOUND when absent, INTEGRITY when
+ * larger than any ciphertext Cloud KMS makes, IO otherwise.
+ */
+static int read_ciphertext(const char *sp, struct kf_buf *ct, char *stamp,
+			   size_t n, struct kf_err *err)
+{
+	struct stat st;
+	int fd, rc;
+
 	/* A regular file, never a FIFO or a link (no hang), bounded. */
-	return kf_store_read(sp, KF_GCP_KMS_MAX_CIPHERTEXT, ct, err);
+	fd = kf_store_open(sp, &st, err);
+	if (fd < 0)
+		return -1;
+	if ((uintmax_t)st.st_size > (uintmax_t)KF_GCP_KMS_MAX_CIPHERTEXT) {
+		close(fd);
+		return kf_fail(err, KF_E_INTEGRITY,
+			       "store file %s is larger than any valid one",
+			       sp);
+	}
+	rc = kf_file_read_fd(fd, ct, err);
+	close(fd);
+	if (rc < 0 && err)
+		err->code = err->code == KF_E_TOOBIG ? KF_E_INTEGRITY : KF_E_IO;
+	stamp_text(&st, stamp, n);
+	return rc;
+}
+
+int kf_gcp_stamp(struct kf_provider *p, const char *path, struct kf_buf *out,
+		 struct kf_err *err)
+{
+	struct kf_gcp *s = kf_gcp_of(p);
+	struct kf_gcp_path g;
+	char sp[PATH_MAX], text[KF_SECRET_VERSION_MAX];
+	struct stat st;
+
+	if (kf_gcp_path_value(s, path, &g, sp, sizeof(sp), err) < 0) {
+		if (err && err->code == KF_E_INVALID)
+			err->code = KF_E_NOTFOUND;
+		return -1;
+	}
+	if (lstat(sp, &st) < 0)
+		return kf_fail(err,
+			       errno == ENOENT || errno == ENOTDIR ?
+				       KF_E_NOTFOUND :
+				       KF_E_IO,
+			       "cannot stat a value: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return kf_store_not_regular(sp, st.st_mode, err);
+	stamp_text(&st, text, sizeof(text));
+	if (kf_buf_addf(out, "%s", text) < 0)
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
 }
 
 int kf_gcp_read(struct kf_provider *p, const char *path,
@@ -169,7 +227,7 @@ int kf_gcp_read(struct kf_provider *p, const char *path,
 {
 	struct kf_gcp *s = kf_gcp_of(p);
 	struct kf_gcp_path g;
-	char sp[PATH_MAX], key[640];
+	char sp[PATH_MAX], key[640], stamp[KF_SECRET_VERSION_MAX];
 	struct kf_buf ct;
 	int rc = -1;
 
@@ -180,7 +238,7 @@ int kf_gcp_read(struct kf_provider *p, const char *path,
 			err->code = KF_E_NOTFOUND;
 		goto out;
 	}
-	if (read_ciphertext(sp, &ct, err) < 0)
+	if (read_ciphertext(sp, &ct, stamp, sizeof(stamp), err) < 0)
 		goto out;
 	if (ct.len == 0) {
 		/* An empty value is stored as an empty file: no KMS call. */
@@ -197,6 +255,8 @@ int kf_gcp_read(struct kf_provider *p, const char *path,
 	}
 	rc = kf_gcp_kms_decrypt(&s->kms, key, ct.data, ct.len, value, err);
 out:
+	if (rc == 0)
+		kf_secret_set_version(*value, stamp);
 	kf_buf_release(&ct);
 	return rc;
 }

@@ -409,14 +409,18 @@ static int is_tmp(const char *name)
 		       sizeof(KF_STORE_TMP_PREFIX) - 1) == 0;
 }
 
-/* Does the key directory hold anything but its key file (values)? */
+/* Does the key directory hold anything but its key file (values)?  The
+ * versions of removed values are gone; what .versions holds then (the
+ * markers of removed names) goes with the key. */
 static int holds_values(DIR *d)
 {
 	struct dirent *de;
 
 	for (de = readdir(d); de; de = readdir(d)) {
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, KF_LOCAL_KEYFILE) && !is_tmp(de->d_name))
+		    strcmp(de->d_name, KF_LOCAL_KEYFILE) &&
+		    strcmp(de->d_name, KF_LOCAL_VERSIONS_DIR) &&
+		    !is_tmp(de->d_name))
 			return 1;
 	}
 	return 0;
@@ -445,6 +449,8 @@ int kf_local_key_remove_locked(struct local *l, const char *ringkey,
 		goto out;
 	}
 	/* Only now is the key material destroyed: no value needs it. */
+	if (kf_local_versions_drop_key(dir, ringkey, err) < 0)
+		goto out;
 	if (unlink(kf) < 0) {
 		kf_local_errno_fail(err, errno, "cannot remove", ringkey);
 		goto out;

@@ -103,6 +103,28 @@ int kf_local_fspath(const struct local *l, const char *rel, const char *leaf,
 	return 0;
 }
 
+int kf_local_value_path(const struct local *l, const char *path, int strict,
+			struct kf_local_vpath *v, struct kf_err *err)
+{
+	struct kf_local_parts pp;
+	int n;
+
+	if (kf_local_parse(path, &pp, strict, err) < 0)
+		return -1;
+	if (pp.n < 3)
+		return kf_fail(err, KF_E_ISDIR, "is a directory");
+	kf_local_ringkey(&pp, v->rk);
+	if (kf_local_fspath(l, path, NULL, v->fp, sizeof(v->fp), err) < 0 ||
+	    kf_local_fspath(l, v->rk, NULL, v->dir, sizeof(v->dir), err) < 0)
+		return -1;
+	n = snprintf(v->vdir, sizeof(v->vdir),
+		     "%s/" KF_LOCAL_VERSIONS_DIR "/%.*s", v->dir,
+		     (int)pp.len[2], pp.c[2]);
+	if (n < 0 || (size_t)n >= sizeof(v->vdir))
+		return kf_fail(err, KF_E_INVALID, "path too long");
+	return 0;
+}
+
 int kf_local_errno_fail(struct kf_err *err, int e, const char *what,
 			const char *rel)
 {

@@ -10,14 +10,24 @@
 #include "core/err.h"
 #include "core/secret.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct kf_provider;
 
 #define KF_LOCAL_KEYFILE ".key.json"
 /* STORE/local/.master-check: proves which master key wraps the keys. */
 #define KF_LOCAL_CHECKFILE ".master-check"
 /* "RING/KEY": two ids of at most 63 characters, a slash and a NUL. */
 #define KF_LOCAL_RINGKEY_MAX 128
+/* STORE/local/RING/KEY/.versions/NAME/N: the kept versions of NAME. */
+#define KF_LOCAL_VERSIONS_DIR ".versions"
+/* How many versions of a name are kept, the current one included. */
+#define KF_LOCAL_KEEP 10
+/* Stripes of the per-name lock (commits and removals of one name). */
+#define KF_LOCAL_NAME_LOCKS 16
 
 struct local {
 	char *root;	   /* STORE/local */
@@ -36,6 +46,21 @@ struct local {
 	 * cannot vanish under a commit.
 	 */
 	pthread_rwlock_t tree_lock;
+	/*
+	 * A commit or removal of a name numbers versions from what the store
+	 * holds, so two of them on one name must not interleave: they take
+	 * the stripe of the name (kf_local_name_lock), inside tree_lock.
+	 */
+	pthread_mutex_t name_lock[KF_LOCAL_NAME_LOCKS];
+};
+
+/* A value path RING/KEY/NAME: its file, its key's directory, "RING/KEY",
+ * the directory of its versions. */
+struct kf_local_vpath {
+	char fp[PATH_MAX];
+	char dir[PATH_MAX];
+	char rk[KF_LOCAL_RINGKEY_MAX];
+	char vdir[PATH_MAX];
 };
 
 /* ---- path.c: names and paths in STORE/local */
@@ -76,6 +101,13 @@ void kf_local_ringkey(const struct kf_local_parts *pp,
  */
 int kf_local_fspath(const struct local *l, const char *rel, const char *leaf,
 		    char *out, size_t outlen, struct kf_err *err);
+
+/*
+ * The files of the value path (RING/KEY/NAME); KF_E_ISDIR for a
+ * shallower path (see kf_local_parse for strict).
+ */
+int kf_local_value_path(const struct local *l, const char *path, int strict,
+			struct kf_local_vpath *v, struct kf_err *err);
 
 /* Fail with the code matching errno e: "WHAT local/REL: strerror". */
 int kf_local_errno_fail(struct kf_err *err, int e, const char *what,
@@ -153,5 +185,63 @@ int kf_local_key_add_locked(struct local *l, const char *ringkey, int create,
  */
 int kf_local_key_remove_locked(struct local *l, const char *ringkey,
 			       struct kf_err *err);
+
+/* ---- versions.c: the kept versions of values */
+
+/* The lock of path's stripe (see name_lock). */
+pthread_mutex_t *kf_local_name_lock(struct local *l, const char *path);
+
+/*
+ * Read the value file fp as path's value: its header into *h, the value
+ * into a new kf_secret in *value (the caller frees it) with its version
+ * number set.  want, when not 0, is the version number the file must
+ * carry (KF_E_INTEGRITY otherwise: a file copied to another number).
+ * Caller holds tree_lock for reading.
+ */
+int kf_local_read_file(struct local *l, const struct kf_local_vpath *v,
+		       const char *fp, const char *path, uint32_t want,
+		       struct kf_secret **value, struct kf_err *err);
+
+/*
+ * Before a commit of v's name replaces its current file: the number the
+ * new value gets in *number (one past every number the name has had),
+ * and the current file kept as a version.  Caller holds tree_lock for
+ * reading and the name's lock.
+ */
+int kf_local_versions_prepare(const struct kf_local_vpath *v, const char *path,
+			      uint32_t *number, struct kf_err *err);
+
+/*
+ * After a commit of number: versions older than the newest
+ * KF_LOCAL_KEEP and removal markers go.  Best effort (a later commit
+ * finishes it; readers never show what is past the newest ten).
+ */
+void kf_local_versions_prune(const struct kf_local_vpath *v, uint32_t number);
+
+/*
+ * Remove v's name: a marker keeping its last number (so a new value
+ * under the name goes on counting), its versions, then its current
+ * file.  Caller holds tree_lock for reading and the name's lock.
+ */
+int kf_local_versions_unlink(const struct kf_local_vpath *v, const char *path,
+			     struct kf_err *err);
+
+/*
+ * Remove what KF_LOCAL_VERSIONS_DIR holds in the key directory dir and
+ * the directory itself (the key is being removed).  0, or -1 with err.
+ */
+int kf_local_versions_drop_key(const char *dir, const char *ringkey,
+			       struct kf_err *err);
+
+/* The view operations of cloud/provider.h. */
+int kf_local_read_version(struct kf_provider *p, const char *path,
+			  const char *version, struct kf_secret **value,
+			  int *immutable, struct kf_err *err);
+int kf_local_versions(struct kf_provider *p, const char *path,
+		      int (*fn)(void *ctx, const char *version, int64_t created,
+				const char *labels),
+		      void *ctx, struct kf_err *err);
+int kf_local_stamp(struct kf_provider *p, const char *path, struct kf_buf *out,
+		   struct kf_err *err);
 
 #endif

@@ -28,30 +28,6 @@ static const struct kf_provider_opt local_opts[] = {
 	{ NULL, NULL, NULL },
 };
 
-/* A value path RING/KEY/NAME: its file, its key's directory, "RING/KEY". */
-struct vpath {
-	char fp[PATH_MAX];
-	char dir[PATH_MAX];
-	char rk[KF_LOCAL_RINGKEY_MAX];
-};
-
-/* KF_E_ISDIR unless path names a value; see kf_local_parse for strict. */
-static int value_path(const struct local *l, const char *path, int strict,
-		      struct vpath *v, struct kf_err *err)
-{
-	struct kf_local_parts pp;
-
-	if (kf_local_parse(path, &pp, strict, err) < 0)
-		return -1;
-	if (pp.n < 3)
-		return kf_fail(err, KF_E_ISDIR, "is a directory");
-	kf_local_ringkey(&pp, v->rk);
-	if (kf_local_fspath(l, path, NULL, v->fp, sizeof(v->fp), err) < 0 ||
-	    kf_local_fspath(l, v->rk, NULL, v->dir, sizeof(v->dir), err) < 0)
-		return -1;
-	return 0;
-}
-
 static int local_getattr(struct kf_provider *p, const char *path,
 			 struct kf_attr *a, struct kf_err *err)
 {
@@ -219,19 +195,18 @@ static int local_unlink(struct kf_provider *p, const char *path,
 			struct kf_err *err)
 {
 	struct local *l = p->priv;
-	struct vpath v;
-	int rc = -1;
+	pthread_mutex_t *lock = kf_local_name_lock(l, path);
+	struct kf_local_vpath v;
+	int rc;
 
-	if (value_path(l, path, 0, &v, err) < 0)
+	if (kf_local_value_path(l, path, 0, &v, err) < 0)
 		return -1;
+	if (l->read_only)
+		return kf_fail(err, KF_E_ROFS, "read-only mount");
 	pthread_rwlock_rdlock(&l->tree_lock);
-	if (unlink(v.fp) < 0) {
-		kf_local_errno_fail(err, errno, "cannot remove", path);
-		goto out;
-	}
-	kf_store_sync_dir(v.dir);
-	rc = 0;
-out:
+	pthread_mutex_lock(lock);
+	rc = kf_local_versions_unlink(&v, path, err);
+	pthread_mutex_unlock(lock);
 	pthread_rwlock_unlock(&l->tree_lock);
 	return rc;
 }
@@ -265,13 +240,14 @@ static int local_check_write(struct kf_provider *p, const char *path, int flags,
 {
 	struct local *l = p->priv;
 	unsigned char key[32];
-	struct vpath v;
+	struct kf_local_vpath v;
 	long ver;
 	int rc;
 
 	if (l->read_only)
 		return kf_fail(err, KF_E_ROFS, "read-only mount");
-	if (value_path(l, path, !!(flags & KF_COMMIT_CREATE), &v, err) < 0)
+	if (kf_local_value_path(l, path, !!(flags & KF_COMMIT_CREATE), &v,
+				err) < 0)
 		return -1;
 	pthread_rwlock_rdlock(&l->tree_lock);
 	rc = kf_local_key_get(l, v.rk, 0, key, &ver, err);
@@ -286,43 +262,33 @@ static int local_read(struct kf_provider *p, const char *path,
 		      struct kf_secret **value, struct kf_err *err)
 {
 	struct local *l = p->priv;
-	struct vpath v;
-	unsigned char key[32];
-	struct kf_buf raw;
-	const unsigned char *h;
-	uint32_t ver;
-	long got;
-	int rc = -1;
+	struct kf_local_vpath v;
+	int rc;
 
 	*value = NULL;
-	if (value_path(l, path, 0, &v, err) < 0)
+	if (kf_local_value_path(l, path, 0, &v, err) < 0)
 		return -1;
-	kf_buf_init(&raw, KF_LOCAL_MAX_VALUE + KF_LOCAL_OVERHEAD);
 	pthread_rwlock_rdlock(&l->tree_lock);
-	if (kf_store_read(v.fp, KF_LOCAL_MAX_VALUE + KF_LOCAL_OVERHEAD, &raw,
-			  err) < 0)
-		goto out;
-	h = (const unsigned char *)raw.data;
-	if (kf_local_value_version(h, raw.len, path, &ver, err) < 0 ||
-	    kf_local_key_get(l, v.rk, (long)ver, key, &got, err) < 0 ||
-	    kf_local_value_open(key, path, h, raw.len, value, err) < 0)
-		goto out;
-	rc = 0;
-out:
+	rc = kf_local_read_file(l, &v, v.fp, path, 0, value, err);
 	pthread_rwlock_unlock(&l->tree_lock);
-	explicit_bzero(key, sizeof(key));
-	kf_buf_release(&raw);
 	return rc;
 }
 
+/*
+ * A commit makes the next version of path: the current file is kept as a
+ * version (a hard link), the new value replaces it atomically (temp file,
+ * fsync, rename), then versions past the newest KF_LOCAL_KEEP go.
+ */
 static int local_commit(struct kf_provider *p, const char *path,
 			const unsigned char *value, size_t n, const char *token,
 			int flags, struct kf_err *err)
 {
 	struct local *l = p->priv;
-	struct vpath v;
+	pthread_mutex_t *lock = kf_local_name_lock(l, path);
+	struct kf_local_vpath v;
 	unsigned char key[32], *blob = NULL;
 	struct stat st;
+	uint32_t number = 0;
 	long ver;
 	int rc = -1;
 
@@ -332,9 +298,10 @@ static int local_commit(struct kf_provider *p, const char *path,
 			       KF_LOCAL_MAX_VALUE);
 	if (l->read_only)
 		return kf_fail(err, KF_E_ROFS, "read-only mount");
-	if (value_path(l, path, 1, &v, err) < 0)
+	if (kf_local_value_path(l, path, 1, &v, err) < 0)
 		return -1;
 	pthread_rwlock_rdlock(&l->tree_lock);
+	pthread_mutex_lock(lock);
 	if (!(flags & KF_COMMIT_CREATE) && lstat(v.fp, &st) < 0) {
 		kf_fail(err, KF_E_NOTFOUND, "local/%s no longer exists", path);
 		goto out;
@@ -346,13 +313,16 @@ static int local_commit(struct kf_provider *p, const char *path,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (kf_local_value_seal(key, (uint32_t)ver, path, value, n, blob, err) <
-		    0 ||
+	if (kf_local_versions_prepare(&v, path, &number, err) < 0 ||
+	    kf_local_value_seal(key, (uint32_t)ver, number, path, value, n,
+				blob, err) < 0 ||
 	    kf_store_replace(v.dir, strrchr(v.fp, '/') + 1, blob,
 			     n + KF_LOCAL_OVERHEAD, err) < 0)
 		goto out;
+	kf_local_versions_prune(&v, number);
 	rc = 0;
 out:
+	pthread_mutex_unlock(lock);
 	pthread_rwlock_unlock(&l->tree_lock);
 	explicit_bzero(key, sizeof(key));
 	free(blob); /* ciphertext only */
@@ -496,6 +466,8 @@ static void local_free(struct kf_provider *p)
 	if (l) {
 		kf_secret_free(l->master);
 		pthread_mutex_destroy(&l->master_lock);
+		for (int i = 0; i < KF_LOCAL_NAME_LOCKS; i++)
+			pthread_mutex_destroy(&l->name_lock[i]);
 		pthread_rwlock_destroy(&l->tree_lock);
 		free(l->root);
 		free(l->master_path);
@@ -514,6 +486,9 @@ static const struct kf_provider_ops local_ops = {
 	.check_write = local_check_write,
 	.read = local_read,
 	.commit = local_commit,
+	.read_version = kf_local_read_version,
+	.versions = kf_local_versions,
+	.stamp = kf_local_stamp,
 	.getxattr = local_getxattr,
 	.setxattr = local_setxattr,
 	.listxattr = local_listxattr,
@@ -600,6 +575,8 @@ static int local_create(const struct kf_config *cfg, struct kf_provider **out,
 		goto out;
 	}
 	pthread_mutex_init(&l->master_lock, NULL);
+	for (int i = 0; i < KF_LOCAL_NAME_LOCKS; i++)
+		pthread_mutex_init(&l->name_lock[i], NULL);
 	pthread_rwlock_init(&l->tree_lock, NULL);
 	p->priv = l;
 	p->ops = &local_ops;

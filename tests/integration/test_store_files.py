@@ -177,7 +177,9 @@ def test_primary_set_back_is_refused_and_nothing_uses_the_old_version(keyfs):
     assert oserr(read, os.path.join(k, "v")) == errno.EIO
     # Nothing was encrypted under the old version, nothing was repaired.
     assert open(os.path.join(sdir, "v"), "rb").read() == before
-    assert sorted(os.listdir(sdir)) == [".key.json", "v"]
+    # (.versions keeps the value written before the rotation)
+    assert sorted(os.listdir(sdir)) == [".key.json", ".versions", "v"]
+    assert os.listdir(os.path.join(sdir, ".versions", "v")) == ["1"]
     assert json.load(open(kf))["primary"] == 1
     time.sleep(0.2)
     assert ("key file %s does not authenticate" % kf) in m.log()

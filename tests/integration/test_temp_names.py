@@ -45,8 +45,17 @@ def where(t):
     if t.prov == "aws":
         snap = t.snapshot()
         return set(snap), {n: len(s["versions"]) for n, s in snap.items()}
-    # STORE/modes holds per-host owners and modes (chmod), not values.
-    return set(n for n in tree(t.m.store) if n != "modes"), {}
+    # STORE/modes holds per-host owners and modes (chmod), not values;
+    # local/ keeps a value's older versions in KEY/.versions/NAME/N.
+    names, versions = set(), {}
+    for n in tree(t.m.store):
+        if "/.versions/" in n:
+            kept = n.split("/.versions/", 1)[1].split("/")
+            if len(kept) == 2 and kept[1].isdigit():
+                versions[kept[0]] = versions.get(kept[0], 1) + 1
+        elif n != "modes":
+            names.add(n)
+    return names, versions
 
 
 def changed_once(t, before, name, value):
@@ -55,8 +64,9 @@ def changed_once(t, before, name, value):
     names, versions = where(t)
     assert t.value(name) == value
     assert names == before[0], "stray names: %r" % (names ^ before[0])
-    if t.prov == "aws":
-        assert versions[name] == before[1][name] + 1, "not one new version"
+    if t.prov in ("aws", "local"):
+        assert versions.get(name, 1) == before[1].get(name, 1) + 1, \
+            "not one new version"
     assert sorted(os.listdir(t.dir)) == sorted(
         n.rsplit("/", 1)[-1] for n in before[2])
 

@@ -3,12 +3,17 @@
  * attributes read from Cloud KMS through the HTTP transport seam. */
 #include "kt.h"
 #include "t_gcp_fake.h"
+#include "core/crypto.h"
 #include "gcp/tree_int.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 KT_TEST(gcp_ids_names_durations)
 {
@@ -199,6 +204,112 @@ KT_TEST(gcp_key_xattrs_read_from_kms)
 	KT_EQ_INT(err.code, KF_E_RANGE);
 	kf_buf_release(&out);
 	kf_buf_release(&small);
+	xattr_provider_free(p);
+	gf_done(a);
+}
+
+/* The stamp of path, or "" with the code in *code. */
+static void stamp_of(struct kf_provider *p, const char *path, char *out,
+		     size_t n, int *code)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_buf b;
+
+	kf_buf_init(&b, 128);
+	*code = kf_gcp_stamp(p, path, &b, &err) < 0 ? (int)err.code : 0;
+	gf_path(out, n, "%s", *code ? "" : kf_buf_str(&b));
+	kf_buf_release(&b);
+}
+
+/* A read of path: 0 and its version text in out, or the code. */
+static int read_version_of(struct kf_provider *p, const char *path, char *out,
+			   size_t n, const char *want)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_secret *v = NULL;
+
+	if (kf_gcp_read(p, path, &v, &err) < 0)
+		return (int)err.code;
+	KT_CHECK(v && v->len == strlen(want) &&
+		 kf_memeq(v->data, want, v->len));
+	gf_path(out, n, "%s", v ? v->version : "");
+	kf_secret_free(v);
+	return 0;
+}
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "wb");
+
+	KT_CHECK(f != NULL);
+	if (f) {
+		KT_EQ_INT(fwrite(text, 1, strlen(text), f), strlen(text));
+		KT_EQ_INT(fclose(f), 0);
+	}
+}
+
+KT_TEST(gcp_stamp_changes_on_every_rewrite_and_matches_reads)
+{
+	static const char hello[] =
+		"{\"plaintext\":\"aGVsbG8=\",\"plaintextCrc32c\":\"2591144780\"}";
+	struct kf_gcp_auth *a;
+	struct kf_provider *p;
+	struct kf_gcp *s;
+	struct timespec t[2] = { { 1000, 0 }, { 1000, 0 } };
+	char dir[PATH_MAX], fp[PATH_MAX], tmp[PATH_MAX];
+	char s1[128], s2[128], s3[128], s4[128], s5[128], ver[128];
+	const char *v = "p1/global/r/k/v";
+	int code;
+
+	gf_reset();
+	a = gf_make_auth();
+	p = xattr_provider(a);
+	s = p->priv;
+	gf_path(dir, sizeof(dir), "%s/p1/global/r/k", s->store);
+	gf_path(fp, sizeof(fp), "%s/v", dir);
+	gf_path(tmp, sizeof(tmp), "%s/.kf-tmp.x", dir);
+	for (char *c = dir + strlen(kt_tmpdir()) + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		(void)mkdir(dir, 0700);
+		*c = '/';
+	}
+	KT_EQ_INT(mkdir(dir, 0700), 0);
+	put_file(fp, "");
+	stamp_of(p, v, s1, sizeof(s1), &code);
+	KT_EQ_INT(code, 0);
+	KT_EQ_INT(read_version_of(p, v, ver, sizeof(ver), ""), 0);
+	KT_EQ_STR(ver, s1);
+	stamp_of(p, v, s2, sizeof(s2), &code);
+	KT_EQ_STR(s2, s1); /* nothing written: the same */
+	/* Replaced by a rename over it (same size, new inode). */
+	put_file(tmp, "");
+	KT_EQ_INT(rename(tmp, fp), 0);
+	stamp_of(p, v, s2, sizeof(s2), &code);
+	KT_CHECK(strcmp(s2, s1) != 0);
+	KT_EQ_INT(read_version_of(p, v, ver, sizeof(ver), ""), 0);
+	KT_EQ_STR(ver, s2);
+	/* Rewritten in place: a new size, then only a new time. */
+	put_file(fp, "CT-bytes");
+	stamp_of(p, v, s3, sizeof(s3), &code);
+	KT_CHECK(strcmp(s3, s2) != 0);
+	gf_push(200, hello);
+	KT_EQ_INT(read_version_of(p, v, ver, sizeof(ver), "hello"), 0);
+	KT_EQ_STR(ver, s3);
+	KT_EQ_INT(utimensat(AT_FDCWD, fp, t, 0), 0);
+	stamp_of(p, v, s4, sizeof(s4), &code);
+	KT_CHECK(strcmp(s4, s3) != 0);
+	t[1].tv_nsec = 1;
+	KT_EQ_INT(utimensat(AT_FDCWD, fp, t, 0), 0);
+	stamp_of(p, v, s5, sizeof(s5), &code);
+	KT_CHECK(strcmp(s5, s4) != 0);
+	/* Gone, or never a value: not found. */
+	KT_EQ_INT(unlink(fp), 0);
+	stamp_of(p, v, s5, sizeof(s5), &code);
+	KT_EQ_INT(code, KF_E_NOTFOUND);
+	stamp_of(p, "p1/global/r/k/.kf-tmp.x", s5, sizeof(s5), &code);
+	KT_EQ_INT(code, KF_E_NOTFOUND);
 	xattr_provider_free(p);
 	gf_done(a);
 }
