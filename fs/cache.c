@@ -607,3 +607,88 @@ void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out)
 	*out = c->st;
 	pthread_mutex_unlock(&c->lock);
 }
+
+int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
+		     const char *path, const char *rel, struct kf_secret **out,
+		     struct kf_err *err)
+{
+	struct timespec deadline = { 0, 0 };
+	struct kf_secret *v = NULL;
+	struct kf_centry *e;
+	uint64_t gen, t;
+	int rc, immutable = 0;
+
+	if (out)
+		*out = NULL;
+	pthread_mutex_lock(&c->lock);
+	e = kf_centry_get_locked(c, p, path, rel);
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	}
+	/* A fetch in flight is as fresh as ours would be: wait for it. */
+	if (e->loading) {
+		rc = wait_locked(c, e, &deadline);
+		if (rc == 0 && e->val && out)
+			rc = copy_out(e->val, out, err);
+		else if (rc < 0 || !e->val)
+			rc = kf_fail(err, rc < 0 ? KF_E_TIMEOUT : KF_E_NOTFOUND,
+				     "no value after a concurrent fetch");
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	e->loading = 1;
+	gen = e->gen;
+	pthread_mutex_unlock(&c->lock);
+
+	rc = fetch_value(c, p, path, rel, 0, &v, &immutable, err);
+
+	pthread_mutex_lock(&c->lock);
+	e = kf_centry_find_locked(c, path); /* pinned by loading */
+	e->loading = 0;
+	pthread_cond_broadcast(&c->cond);
+	t = now();
+	note_outcome_locked(c, p, rc, err, t);
+	if (rc < 0) {
+		c->st.errors++;
+		if (err->code == KF_E_NOTFOUND && e->gen == gen) {
+			kf_centry_drop_value_locked(c, e);
+			e->attr_state = KF_ATTR_ABSENT;
+			e->attr_at = t;
+		}
+	} else {
+		if (out)
+			rc = copy_out(v, out, err);
+		/* Nothing held (dropped, or never read whole): nothing to
+		 * replace.  The same bytes: the held value keeps its age, so
+		 * watching never keeps a value in memory longer than reads
+		 * would. */
+		if (e->gen == gen && e->val && !kf_secret_equal(e->val, v)) {
+			if (kf_centry_set_value_locked(c, e, &v, t)) {
+				c->st.changes++;
+				e->attr_state = KF_ATTR_NONE;
+			}
+			e->immutable = immutable;
+			e->stale_logged = 0;
+		}
+	}
+	kf_centry_refile_locked(c, e);
+	pthread_mutex_unlock(&c->lock);
+	kf_secret_free(v);
+	return rc;
+}
+
+int kf_cache_stale(struct kf_cache *c, const char *path)
+{
+	struct kf_centry *e;
+	uint64_t t = now();
+	int stale = 0;
+
+	pthread_mutex_lock(&c->lock);
+	e = kf_centry_find_locked(c, path);
+	if (e && e->val && !e->immutable && t - e->val_at >= c->ttl_ms &&
+	    within_stale(c, e->val_at, t))
+		stale = is_down_locked(c, e->p, t) || e->stale_logged;
+	pthread_mutex_unlock(&c->lock);
+	return stale;
+}

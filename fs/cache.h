@@ -162,3 +162,21 @@ void kf_cache_stats(struct kf_cache *c, struct kf_cache_stats *out);
 void kf_cache_abstime(unsigned ms, struct timespec *ts);
 
 #endif
+
+/*
+ * For the change watcher: fetch the value of path from the provider now
+ * (whatever its age; one fetch for all concurrent callers) and make it
+ * the cached one when a different value is held, keeping the old value
+ * when the fetch fails (an absent name drops it); a value not held stays
+ * so, and an unchanged one keeps its age.  With out, a copy of the new value (caller frees).  Does
+ * not count as a read: no refresh-ahead follows.  0, or -1 with *err.
+ */
+int kf_cache_refetch(struct kf_cache *c, struct kf_provider *p,
+		     const char *path, const char *rel, struct kf_secret **out,
+		     struct kf_err *err);
+
+/*
+ * Whether the value of path the cache would serve now is stale: older
+ * than ttl and served because its provider is unreachable.  1 or 0.
+ */
+int kf_cache_stale(struct kf_cache *c, const char *path);

@@ -12,9 +12,11 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "mountpoint.h"
+#include "onchange.h"
 #include "ops.h"
 #include "opts.h"
 #include "refresh.h"
+#include "watch.h"
 #include "provider.h"
 #include "core/secret.h"
 #include "core/json.h"
@@ -356,6 +358,15 @@ static int setup_fs(struct keyfs *k)
 	fs->page_cache = !o->read_only && !o->audit && !o->direct_io &&
 			 o->ttl > 0;
 	fs->exact_sizes = o->exact_sizes;
+	if (!realpath(o->mountpoint, fs->mnt)) {
+		fprintf(stderr, "keyfs: %s: %s\n", o->mountpoint,
+			strerror(errno));
+		return STEP_FAIL;
+	}
+	if (kf_watch_init(fs, o->watch_max) < 0) {
+		fprintf(stderr, "keyfs: out of memory\n");
+		return STEP_FAIL;
+	}
 	if (kf_modes_load(&fs->modes, k->store, &err) < 0) {
 		fprintf(stderr, "keyfs: store %s: %s\n", k->store, err.msg);
 		return STEP_FAIL;
@@ -385,6 +396,7 @@ static int mount_fuse(struct keyfs *k)
 	if (!k->fuse)
 		return STEP_FAIL; /* unknown option, ... */
 	k->fs.fuse = k->fuse;
+	k->fs.events.fuse = k->fuse;
 	if (fuse_mount(k->fuse, k->o.mountpoint) != 0)
 		return STEP_FAIL;
 	k->mounted = 1;
@@ -423,6 +435,18 @@ static int start_threads(struct keyfs *k)
 		kf_log(KF_LOG_ERROR, "cannot start the refresher thread");
 		return STEP_FAIL;
 	}
+	if (k->o.on_change) {
+		k->fs.onchange = kf_onchange_new(k->o.on_change, NULL);
+		if (!k->fs.onchange) {
+			kf_log(KF_LOG_ERROR,
+			       "cannot start the on_change runner");
+			return STEP_FAIL;
+		}
+	}
+	if (kf_watch_start(&k->fs) < 0) {
+		kf_log(KF_LOG_ERROR, "cannot start the change watcher");
+		return STEP_FAIL;
+	}
 	kf_log(KF_LOG_INFO, "mounted at %s (store %s, %zu provider%s)",
 	       k->o.mountpoint, k->store, k->np, k->np == 1 ? "" : "s");
 	return STEP_NEXT;
@@ -451,6 +475,11 @@ static int run_loop(struct keyfs *k)
 static void finish(struct keyfs *k)
 {
 	kf_fs_stop_refresher(&k->fs);
+	/* Before the providers go: a round may be calling one. */
+	kf_watch_stop(&k->fs);
+	kf_onchange_free(k->fs.onchange);
+	k->fs.onchange = NULL;
+	k->fs.events.fuse = NULL;
 	if (k->loop)
 		fuse_loop_cfg_destroy(k->loop);
 	if (k->fuse) {
@@ -462,6 +491,7 @@ static void finish(struct keyfs *k)
 	for (size_t i = 0; i < k->np; i++)
 		k->provs[i]->ops->free(k->provs[i]);
 	kf_audit_close(k->fs.audit);
+	kf_watch_free(&k->fs);
 	kf_fs_release(&k->fs);
 	kf_opts_release(&k->o);
 	free(k->defstore);

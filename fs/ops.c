@@ -57,6 +57,7 @@ void kf_fs_init(struct kf_fs *fs)
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	kf_modes_init(&fs->modes);
 	kf_held_init(&fs->held);
+	kf_events_init(&fs->events);
 	fs->mount_time = time(NULL);
 }
 
@@ -67,6 +68,7 @@ void kf_fs_release(struct kf_fs *fs)
 	kf_modes_release(&fs->modes);
 	kf_held_release(&fs->held);
 	kf_kview_release(&fs->kview);
+	kf_events_release(&fs->events);
 	pthread_mutex_destroy(&fs->pending_lock);
 }
 
@@ -230,8 +232,10 @@ static int kf_getattr(const char *path, struct stat *st,
 	struct kf_fh *h = fh_of(fi);
 	struct kf_provider *p;
 	const char *rel;
-	int rc;
+	int rc = kf_events_fs_getattr(fs, path, st);
 
+	if (rc != 1)
+		return rc;
 	if (h && !h->view) {
 		pthread_mutex_lock(&h->lock);
 		a.kind = KF_KIND_FILE;
@@ -312,6 +316,9 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	(void)off;
 	(void)fi;
 	(void)flags;
+	rc = kf_events_fs_readdir(path, buf, filler);
+	if (rc != 1)
+		return rc;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -329,6 +336,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	if (!p) {
 		for (size_t i = 0; i < fs->tree.n; i++)
 			filler(buf, fs->tree.providers[i]->name, NULL, 0, 0);
+		filler(buf, KF_EVENTS_DIR + 1, NULL, 0, 0);
 		return 0;
 	}
 	kf_buf_init(&token, 8192);
@@ -365,6 +373,8 @@ static int kf_mkdir(const char *path, mode_t mode)
 	(void)mode; /* modes come from -o umask */
 	if (kf_fs_ctx()->read_only)
 		return -EROFS;
+	if (kf_events_fs_refuse(kf_fs_ctx(), path))
+		return kf_events_fs_refuse(kf_fs_ctx(), path);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM; /* new top-level names are providers */
@@ -400,6 +410,8 @@ static int remove_path(const char *path, const char *op, int root_errno,
 
 	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
 		return -EROFS;
+	if (kf_events_fs_refuse(kf_fs_ctx(), path))
+		return kf_events_fs_refuse(kf_fs_ctx(), path);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -540,6 +552,9 @@ static int kf_open(const char *path, struct fuse_file_info *fi)
 	KF_FS_COUNT(kf_fs_ctx(), opens);
 	if (kf_fs_ctx()->no_open && !kf_fh_writable(fi->flags))
 		return -ENOSYS;
+	rc = kf_events_fs_open(kf_fs_ctx(), path, fi);
+	if (rc != 1)
+		return rc;
 	rc = open_held(path, fi);
 	if (rc != 1)
 		return kf_fs_audited("open", path, rc);
@@ -576,6 +591,8 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	(void)mode;
 	if (fs->read_only)
 		return -EROFS;
+	if (kf_events_fs_refuse(fs, path))
+		return kf_events_fs_refuse(fs, path);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM;
@@ -623,7 +640,10 @@ static int kf_read(const char *path, char *buf, size_t size, off_t off,
 {
 	struct kf_fh *h = fh_of(fi);
 	size_t n;
+	int rc = kf_events_fs_read(kf_fs_ctx(), path, buf, size, off, fi);
 
+	if (rc != 1)
+		return rc;
 	if (off < 0)
 		return -EINVAL;
 	KF_FS_COUNT(kf_fs_ctx(), reads);
@@ -687,15 +707,17 @@ static int flush_common(struct fuse_file_info *fi, int final)
 
 static int kf_flush(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
+	if (kf_events_node(path))
+		return 0;
 	return flush_common(fi, 0);
 }
 
 /* fsync asks for the change now, even a bare O_TRUNC. */
 static int kf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	(void)path;
 	(void)datasync;
+	if (kf_events_node(path))
+		return 0;
 	return flush_common(fi, 1);
 }
 
@@ -703,7 +725,8 @@ static int kf_release(const char *path, struct fuse_file_info *fi)
 {
 	struct kf_fh *h = fh_of(fi);
 
-	(void)path;
+	if (kf_events_fs_release(kf_fs_ctx(), path, fi) != 1)
+		return 0;
 	if (h && h->cached)
 		kf_kview_reader_done(&kf_fs_ctx()->kview, h->path);
 	if (h && h->writer && kf_fs_ctx()->page_cache) {
@@ -730,6 +753,8 @@ static int truncate_path(const char *path, off_t size,
 		return -EINVAL;
 	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
+	if (kf_events_fs_refuse(fs, path))
+		return kf_events_fs_refuse(fs, path);
 	if (fh_of(fi))
 		return kf_fh_truncate(fh_of(fi), fuse_get_context()->pid, size);
 	rc = kf_held_truncate(&fs->held, held_of(fi), path, size);
@@ -781,6 +806,8 @@ static int change_owner_or_mode(const char *op, const char *path,
 
 	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
+	if (kf_events_fs_refuse(fs, path))
+		return kf_events_fs_refuse(fs, path);
 	rc = kf_getattr(path, &st, fi);
 	if (rc == 0 && mode != (mode_t)-1)
 		rc = kf_modes_chmod(&fs->modes, name, &st, mode);
@@ -808,6 +835,8 @@ static int kf_utimens(const char *path, const struct timespec tv[2],
 {
 	(void)tv;
 	(void)fi;
+	if (kf_events_fs_refuse(kf_fs_ctx(), path))
+		return kf_events_fs_refuse(kf_fs_ctx(), path);
 	return kf_view_refuse(path) ? -EROFS : refuse(0);
 }
 
@@ -821,6 +850,9 @@ static int kf_rename(const char *from, const char *to, unsigned int flags)
 	if (kf_fs_ctx()->read_only || kf_view_refuse(from) ||
 	    kf_view_refuse(to))
 		return -EROFS;
+	if (kf_events_fs_refuse(kf_fs_ctx(), from) ||
+	    kf_events_fs_refuse(kf_fs_ctx(), to))
+		return -EPERM;
 	rc = kf_held_rename(kf_fs_ctx(), from, to, flags, &who);
 	if (rc == -EPERM || rc == -EINVAL)
 		return rc; /* refused before any provider is asked */
@@ -960,4 +992,5 @@ const struct fuse_operations kf_fs_ops = {
 	.symlink = kf_symlink,
 	.mknod = kf_mknod,
 	.statfs = kf_statfs,
+	.poll = kf_events_fs_poll,
 };

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "events.h"
 #include "modes.h"
 #include "held.h"
 #include "kview.h"
@@ -20,6 +21,8 @@
 struct fuse;
 struct kf_audit;
 struct kf_pending;
+struct kf_watch;
+struct kf_onchange;
 
 /* What reached the daemon (reads served by the page cache do not).
  * Atomic: updated with KF_FS_COUNT, read with __atomic_load_n. */
@@ -60,6 +63,11 @@ struct kf_fs {
 	struct kf_modes modes;	    /* chmod and chown, per path */
 	struct kf_held held;   /* temporary files kept in memory (held.h) */
 	struct kf_kview kview; /* what the kernel holds (page_cache) */
+	/* The change signal (watch.h, events.h, onchange.h). */
+	char mnt[4096];		      /* the mountpoint's absolute path */
+	struct kf_watch *watch;	      /* NULL: -o watch_max=0 */
+	struct kf_events events;      /* .keyfs/events */
+	struct kf_onchange *onchange; /* NULL: no -o on_change */
 };
 
 /* The operations table; private data must be a struct kf_fs. */

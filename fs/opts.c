@@ -8,6 +8,7 @@
  */
 #include "opts.h"
 #include "core/log.h"
+#include "onchange.h"
 
 #include <errno.h>
 #include <fuse.h>
@@ -69,6 +70,13 @@ struct opt_desc {
 static int check_log_level(const char *v)
 {
 	return kf_log_level_parse(v);
+}
+
+static int check_command(const char *v)
+{
+	char msg[256];
+
+	return kf_onchange_check(v, msg, sizeof(msg));
 }
 
 /* In --help order; an option with several spellings is listed once. */
@@ -133,6 +141,18 @@ static const struct opt_desc opt_table[] = {
 	    "-o audit=FILE|syslog",
 	    "one line per access: time, uid, gid, pid,\n"
 	    "process, operation, path, result (default: off)"),
+	UINT("watch_max=", watch_max, 0, 1000000, 10, "0 to 1000000",
+	     "-o watch_max=N",
+	     "values read since mounting that are re-checked\n"
+	     "for changes every ttl, most recently read\n"
+	     "first (default: 1000; 0 turns watching off)"),
+	STR("on_change=", on_change, 1, check_command, 0,
+	    "an absolute path to an executable file, then words "
+	    "(no shell, no quoting)",
+	    "-o on_change=COMMAND",
+	    "run COMMAND with the path of a value that\n"
+	    "changed as its last argument (no shell;\n"
+	    "default: none); see also MOUNT/.keyfs/events"),
 };
 
 #define NOPTS (sizeof(opt_table) / sizeof(opt_table[0]))
@@ -337,6 +357,7 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 	o->uid = getuid();
 	o->gid = getgid();
 	o->umask = 077;
+	o->watch_max = 1000;
 	rc = fuse_opt_parse(args, o, spec, proc);
 	if (o->debug)
 		o->foreground = 1; /* -d implies -f */
@@ -357,6 +378,7 @@ void kf_opts_release(struct kf_opts *o)
 	free(o->providers);
 	free(o->log_level);
 	free(o->audit);
+	free(o->on_change);
 	for (size_t i = 0; i < o->nkv; i++) {
 		free(o->kv[i].key);
 		free(o->kv[i].value);

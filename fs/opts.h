@@ -31,6 +31,8 @@ struct kf_opts {
 	int direct_io;	    /* keep values out of the page cache */
 	int exact_sizes;    /* stat fetches values for their sizes */
 	char *audit;	    /* FILE or "syslog", NULL: off */
+	unsigned watch_max; /* values watched for changes, 0: off */
+	char *on_change;    /* command run on a change, NULL: none */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;

@@ -9,6 +9,9 @@
 #ifndef KF_WATCH_H
 #define KF_WATCH_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "provider.h"
 
 struct kf_fs;
@@ -20,5 +23,43 @@ struct kf_fs;
  */
 void kf_watch_note(struct kf_fs *fs, struct kf_provider *p, const char *path,
 		   const char *rel, const struct kf_secret *v);
+
+/* Counters (tests, stats). */
+struct kf_watch_stats {
+	uint64_t watched; /* paths watched now */
+	uint64_t rounds, stamps, refetches, changes, gone;
+};
+
+/*
+ * Set up fs->watch for at most max paths (0: watching is off, fs->watch
+ * stays NULL).  No thread yet.  0, or -1 when out of memory.
+ */
+int kf_watch_init(struct kf_fs *fs, unsigned max);
+
+/* Stop the thread if running and free everything.  Accepts fs->watch
+ * NULL. */
+void kf_watch_free(struct kf_fs *fs);
+
+/*
+ * Start the thread that runs kf_watch_round() every fs->ttl seconds (at
+ * least 1); after daemonizing.  0, or -1.  kf_watch_stop() stops and
+ * joins it (a round in progress finishes its provider call first).
+ */
+int kf_watch_start(struct kf_fs *fs);
+void kf_watch_stop(struct kf_fs *fs);
+
+/*
+ * One round: one ops->stamp per (provider, value) watched; each path
+ * whose stamp moved (or that has no stamp) is refetched into the cache
+ * and, when its value's fingerprint differs, reported as changed:
+ * kernel copy invalidated, event appended, on_change queued.  A path
+ * whose value is gone is reported once and no longer watched.  Makes
+ * provider calls with no lock held.
+ */
+void kf_watch_round(struct kf_fs *fs);
+
+/* Whether path is watched; a snapshot of the counters. */
+int kf_watch_has(struct kf_fs *fs, const char *path);
+void kf_watch_stats(struct kf_fs *fs, struct kf_watch_stats *st);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Extended attributes on the mount: the provider's user.* attributes on
- * its paths, and the user.keyfs.stats document on the root.  Only the
+ * its paths, user.keyfs.stale on value files, and the user.keyfs.stats
+ * document on the root.  Only the
  * user namespace is served; no attribute value is ever logged.
  */
 #include "xattr.h"
@@ -15,6 +16,32 @@
 
 #define XATTR_MAX 65536
 #define STATS_XATTR "user.keyfs.stats"
+#define STALE_XATTR "user.keyfs.stale"
+
+/* Whether path is a value file (its attributes, through the cache). */
+static int is_value(const char *path)
+{
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr a;
+	struct kf_provider *p;
+	const char *rel;
+
+	if (kf_fs_route(path, &p, &rel) || !p || !*rel ||
+	    kf_view_refuse(path) || kf_held_has(&kf_fs_ctx()->held, path))
+		return 0;
+	return kf_cache_getattr(&kf_fs_ctx()->cache, p, path, rel, 0, &a,
+				&err) == 0 &&
+	       a.kind == KF_KIND_FILE;
+}
+
+/* user.keyfs.stale: "1" while a stale value of path is served. */
+static int stale_reply(const char *path, char *value, size_t size)
+{
+	if (size == 0)
+		return 1;
+	value[0] = kf_cache_stale(&kf_fs_ctx()->cache, path) ? '1' : '0';
+	return 1;
+}
 
 /* Hand a getxattr/listxattr answer to FUSE: its size when size is 0. */
 static int xattr_reply(const struct kf_buf *out, char *value, size_t size)
@@ -35,8 +62,10 @@ int kf_fs_getxattr(const char *path, const char *name, char *value, size_t size)
 	const char *rel;
 	int rc;
 
-	if (strncmp(name, "user.", 5) != 0)
+	if (strncmp(name, "user.", 5) != 0 || kf_events_node(path))
 		return -ENODATA;
+	if (!strcmp(name, STALE_XATTR) && is_value(path))
+		return stale_reply(path, value, size);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -73,6 +102,8 @@ int kf_fs_setxattr(const char *path, const char *name, const char *value,
 		return -ENOTSUP;
 	if (size > XATTR_MAX)
 		return -E2BIG;
+	if (kf_events_fs_refuse(kf_fs_ctx(), path))
+		return kf_events_fs_refuse(kf_fs_ctx(), path);
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -107,6 +138,8 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	const char *rel;
 	int rc;
 
+	if (kf_events_node(path))
+		return 0;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -122,6 +155,9 @@ int kf_fs_listxattr(const char *path, char *list, size_t size)
 	else if (p && *rel && versioned(p, path, rel) &&
 		 kf_buf_add(&out, KF_VERSIONS_XATTR,
 			    sizeof(KF_VERSIONS_XATTR)) < 0)
+		rc = -ENOMEM;
+	if (rc == 0 && p && *rel && !kf_view_refuse(path) && is_value(path) &&
+	    kf_buf_add(&out, STALE_XATTR, sizeof(STALE_XATTR)) < 0)
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = xattr_reply(&out, list, size);

@@ -33,7 +33,7 @@ def key_nocache(keyfs):
 
 def test_layout_and_listing(key):
     m, k = key
-    assert os.listdir(m.mnt) == ["local"]
+    assert sorted(os.listdir(m.mnt)) == [".keyfs", "local"]
     assert os.listdir(m.path("local")) == ["ring"]
     assert os.listdir(m.path("local", "ring")) == ["key"]
     assert os.listdir(k) == []
