@@ -278,8 +278,9 @@ static int stamp_of(struct aws_priv *a, size_t ri, const char *name, int fields,
 	if (m.deleted) {
 		kf_aws_index_del(a->idx, ri, name);
 	} else if (!fields || is_fields) {
-		kf_aws_index_put(a->idx, ri, name, is_fields,
-				 kf_aws_tree_meta_mtime(&m));
+		/* Not kf_aws_index_put: the index's record of what name is
+		 * ages from the listing or lookup that made it, so a prefix
+		 * made elsewhere still wins within ttl while it is watched. */
 		rc = 1;
 		if (kf_buf_adds(out, m.current_version ? m.current_version :
 							 AWS_NO_VERSION))
