@@ -5,6 +5,7 @@
  * ever logged.
  */
 #include "ops.h"
+#include "attr.h"
 #include "view.h"
 
 #include "audit.h"
@@ -111,62 +112,6 @@ void kf_fs_invalidate(struct kf_fs *fs, const char *path)
 	kf_view_invalidate(path, invalidate_view, fs);
 }
 
-/*
- * The size shown for a file whose value is not cached (stat never
- * fetches one): 0 on a writable mount, whose reads never stop at it, and
- * the largest possible value on a read-only one, whose page-cached reads
- * stop at the size (the first read makes it exact).
- */
-static void unknown_size(const struct kf_fs *fs, const struct kf_provider *p,
-			 struct kf_attr *a)
-{
-	if (a->kind != KF_KIND_FILE || a->size_known)
-		return;
-	a->size = fs->read_only && p ? p->max_value : 0;
-	a->size_known = 1;
-}
-
-/*
- * On page-cache mounts the kernel's size of a file is shared by every
- * open of it, and readers' pages are of one version of the value: while
- * such readers have it open, every reply carries that version's size (a
- * writer's uncommitted size, or a newer commit, waits for them to close).
- * Otherwise the reply may change the kernel's size: the version it held
- * is forgotten.
- */
-static void shared_size(struct kf_fs *fs, const char *path, struct kf_attr *a)
-{
-	size_t size;
-
-	if (!fs->page_cache)
-		return;
-	if (kf_kview_size(&fs->kview, path, &size))
-		a->size = size;
-	else
-		kf_kview_forget(&fs->kview, path);
-}
-
-static void fill_stat(const struct kf_fs *fs, const struct kf_attr *a,
-		      struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
-	if (a->kind == KF_KIND_DIR) {
-		st->st_mode = S_IFDIR | (0777 & ~fs->umask);
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | (0666 & ~fs->umask);
-		st->st_nlink = 1;
-		st->st_size = a->size_known ? (off_t)a->size : 0;
-		st->st_blocks = (st->st_size + 511) / 512;
-	}
-	st->st_blksize = 4096;
-	st->st_mtime = a->mtime ? a->mtime : fs->mount_time;
-	st->st_ctime = st->st_mtime;
-	st->st_atime = st->st_mtime;
-}
-
 int kf_fs_route(const char *path, struct kf_provider **p, const char **rel)
 {
 	return kf_tree_route(&kf_fs_ctx()->tree, path, p, rel);
@@ -181,46 +126,6 @@ static int route_file(const char *path, struct kf_provider **p,
 	if (rc == 0 && (!*p || !**rel))
 		rc = -EISDIR;
 	return rc;
-}
-
-/* Whether provider-relative rel is a view (view.h). */
-static int is_view(const char *rel)
-{
-	struct kf_view v;
-
-	kf_view_parse(rel, &v);
-	return v.is_view;
-}
-
-/* Creating a view path: in a version directory, which is read-only,
- * EROFS; else the name holds ':' or '#', in no valid name: EINVAL. */
-static int view_create_errno(const char *rel)
-{
-	struct kf_view v;
-
-	kf_view_parse(rel, &v);
-	return v.in_dir ? -EROFS : -EINVAL;
-}
-
-/* A view: its base's owner and mode, never writable. */
-static int view_stat(struct kf_fs *fs, struct kf_provider *p, const char *path,
-		     const char *rel, struct stat *st)
-{
-	struct kf_view v;
-	struct kf_attr a;
-	char modes[KF_MAX_PATH];
-	int rc;
-
-	kf_view_parse(rel, &v);
-	rc = kf_view_attr(fs, p, path, rel, &v, &a, modes, sizeof(modes));
-	if (rc)
-		return rc;
-	if (a.kind == KF_KIND_FILE)
-		shared_size(fs, path, &a);
-	fill_stat(fs, &a, st);
-	kf_modes_apply(&fs->modes, modes, st);
-	st->st_mode &= ~(mode_t)0222;
-	return 0;
 }
 
 static int kf_getattr(const char *path, struct stat *st,
@@ -243,8 +148,8 @@ static int kf_getattr(const char *path, struct stat *st,
 		a.size = h->writer && fs->page_cache ? h->base_len :
 						       h->val->len;
 		pthread_mutex_unlock(&h->lock);
-		shared_size(fs, h->path, &a);
-		fill_stat(fs, &a, st);
+		kf_attr_shared_size(fs, h->path, &a);
+		kf_attr_fill_stat(fs, &a, st);
 		kf_modes_apply(&fs->modes, h->path, st);
 		return 0;
 	}
@@ -254,14 +159,14 @@ static int kf_getattr(const char *path, struct stat *st,
 			a.size_known = 1;
 			a.size = kf_held_size(&fs->held, held_of(fi));
 		}
-		fill_stat(fs, &a, st);
+		kf_attr_fill_stat(fs, &a, st);
 		return 0;
 	}
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
-	if (p && *rel && is_view(rel))
-		return view_stat(fs, p, path, rel, st);
+	if (p && *rel && kf_attr_is_view(rel))
+		return kf_attr_view_stat(fs, p, path, rel, st);
 	if (p && *rel &&
 	    kf_cache_getattr(&fs->cache, p, path, rel, fs->exact_sizes, &a,
 			     &err) < 0) {
@@ -272,10 +177,10 @@ static int kf_getattr(const char *path, struct stat *st,
 		a.kind = KF_KIND_FILE;
 		a.size_known = 1;
 	}
-	unknown_size(fs, p, &a);
+	kf_attr_unknown_size(fs, p, &a);
 	if (a.kind == KF_KIND_FILE)
-		shared_size(fs, path, &a);
-	fill_stat(fs, &a, st);
+		kf_attr_shared_size(fs, path, &a);
+	kf_attr_fill_stat(fs, &a, st);
 	kf_modes_apply(&fs->modes, path, st);
 	return 0;
 }
@@ -296,8 +201,8 @@ static int list_one(void *vctx, const char *name, const struct kf_attr *a)
 	if (!a)
 		return c->filler(c->buf, name, NULL, 0, 0);
 	known = *a;
-	unknown_size(c->fs, c->p, &known);
-	fill_stat(c->fs, &known, &st);
+	kf_attr_unknown_size(c->fs, c->p, &known);
+	kf_attr_fill_stat(c->fs, &known, &st);
 	return c->filler(c->buf, name, &st, 0, 0);
 }
 
@@ -325,7 +230,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 	c.p = p;
-	if (p && *rel && is_view(rel)) {
+	if (p && *rel && kf_attr_is_view(rel)) {
 		struct kf_view v;
 
 		kf_view_parse(rel, &v);
@@ -373,8 +278,9 @@ static int kf_mkdir(const char *path, mode_t mode)
 	(void)mode; /* modes come from -o umask */
 	if (kf_fs_ctx()->read_only)
 		return -EROFS;
-	if (kf_events_fs_refuse(kf_fs_ctx(), path))
-		return kf_events_fs_refuse(kf_fs_ctx(), path);
+	rc = kf_events_fs_refuse(kf_fs_ctx(), path);
+	if (rc)
+		return rc;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM; /* new top-level names are providers */
@@ -382,8 +288,9 @@ static int kf_mkdir(const char *path, mode_t mode)
 		return rc;
 	if (!p || !*rel)
 		return kf_fs_audited("mkdir", path, -EEXIST);
-	if (is_view(rel))
-		return kf_fs_audited("mkdir", path, view_create_errno(rel));
+	if (kf_attr_is_view(rel))
+		return kf_fs_audited("mkdir", path,
+				     kf_attr_view_create_errno(rel));
 	kf_cache_forget(&kf_fs_ctx()->cache, path);
 	if (p->ops->mkdir(p, rel, &err) < 0)
 		return kf_fs_audited("mkdir", path,
@@ -410,8 +317,9 @@ static int remove_path(const char *path, const char *op, int root_errno,
 
 	if (kf_fs_ctx()->read_only || kf_view_refuse(path))
 		return -EROFS;
-	if (kf_events_fs_refuse(kf_fs_ctx(), path))
-		return kf_events_fs_refuse(kf_fs_ctx(), path);
+	rc = kf_events_fs_refuse(kf_fs_ctx(), path);
+	if (rc)
+		return rc;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc)
 		return rc;
@@ -503,7 +411,7 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
 	if (kf_fh_writable(fi->flags) && fs->read_only)
 		return -EROFS;
 	rc = route_file(path, &p, &rel);
-	if (rc == 0 && is_view(rel)) {
+	if (rc == 0 && kf_attr_is_view(rel)) {
 		struct kf_view v;
 
 		kf_view_parse(rel, &v);
@@ -591,8 +499,9 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	(void)mode;
 	if (fs->read_only)
 		return -EROFS;
-	if (kf_events_fs_refuse(fs, path))
-		return kf_events_fs_refuse(fs, path);
+	rc = kf_events_fs_refuse(fs, path);
+	if (rc)
+		return rc;
 	rc = kf_fs_route(path, &p, &rel);
 	if (rc == -ENOENT)
 		return -EPERM;
@@ -600,8 +509,9 @@ static int kf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return rc;
 	if (!p || !*rel)
 		return -EEXIST;
-	if (is_view(rel))
-		return kf_fs_audited("create", path, view_create_errno(rel));
+	if (kf_attr_is_view(rel))
+		return kf_fs_audited("create", path,
+				     kf_attr_view_create_errno(rel));
 	rc = create_held(fs, p, path, rel, fi);
 	if (rc != 1)
 		return kf_fs_audited("create", path, rc);
@@ -753,8 +663,9 @@ static int truncate_path(const char *path, off_t size,
 		return -EINVAL;
 	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
-	if (kf_events_fs_refuse(fs, path))
-		return kf_events_fs_refuse(fs, path);
+	rc = kf_events_fs_refuse(fs, path);
+	if (rc)
+		return rc;
 	if (fh_of(fi))
 		return kf_fh_truncate(fh_of(fi), fuse_get_context()->pid, size);
 	rc = kf_held_truncate(&fs->held, held_of(fi), path, size);
@@ -806,8 +717,9 @@ static int change_owner_or_mode(const char *op, const char *path,
 
 	if (fs->read_only || kf_view_refuse(path))
 		return -EROFS;
-	if (kf_events_fs_refuse(fs, path))
-		return kf_events_fs_refuse(fs, path);
+	rc = kf_events_fs_refuse(fs, path);
+	if (rc)
+		return rc;
 	rc = kf_getattr(path, &st, fi);
 	if (rc == 0 && mode != (mode_t)-1)
 		rc = kf_modes_chmod(&fs->modes, name, &st, mode);
@@ -833,10 +745,13 @@ static int kf_chown(const char *path, uid_t uid, gid_t gid,
 static int kf_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
+	int rc;
+
 	(void)tv;
 	(void)fi;
-	if (kf_events_fs_refuse(kf_fs_ctx(), path))
-		return kf_events_fs_refuse(kf_fs_ctx(), path);
+	rc = kf_events_fs_refuse(kf_fs_ctx(), path);
+	if (rc)
+		return rc;
 	return kf_view_refuse(path) ? -EROFS : refuse(0);
 }
 

@@ -50,7 +50,8 @@ int kf_view_fetch(struct kf_provider *p, const char *key,
 		  struct kf_secret **value, int *immutable, struct kf_err *err);
 
 /*
- * The value a read of path (rel under p) serves: through the cache, a
+ * The value a read of path (rel under p; rel must point into path, at
+ * its provider-relative part, as kf_fs_route gives it) serves: through the cache, a
  * view's version and field applied; every successful read is noted for
  * the change watcher.  0, or -errno (reported once, as op).
  */

@@ -477,7 +477,10 @@ static void *watch_main(void *arg)
 {
 	struct kf_fs *fs = arg;
 	struct kf_watch *w = fs->watch;
-	unsigned period = fs->ttl ? fs->ttl * 1000 : 1000;
+	/* ttl=0 caches nothing, and every read asks the provider; the
+	 * watcher's round then comes every KF_WATCH_TTL0_S, not in a
+	 * loop of questions. */
+	unsigned period = (fs->ttl ? fs->ttl : KF_WATCH_TTL0_S) * 1000;
 	struct timespec ts;
 
 	pthread_mutex_lock(&w->lock);

@@ -14,6 +14,9 @@
 
 #include "provider.h"
 
+/* The watcher's period when -o ttl=0 (seconds). */
+#define KF_WATCH_TTL0_S 60
+
 struct kf_fs;
 
 /*
