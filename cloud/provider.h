@@ -113,11 +113,14 @@ struct kf_provider_ops {
 	 * Make value (n bytes, borrowed) the new value of path, all or
 	 * nothing.  token identifies this one commit: every retry of it reuses
 	 * the token, so a retried commit makes exactly one version.  With
-	 * KF_COMMIT_CREATE the object is created if it does not exist.
+	 * KF_COMMIT_CREATE the object is created if it does not exist.  When
+	 * version is not NULL, the store's name of the version made is
+	 * appended to it (what a read of it would set in value->version),
+	 * where the provider knows it without another call.
 	 */
 	int (*commit)(struct kf_provider *p, const char *path,
 		      const unsigned char *value, size_t n, const char *token,
-		      int flags, struct kf_err *err);
+		      int flags, struct kf_buf *version, struct kf_err *err);
 
 	/*
 	 * Optional: whether the n bytes written so far to path (data,

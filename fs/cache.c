@@ -534,11 +534,13 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 }
 
 void kf_cache_put(struct kf_cache *c, struct kf_provider *p, const char *path,
-		  const char *rel, const unsigned char *v, size_t n)
+		  const char *rel, const unsigned char *v, size_t n,
+		  const char *version)
 {
 	struct kf_centry *e;
 	struct kf_secret *s = kf_secret_dup(v, n);
 
+	kf_secret_set_version(s, version);
 	pthread_mutex_lock(&c->lock);
 	e = kf_centry_get_locked(c, p, path, rel);
 	if (e) {

@@ -115,9 +115,11 @@ int kf_cache_getattr(struct kf_cache *c, struct kf_provider *p,
 int kf_cache_read(struct kf_cache *c, struct kf_provider *p, const char *path,
 		  const char *rel, struct kf_secret **out, struct kf_err *err);
 
-/* After a successful commit: the new value becomes the cached one. */
+/* After a successful commit: the new value becomes the cached one (its
+ * version as the provider named it, "" when unknown). */
 void kf_cache_put(struct kf_cache *c, struct kf_provider *p, const char *path,
-		  const char *rel, const unsigned char *v, size_t n);
+		  const char *rel, const unsigned char *v, size_t n,
+		  const char *version);
 
 /* Forget path (after mkdir/create/unlink/rmdir/setxattr of it), and
  * its parent's attributes. */

@@ -552,6 +552,7 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	struct kf_err err = KF_ERR_INIT;
 	int untouched = h->changes == 0; /* e.g. `touch NEW` */
 	char token[37];
+	struct kf_buf made;
 	int rc;
 
 	rc = cancel_killed_writer(h, closer);
@@ -565,14 +566,19 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	if (kf_uuid4(token, &err) < 0)
 		return kf_errmap_report(op, h->path, &err);
 	KF_FS_COUNT(fs, commits);
+	kf_buf_init(&made, KF_SECRET_VERSION_MAX - 1);
 	if (h->p->ops->commit(h->p, h->rel, h->val->data, h->val->len, token,
-			      h->created ? KF_COMMIT_CREATE : 0, &err) < 0) {
+			      h->created ? KF_COMMIT_CREATE : 0, &made,
+			      &err) < 0) {
+		kf_buf_release(&made);
 		KF_FS_COUNT(fs, commit_errors);
 		/* the previous value stays cached and served (max_stale) */
 		return kf_errmap_report(op, h->path, &err);
 	}
 	kf_cache_put(&fs->cache, h->p, h->path, h->rel, h->val->data,
-		     h->val->len);
+		     h->val->len, kf_buf_str(&made));
+	(void)snprintf(h->version, sizeof(h->version), "%s", kf_buf_str(&made));
+	kf_buf_release(&made);
 	h->base_len = h->val->len;
 	kf_fs_invalidate(fs, h->path);
 	if (h->pending)

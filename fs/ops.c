@@ -241,7 +241,7 @@ static int kf_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	if (!p) {
 		for (size_t i = 0; i < fs->tree.n; i++)
 			filler(buf, fs->tree.providers[i]->name, NULL, 0, 0);
-		filler(buf, KF_EVENTS_DIR + 1, NULL, 0, 0);
+		filler(buf, &KF_EVENTS_DIR[1], NULL, 0, 0); /* no "/" */
 		return 0;
 	}
 	kf_buf_init(&token, 8192);

@@ -207,7 +207,7 @@ int kf_aws_tree_read_nearby(struct kf_provider *p, const char *path, size_t max,
 /* write.c */
 int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 		       const unsigned char *value, size_t n, const char *token,
-		       int flags, struct kf_err *err);
+		       int flags, struct kf_buf *version, struct kf_err *err);
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,
 			   struct kf_err *err);
 

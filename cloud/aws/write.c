@@ -203,14 +203,13 @@ static int commit_plain(struct aws_priv *a, size_t ri, const char *rest,
 	return 1;
 }
 
-int kf_aws_tree_commit(struct kf_provider *p, const char *path,
-		       const unsigned char *value, size_t n, const char *token,
-		       int flags, struct kf_err *err)
+/* A commit with token tok; *field says it was a field secret's field. */
+static int commit_with(struct aws_priv *a, const char *path,
+		       const unsigned char *value, size_t n, const char *tok,
+		       int *field, struct kf_err *err)
 {
-	struct aws_priv *a = p->priv;
 	struct aws_res res;
-	const char *rest, *tok;
-	char tokbuf[37];
+	const char *rest;
 	size_t ri;
 	int rc;
 
@@ -223,11 +222,11 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 			       "aws: value of %zu bytes is "
 			       "over the %d-byte Secrets Manager limit",
 			       n, KF_AWS_SM_MAX_VALUE);
-	tok = pick_token(token, tokbuf, err);
-	if (!tok || kf_aws_tree_resolve(a, ri, rest, &res, err))
+	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_FIELD:
+		*field = 1;
 		if (!kf_aws_tree_field_ok(res.field))
 			return kf_fail(err, KF_E_INVALID,
 				       "aws: invalid field "
@@ -260,6 +259,24 @@ int kf_aws_tree_commit(struct kf_provider *p, const char *path,
 	}
 	kf_err_clear(err);
 	return create_secret(a, ri, res.name, tok, value, n, err);
+}
+
+int kf_aws_tree_commit(struct kf_provider *p, const char *path,
+		       const unsigned char *value, size_t n, const char *token,
+		       int flags, struct kf_buf *version, struct kf_err *err)
+{
+	char tokbuf[37];
+	const char *tok = pick_token(token, tokbuf, err);
+	int field = 0;
+
+	(void)flags;
+	if (!tok || commit_with(p->priv, path, value, n, tok, &field, err))
+		return -1;
+	/* The ClientRequestToken becomes the new version's VersionId; a
+	 * secret created without a value has none. */
+	if (version)
+		(void)kf_buf_adds(version, n || field ? tok : AWS_NO_VERSION);
+	return 0;
 }
 
 int kf_aws_tree_can_create(struct kf_provider *p, const char *path,

@@ -99,7 +99,7 @@ int kf_gcp_read(struct kf_provider *p, const char *path,
 		struct kf_secret **value, struct kf_err *err);
 int kf_gcp_commit(struct kf_provider *p, const char *path,
 		  const unsigned char *value, size_t n, const char *token,
-		  int flags, struct kf_err *err);
+		  int flags, struct kf_buf *version, struct kf_err *err);
 /*
  * The value file's stamp "INODE:SIZE:MTIME_NS" from one stat (no KMS
  * call): every rewrite, in place or by rename-over, changes it.  The

@@ -280,7 +280,7 @@ static int make_dirs(const struct kf_gcp *s, const struct kf_gcp_path *g,
 
 int kf_gcp_commit(struct kf_provider *p, const char *path,
 		  const unsigned char *value, size_t n, const char *token,
-		  int flags, struct kf_err *err)
+		  int flags, struct kf_buf *version, struct kf_err *err)
 {
 	struct kf_gcp *s = kf_gcp_of(p);
 	struct kf_gcp_path g;
@@ -323,6 +323,12 @@ int kf_gcp_commit(struct kf_provider *p, const char *path,
 		goto out;
 	kf_log(KF_LOG_DEBUG, "gcp: stored %s (%s)", path,
 	       used[0] ? used : "empty value");
+	if (version && lstat(sp, &st) == 0) {
+		char text[KF_SECRET_VERSION_MAX];
+
+		stamp_text(&st, text, sizeof(text));
+		(void)kf_buf_adds(version, text);
+	}
 	rc = 0;
 out:
 	kf_buf_release(&ct);

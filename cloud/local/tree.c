@@ -281,7 +281,7 @@ static int local_read(struct kf_provider *p, const char *path,
  */
 static int local_commit(struct kf_provider *p, const char *path,
 			const unsigned char *value, size_t n, const char *token,
-			int flags, struct kf_err *err)
+			int flags, struct kf_buf *version, struct kf_err *err)
 {
 	struct local *l = p->priv;
 	pthread_mutex_t *lock = kf_local_name_lock(l, path);
@@ -320,6 +320,12 @@ static int local_commit(struct kf_provider *p, const char *path,
 			     n + KF_LOCAL_OVERHEAD, err) < 0)
 		goto out;
 	kf_local_versions_prune(&v, number);
+	if (version) {
+		char num[16];
+
+		(void)snprintf(num, sizeof(num), "%u", (unsigned)number);
+		(void)kf_buf_adds(version, num);
+	}
 	rc = 0;
 out:
 	pthread_mutex_unlock(lock);

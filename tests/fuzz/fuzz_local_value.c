@@ -101,7 +101,7 @@ static void write_seed(const char *out)
 	struct kf_buf b;
 
 	if (prov->ops->commit(prov, "r/k/v", (const unsigned char *)v,
-			      sizeof(v) - 1, "seed", KF_COMMIT_CREATE,
+			      sizeof(v) - 1, "seed", KF_COMMIT_CREATE, NULL,
 			      &err) < 0)
 		die("commit failed");
 	kf_buf_init(&b, 1 << 20);

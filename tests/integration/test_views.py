@@ -163,3 +163,27 @@ def test_one_fetch_serves_every_field(keyfs):
     assert read(db)[:1] == b"{"  # the plain value: the same entry
     assert misses() - before == 1
     assert not any(grep_tree(m.store, v.encode()) for v in vals.values())
+
+
+def test_audit_lines_name_the_version_served(keyfs, tmp_path):
+    trail = str(tmp_path / "audit.log")
+    m = keyfs(audit=trail)
+    pw = make_canary()
+    db = _db(m, json.dumps({"password": pw}).encode())
+    write(db, json.dumps({"password": pw + "2"}).encode())
+    assert read(db + "#password") == (pw + "2").encode()
+    assert read(db + ":1#password") == pw.encode()
+    assert read(db) != b""
+    lines = open(trail).read().splitlines()
+
+    def served(path, op):
+        return [ln.rsplit(" version=", 1)[-1] for ln in lines
+                if ' op=%s path="%s"' % (op, path) in ln and
+                " version=" in ln]
+
+    rel = "/local/ring/key/db"
+    assert served(rel + "#password", "open") == ['"2"']
+    assert served(rel + "#password", "read")[:1] == ['"2"']
+    assert served(rel + ":1#password", "open") == ['"1"']
+    assert served(rel, "open") == ['"2"']
+    assert pw not in open(trail).read()

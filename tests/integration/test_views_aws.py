@@ -345,3 +345,37 @@ def test_five_fields_of_a_cold_secret_cost_one_get(aws):
     for c in "abcde":
         assert read(p + ":" + vid + "#" + c) == doc[c].encode()
     assert aws.calls("GetSecretValue") - gets == 2
+
+
+def test_audit_names_the_version_served_and_the_one_written(aws, tmp_path):
+    """Audit lines of reads carry the VersionId served, views included;
+    after a write through keyfs, the version it made (its
+    ClientRequestToken, which Secrets Manager makes the VersionId)."""
+    name = "aud-" + uuid.uuid4().hex[:8]
+    ids, _ = rotated(aws, name)
+    trail = str(tmp_path / "audit.log")
+    m = aws.mount(audit=trail)
+    p = m.path("aws", REGION, name)
+    read(p)
+    read(p + ":AWSPREVIOUS#password")
+    with open(p, "w") as f:
+        f.write(json.dumps({"password": make_canary()}))
+    read(p)
+    cur = aws.cli("describe-secret", "--secret-id", name)
+    now = [v for v, st in cur["VersionIdsToStages"].items()
+           if "AWSCURRENT" in st][0]
+    assert now not in ids
+    rel = "/aws/%s/%s" % (REGION, name)
+    opens = [ln for ln in open(trail).read().splitlines()
+             if " op=open " in ln and ' result=ok' in ln]
+
+    def version_of(line):
+        return line.rsplit(' version="', 1)[1].rstrip('"')
+
+    plain = [version_of(ln) for ln in opens if 'path="%s"' % rel in ln
+             and "version=" in ln]
+    assert plain[0] == ids[2]          # read before the write
+    assert plain[-1] == now            # read after it, from the cache
+    view = [version_of(ln) for ln in opens
+            if 'path="%s:AWSPREVIOUS#password"' % rel in ln]
+    assert view == [ids[1]]

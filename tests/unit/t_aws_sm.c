@@ -1029,7 +1029,8 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);
 	KT_CHECK(v == NULL);
 	KT_EQ_INT(p->ops->commit(p, "us-west-2/gone",
-				 (const unsigned char *)"v", 1, NULL, 0, &err),
+				 (const unsigned char *)"v", 1, NULL, 0, NULL,
+				 &err),
 		  0);
 	KT_CHECK(has_header(7, "X-Amz-Target: secretsmanager.RestoreSecret"));
 	KT_CHECK(has_header(9, "X-Amz-Target: secretsmanager.PutSecretValue"));

@@ -481,7 +481,7 @@ static void commit_meanwhile(struct fake *f)
 {
 	static const unsigned char v[] = "committed";
 
-	kf_cache_put(f->cache, &f->p, PATH, REL, v, sizeof(v) - 1);
+	kf_cache_put(f->cache, &f->p, PATH, REL, v, sizeof(v) - 1, "");
 }
 
 KT_TEST(cache_fetch_older_than_a_put_does_not_overwrite_it)

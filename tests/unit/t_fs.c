@@ -283,7 +283,7 @@ static int store_can_create(struct kf_provider *p, const char *path,
 
 static int store_commit(struct kf_provider *p, const char *path,
 			const unsigned char *value, size_t n, const char *token,
-			int flags, struct kf_err *err)
+			int flags, struct kf_buf *version, struct kf_err *err)
 {
 	struct store *s = store_of(p);
 

@@ -92,7 +92,7 @@ static int store_getattr(struct kf_provider *p, const char *path,
 
 static int store_commit(struct kf_provider *p, const char *path,
 			const unsigned char *value, size_t n, const char *token,
-			int flags, struct kf_err *err)
+			int flags, struct kf_buf *version, struct kf_err *err)
 {
 	struct store *s = p->priv;
 

@@ -290,7 +290,7 @@ static void commit(struct kf_provider *p, const char *path, const char *v)
 	struct kf_err err = KF_ERR_INIT;
 
 	KT_EQ_INT(p->ops->commit(p, path, (const unsigned char *)v, strlen(v),
-				 "t", KF_COMMIT_CREATE, &err),
+				 "t", KF_COMMIT_CREATE, NULL, &err),
 		  0);
 }
 
@@ -654,7 +654,8 @@ KT_TEST(local_versions_stamp_changes_exactly_on_commits)
 	KT_EQ_INT(p->ops->getattr(p, "r/k/v", &a, &err), 0);
 	KT_EQ_INT(a.size, 3);
 	memset(big, 'x', sizeof(big));
-	KT_EQ_INT(p->ops->commit(p, "r/k/v", big, sizeof(big), "t", 0, &err),
+	KT_EQ_INT(p->ops->commit(p, "r/k/v", big, sizeof(big), "t", 0, NULL,
+				 &err),
 		  -1);
 	commit(p, "r/k/w", "other");
 	KT_EQ_INT(stamp_of(p, "r/k/v", s2, sizeof(s2)), 0);
