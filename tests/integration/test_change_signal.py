@@ -212,3 +212,27 @@ def test_stale_attribute_while_the_provider_is_down(keyfs, tmp_path, moto):
         assert wait_for(fresh_again, 20, step=0.5)
     finally:
         proxy.stop()
+
+
+def test_a_write_through_the_mount_is_one_event_too(keyfs, tmp_path):
+    """A value read once, then written through the same mount and never
+    read again: the next round reports it once, and the views read from
+    it once each."""
+    prog, log = recorder(tmp_path)
+    m = keyfs(ttl="1", on_change=prog)
+    k = m.path("local", "ring", "key")
+    os.makedirs(k)
+    v = os.path.join(k, "v")
+    with open(v, "w") as f:
+        f.write('{"a":"1","b":"1"}')
+    assert read(v) == b'{"a":"1","b":"1"}'
+    assert read(v + "#a") == b"1" and read(v + "#b") == b"1"
+    time.sleep(2.5)
+    assert event_paths(m) == []
+    with open(v, "w") as f:
+        f.write('{"a":"2","b":"1"}')
+    real = os.path.realpath(v)
+    assert wait_for(lambda: len(event_paths(m)) >= 2, 10)
+    time.sleep(2.5)  # two more rounds: nothing more
+    assert sorted(event_paths(m)) == sorted([real, real + "#a"])
+    assert sorted(runs(log)[0]) == sorted([real, real + "#a"])
