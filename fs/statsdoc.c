@@ -7,6 +7,7 @@
 
 #include "core/stats.h"
 #include "ops.h"
+#include "watch.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -80,6 +81,24 @@ static int cache_part(struct kf_fs *fs, struct kf_buf *out)
 	return rc | kf_buf_adds(out, "},");
 }
 
+/* The change watcher's counters (all 0 when watching is off). */
+static int watch_part(struct kf_fs *fs, struct kf_buf *out)
+{
+	struct kf_watch_stats w;
+
+	kf_watch_stats(fs, &w);
+	return kf_buf_addf(out,
+			   "\"watch\":{\"watched\":%llu,\"rounds\":%llu,"
+			   "\"stamps\":%llu,\"refetches\":%llu,"
+			   "\"changes\":%llu,\"gone\":%llu},",
+			   (unsigned long long)w.watched,
+			   (unsigned long long)w.rounds,
+			   (unsigned long long)w.stamps,
+			   (unsigned long long)w.refetches,
+			   (unsigned long long)w.changes,
+			   (unsigned long long)w.gone);
+}
+
 int kf_statsdoc_json(struct kf_fs *fs, struct kf_buf *out)
 {
 	int rc = 0;
@@ -89,6 +108,7 @@ int kf_statsdoc_json(struct kf_fs *fs, struct kf_buf *out)
 			  mode_name(fs));
 	rc |= fuse_part(fs, out);
 	rc |= cache_part(fs, out);
+	rc |= watch_part(fs, out);
 	rc |= kf_buf_adds(out, "\"api\":");
 	rc |= kf_stats_json(out);
 	rc |= kf_buf_adds(out, "}\n");

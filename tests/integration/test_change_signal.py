@@ -4,6 +4,7 @@ store) runs -o on_change once and appends one line to .keyfs/events,
 which `tail -F` follows on a read-only mount and poll() waits on on a
 writable one; user.keyfs.stale says when a stale value is served."""
 import errno
+import json
 import os
 import re
 import select
@@ -236,3 +237,6 @@ def test_a_write_through_the_mount_is_one_event_too(keyfs, tmp_path):
     time.sleep(2.5)  # two more rounds: nothing more
     assert sorted(event_paths(m)) == sorted([real, real + "#a"])
     assert sorted(runs(log)[0]) == sorted([real, real + "#a"])
+    st = json.loads(os.getxattr(m.mnt, "user.keyfs.stats"))["watch"]
+    assert (st["watched"], st["changes"], st["gone"]) == (3, 2, 0)
+    assert st["rounds"] >= 3 and st["stamps"] >= st["rounds"] - 1
