@@ -80,10 +80,8 @@ int kf_aws_tree_read(struct kf_provider *p, const char *path,
 	int rc;
 
 	*value = NULL;
-	if (kf_aws_tree_split(a, path, &ri, &rest, err))
+	if (kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {

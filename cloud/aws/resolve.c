@@ -118,6 +118,16 @@ int kf_aws_tree_split(struct aws_priv *a, const char *path, size_t *ri,
 		       "(see -o aws_region=)");
 }
 
+int kf_aws_tree_split_value(struct aws_priv *a, const char *path, size_t *ri,
+			    const char **rest, struct kf_err *err)
+{
+	if (kf_aws_tree_split(a, path, ri, rest, err))
+		return -1;
+	if (*ri == AWS_NO_REGION || !(*rest)[0])
+		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
+	return 0;
+}
+
 int kf_aws_tree_meta_fields(const struct kf_aws_sm_meta *m)
 {
 	const char *v = kf_aws_sm_meta_tag(m, KF_AWS_LAYOUT_TAG);

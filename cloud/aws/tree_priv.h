@@ -103,6 +103,11 @@ int kf_aws_tree_path_name(const char *path, char *out);
 int kf_aws_tree_split(struct aws_priv *a, const char *path, size_t *ri,
 		      const char **rest, struct kf_err *err);
 
+/* As kf_aws_tree_split, for a path that must name something in a region:
+ * KF_E_ISDIR for the provider root and region directories. */
+int kf_aws_tree_split_value(struct aws_priv *a, const char *path, size_t *ri,
+			    const char **rest, struct kf_err *err);
+
 /* Whether m is tagged as a field secret; its modification time. */
 int kf_aws_tree_meta_fields(const struct kf_aws_sm_meta *m);
 int64_t kf_aws_tree_meta_mtime(const struct kf_aws_sm_meta *m);

@@ -153,10 +153,8 @@ int kf_aws_tree_read_version(struct kf_provider *p, const char *path,
 
 	*value = NULL;
 	*immutable = 0;
-	if (kf_aws_tree_split(a, path, &ri, &rest, err))
+	if (kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
@@ -305,10 +303,8 @@ int kf_aws_tree_stamp(struct kf_provider *p, const char *path,
 	int fields = 0, rc = 0;
 	size_t ri;
 
-	if (kf_aws_tree_split(a, path, &ri, &rest, err))
+	if (kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	parent[0] = '\0';
 	slash = strrchr(rest, '/');
 	if (slash && (size_t)(slash - rest) <= AWS_PATH_MAX) {

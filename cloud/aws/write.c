@@ -213,10 +213,8 @@ static int commit_with(struct aws_priv *a, const char *path,
 	size_t ri;
 	int rc;
 
-	if (rofs(a, err) || kf_aws_tree_split(a, path, &ri, &rest, err))
+	if (rofs(a, err) || kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
-	if (ri == AWS_NO_REGION || !rest[0])
-		return kf_fail(err, KF_E_ISDIR, "aws: a directory");
 	if (n > KF_AWS_SM_MAX_VALUE)
 		return kf_fail(err, KF_E_TOOBIG,
 			       "aws: value of %zu bytes is "
