@@ -520,7 +520,8 @@ static int vers_format(struct vers *vs, struct kf_buf *out)
 	char when[32], line[512];
 	int rc = 0;
 
-	qsort(vs->v, vs->n, sizeof(*vs->v), ver_cmp);
+	if (vs->n > 1) /* none: vs->v is NULL, which qsort may not get */
+		qsort(vs->v, vs->n, sizeof(*vs->v), ver_cmp);
 	for (size_t i = 0; i < vs->n && rc == 0; i++) {
 		time_t t = (time_t)(vs->v[i].created / 1000);
 		struct tm tm;

@@ -262,3 +262,32 @@ KT_TEST(view_versions_text_is_sorted_newest_first)
 		  -ENODATA);
 	kf_buf_release(&out);
 }
+
+static int no_versions(struct kf_provider *p, const char *path,
+		       int (*fn)(void *ctx, const char *version,
+				 int64_t created, const char *labels),
+		       void *ctx, struct kf_err *err)
+{
+	(void)p;
+	(void)path;
+	(void)fn;
+	(void)ctx;
+	(void)err;
+	return 0; /* a secret that never held a value */
+}
+
+KT_TEST(view_versions_text_of_a_value_without_versions_is_empty)
+{
+	static const struct kf_provider_ops none = { .versions = no_versions };
+	struct kf_buf out;
+	struct vfake f;
+
+	vf_init(&f);
+	f.p.ops = &none;
+	kf_buf_init(&out, 4096);
+	KT_EQ_INT(kf_view_getxattr(&f.p, "/vf/db", "db", KF_VERSIONS_XATTR,
+				   &out),
+		  0);
+	KT_EQ_INT(out.len, 0);
+	kf_buf_release(&out);
+}
