@@ -20,7 +20,8 @@ import urllib.request
 
 import pytest
 
-from conftest import PYENV_PYTHON, make_canary
+from conftest import PYENV_PYTHON, make_canary, read_file as read, \
+    write_file as write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "emulators"))
@@ -358,21 +359,6 @@ def target(request, keyfs, tmp_path):
 
 
 # ---- helpers ------------------------------------------------------------------
-
-def write(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
-    fd = os.open(path, flags, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
 
 def oserr(fn, *a, **kw):
     """The errno fn raises (0 when it succeeds)."""
