@@ -212,6 +212,12 @@ struct kf_provider_desc {
 	const char *name;
 	const struct kf_provider_opt *opts; /* ends with {NULL} */
 	/*
+	 * Options of other providers this one reads too (ssm/ reads
+	 * aws_region and aws_profile), NULL-terminated; may be NULL.  They
+	 * are not "unused" while this provider is mounted.
+	 */
+	const char *const *shares;
+	/*
 	 * Whether the provider is on when -o providers= is not given:
 	 * configuration or credentials exist.  No network I/O.
 	 */

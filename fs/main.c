@@ -270,6 +270,17 @@ static int init_http(struct keyfs *k)
 }
 
 /* Warn about options given for a provider that is not mounted. */
+/* Whether the provider named name also reads option key. */
+static int shares(const char *name, const char *key)
+{
+	const struct kf_provider_desc *d = kf_provider_find(name);
+
+	for (size_t i = 0; d && d->shares && d->shares[i]; i++)
+		if (!strcmp(d->shares[i], key))
+			return 1;
+	return 0;
+}
+
 static void warn_unused_options(struct keyfs *k)
 {
 	for (size_t i = 0; i < k->o.nkv; i++) {
@@ -278,7 +289,8 @@ static void warn_unused_options(struct keyfs *k)
 		int on = 0;
 
 		for (size_t j = 0; j < k->np; j++)
-			if (d && !strcmp(k->provs[j]->name, d->name))
+			if ((d && !strcmp(k->provs[j]->name, d->name)) ||
+			    shares(k->provs[j]->name, k->o.kv[i].key))
 				on = 1;
 		if (!on)
 			fprintf(stderr,
