@@ -85,4 +85,24 @@ struct kf_secret *kf_aws_sm_value_of(const json_t *o, struct kf_buf *bin,
  */
 int kf_aws_sm_parse_versions(const json_t *j, struct kf_aws_sm_versions *page);
 
+/* ---- the Parameter Store client (ssm.c, ssm_ops.c) ---- */
+
+struct kf_aws_ssm {
+	struct kf_aws_sm *sm; /* the signed-call core */
+};
+
+/*
+ * req (consumed; NULL when building it failed: KF_E_INVALID) as the body
+ * of op; *out (NULL: dropped) receives the answer.  landed, when not
+ * NULL, makes the call a checked one (kf_aws_sm_call_checked, *checks as
+ * there).
+ */
+int kf_aws_ssm_call(struct kf_aws_ssm *ssm, const char *op, json_t *req,
+		    kf_aws_sm_landed_fn landed, void *ctx, unsigned *checks,
+		    json_t **out, struct kf_err *err);
+
+/* o[key] as a positive integer (a JSON integer or decimal string), else
+ * 0. */
+int64_t kf_aws_ssm_int_of(const json_t *o, const char *key);
+
 #endif

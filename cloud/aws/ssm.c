@@ -1,10 +1,12 @@
 /*
- * The Parameter Store client: each operation one AWS JSON 1.1 request
- * built with jansson and sent through the Secrets Manager client's
- * signed-call core (service "ssm", target "AmazonSSM.<Op>", counted as
- * "ssm"), its answer read here.  Values travel only in jansson memory
- * (wiped on free), sensitive buffers and locked secrets; nothing here
- * logs or quotes a value, a credential or a body.
+ * The Parameter Store client: its lifecycle, requests and the reading
+ * operations (ssm_ops.c: history, writes, names).  Each operation is one
+ * AWS JSON 1.1 request built with jansson and sent through the Secrets
+ * Manager client's signed-call core (service "ssm", target
+ * "AmazonSSM.<Op>", counted as "ssm"), its answer read here.  Values
+ * travel only in jansson memory (wiped on free), sensitive buffers and
+ * locked secrets; nothing here logs or quotes a value, a credential or a
+ * body.
  */
 #include "aws/ssm.h"
 
@@ -12,20 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "aws/sm_priv.h"
 #include "core/json.h"
-#include "core/log.h"
 
 /* A request body: a name of 1011 bytes escaped, an 8 KiB value escaped. */
 #define SSM_BODY_MAX (128u << 10)
 /* Pages a Name Equals lookup follows while the service pages the filter. */
 #define SSM_DESCRIBE_PAGES 20
-
-struct kf_aws_ssm {
-	struct kf_aws_sm *sm; /* the signed-call core */
-};
 
 int kf_aws_ssm_new(const struct kf_aws_ssm_cfg *cfg, struct kf_aws_ssm **out,
 		   struct kf_err *err)
@@ -70,13 +66,8 @@ static int buf_sink(const char *p, size_t n, void *data)
 	return kf_buf_add(data, p, n);
 }
 
-/*
- * req (consumed; NULL when building it failed) as the body of op; *out
- * (NULL: dropped) receives the answer.  landed, when not NULL, makes the
- * call a checked one (kf_aws_sm_call_checked); *checks as there.  The
- * body buffer is sensitive: some hold a value.
- */
-static int ssm_call(struct kf_aws_ssm *ssm, const char *op, json_t *req,
+/* The body buffer is sensitive: some bodies hold a value. */
+int kf_aws_ssm_call(struct kf_aws_ssm *ssm, const char *op, json_t *req,
 		    kf_aws_sm_landed_fn landed, void *ctx, unsigned *checks,
 		    json_t **out, struct kf_err *err)
 {
@@ -122,8 +113,7 @@ static json_t *name_with(const char *name, const char *selector)
 
 /* ---- answers ------------------------------------------------------------- */
 
-/* o[key] as a positive integer (a JSON integer or decimal string), else 0. */
-static int64_t int_of(const json_t *o, const char *key)
+int64_t kf_aws_ssm_int_of(const json_t *o, const char *key)
 {
 	const json_t *v = json_object_get(o, key);
 	const char *s;
@@ -163,7 +153,7 @@ static int meta_parse(const json_t *o, struct kf_aws_ssm_meta *m)
 	    dup_member(o, "Description", &m->description) ||
 	    dup_member(o, "Tier", &m->tier))
 		return -1;
-	m->version = int_of(o, "Version");
+	m->version = kf_aws_ssm_int_of(o, "Version");
 	m->changed = kf_aws_sm_parse_date(o, "LastModifiedDate");
 	return 0;
 }
@@ -253,7 +243,8 @@ static int describe_page(struct kf_aws_ssm *ssm, json_t *req,
 	int rc = -1;
 
 	memset(page, 0, sizeof(*page));
-	if (ssm_call(ssm, "DescribeParameters", req, NULL, NULL, NULL, &j, err))
+	if (kf_aws_ssm_call(ssm, "DescribeParameters", req, NULL, NULL, NULL,
+			    &j, err))
 		goto out;
 	if (page_parse(j, page)) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
@@ -350,7 +341,7 @@ static struct kf_secret *value_of(const json_t *p, const char *op,
 	}
 	/* 20 digits at most: fits */
 	(void)snprintf(ver, sizeof(ver), "%lld",
-		       (long long)int_of(p, "Version"));
+		       (long long)kf_aws_ssm_int_of(p, "Version"));
 	kf_secret_set_version(s, ver);
 	return s;
 }
@@ -384,10 +375,11 @@ int kf_aws_ssm_get(struct kf_aws_ssm *ssm, const char *name,
 	*value = NULL;
 	if (meta)
 		memset(meta, 0, sizeof(*meta));
-	if (ssm_call(ssm, "GetParameter",
-		     json_pack("{s:o,s:b}", "Name", name_with(name, selector),
-			       "WithDecryption", 1),
-		     NULL, NULL, NULL, &j, err))
+	if (kf_aws_ssm_call(ssm, "GetParameter",
+			    json_pack("{s:o,s:b}", "Name",
+				      name_with(name, selector),
+				      "WithDecryption", 1),
+			    NULL, NULL, NULL, &j, err))
 		goto out;
 	p = json_object_get(j, "Parameter");
 	*value = value_of(p, "GetParameter", err);
@@ -427,7 +419,8 @@ int kf_aws_ssm_get_batch(struct kf_aws_ssm *ssm, const char *const *names,
 			list = NULL;
 		}
 	req = json_pack("{s:o,s:b}", "Names", list, "WithDecryption", 1);
-	if (ssm_call(ssm, "GetParameters", req, NULL, NULL, NULL, &j, err))
+	if (kf_aws_ssm_call(ssm, "GetParameters", req, NULL, NULL, NULL, &j,
+			    err))
 		goto out;
 	json_array_foreach(json_object_get(j, "Parameters"), i, e)
 	{
@@ -445,290 +438,4 @@ int kf_aws_ssm_get_batch(struct kf_aws_ssm *ssm, const char *const *names,
 out:
 	json_decref(j);
 	return rc;
-}
-
-/* ---- versions ------------------------------------------------------------ */
-
-/* Whether a label can be one item of a comma-separated list on a line. */
-static int label_ok(const char *s)
-{
-	if (!s[0])
-		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || *s == ',' || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
-/* The Labels of one history entry joined with ",". */
-static char *labels_of(const json_t *e)
-{
-	const json_t *l;
-	struct kf_buf b;
-	size_t i;
-	char *out;
-
-	kf_buf_init(&b, 65536);
-	json_array_foreach(json_object_get(e, "Labels"), i, l)
-	{
-		if (!json_is_string(l) || !label_ok(json_string_value(l)))
-			continue;
-		if ((b.len && kf_buf_add(&b, ",", 1)) ||
-		    kf_buf_adds(&b, json_string_value(l))) {
-			kf_buf_release(&b);
-			return NULL;
-		}
-	}
-	out = strdup(kf_buf_str(&b));
-	kf_buf_release(&b);
-	return out;
-}
-
-/* A GetParameterHistory answer into page: versions only, never a Value. */
-static int history_parse(const json_t *j, struct kf_aws_ssm_versions *page)
-{
-	const json_t *list = json_object_get(j, "Parameters"), *e;
-	const char *next = kf_json_str(j, "NextToken");
-	size_t n = json_is_array(list) ? json_array_size(list) : 0, i;
-
-	page->v = n ? calloc(n, sizeof(*page->v)) : NULL;
-	if (n && !page->v)
-		return -1;
-	json_array_foreach(list, i, e)
-	{
-		struct kf_aws_ssm_version *v = &page->v[page->n];
-
-		v->version = int_of(e, "Version");
-		if (!v->version)
-			continue;
-		v->labels = labels_of(e);
-		v->changed_ms = kf_aws_sm_parse_date_ms(e, "LastModifiedDate");
-		page->n++;
-		if (!v->labels)
-			return -1;
-	}
-	if (next && next[0]) {
-		page->next_token = strdup(next);
-		if (!page->next_token)
-			return -1;
-	}
-	return 0;
-}
-
-int kf_aws_ssm_history(struct kf_aws_ssm *ssm, const char *name,
-		       const char *token, unsigned max,
-		       struct kf_aws_ssm_versions *page, struct kf_err *err)
-{
-	json_t *req, *j = NULL;
-	int rc = -1;
-
-	memset(page, 0, sizeof(*page));
-	if (max < 1 || max > KF_AWS_SSM_PAGE_MAX)
-		max = KF_AWS_SSM_PAGE_MAX;
-	req = json_pack("{s:s,s:b,s:I}", "Name", name, "WithDecryption", 0,
-			"MaxResults", (json_int_t)max);
-	if (req && token && token[0] &&
-	    json_object_set_new(req, "NextToken", json_string(token))) {
-		json_decref(req);
-		req = NULL;
-	}
-	if (ssm_call(ssm, "GetParameterHistory", req, NULL, NULL, NULL, &j,
-		     err))
-		goto out;
-	if (history_parse(j, page)) {
-		kf_fail(err, KF_E_NOMEM, "out of memory");
-		goto out;
-	}
-	rc = 0;
-out:
-	if (rc)
-		kf_aws_ssm_versions_release(page);
-	json_decref(j);
-	return rc;
-}
-
-void kf_aws_ssm_versions_release(struct kf_aws_ssm_versions *page)
-{
-	if (!page)
-		return;
-	for (size_t i = 0; i < page->n; i++)
-		free(page->v[i].labels);
-	free(page->v);
-	free(page->next_token);
-	memset(page, 0, sizeof(*page));
-}
-
-/* ---- writing ------------------------------------------------------------- */
-
-/* What a retried PutParameter looks for. */
-struct put_check {
-	struct kf_aws_ssm *ssm;
-	const char *name;
-	const unsigned char *value;
-	size_t n;
-	int64_t prev_version;
-	int64_t found; /* the version found landed */
-};
-
-/* Equal bytes, without stopping at the first difference. */
-static int same_bytes(const unsigned char *a, const unsigned char *b, size_t n)
-{
-	unsigned char d = 0;
-
-	for (size_t i = 0; i < n; i++)
-		d |= a[i] ^ b[i];
-	return d == 0;
-}
-
-/*
- * An earlier PutParameter landed when the parameter now holds a version
- * above the one before the write with the very value being written.
- */
-static int put_landed(void *vctx, json_t **out, struct kf_err *err)
-{
-	struct put_check *pc = vctx;
-	struct kf_secret *s = NULL;
-	struct kf_aws_ssm_meta m;
-	int r = 0;
-
-	if (kf_aws_ssm_get(pc->ssm, pc->name, NULL, &s, &m, err)) {
-		if (err->code != KF_E_NOTFOUND)
-			return -1;
-		kf_err_clear(err);
-		return 0;
-	}
-	if (m.version > pc->prev_version && s->len == pc->n &&
-	    same_bytes(s->data, pc->value, pc->n)) {
-		pc->found = m.version;
-		*out = json_pack("{s:I}", "Version", (json_int_t)m.version);
-		r = 1;
-	}
-	kf_secret_free(s);
-	kf_aws_ssm_meta_release(&m);
-	return r;
-}
-
-/* The PutParameter body; NULL when it cannot be built. */
-static json_t *put_req(const char *name, const unsigned char *value, size_t n,
-		       const struct kf_aws_ssm_put *opt)
-{
-	json_t *o = json_pack("{s:s,s:s%,s:b}", "Name", name, "Value",
-			      (const char *)value, n, "Overwrite",
-			      opt->overwrite ? 1 : 0);
-
-	if (o && ((opt->type &&
-		   json_object_set_new(o, "Type", json_string(opt->type))) ||
-		  (opt->key_id &&
-		   json_object_set_new(o, "KeyId", json_string(opt->key_id))) ||
-		  (opt->tier &&
-		   json_object_set_new(o, "Tier", json_string(opt->tier))))) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-int kf_aws_ssm_put(struct kf_aws_ssm *ssm, const char *name,
-		   const unsigned char *value, size_t n,
-		   const struct kf_aws_ssm_put *opt, int64_t *version,
-		   int *landed_by_check, struct kf_err *err)
-{
-	struct put_check pc = { ssm, name, value, n, opt->prev_version, 0 };
-	json_t *j = NULL;
-	int rc;
-
-	if (version)
-		*version = 0;
-	if (landed_by_check)
-		*landed_by_check = 0;
-	if (n == 0)
-		return kf_fail(err, KF_E_INVALID,
-			       "ssm: Parameter Store cannot hold an empty "
-			       "value");
-	if (n > KF_AWS_SSM_ADVANCED_MAX)
-		return kf_fail(err, KF_E_TOOBIG,
-			       "ssm: value of %zu bytes is over the %d-byte "
-			       "limit",
-			       n, KF_AWS_SSM_ADVANCED_MAX);
-	if (!kf_aws_sm_is_text(value, n))
-		return kf_fail(err, KF_E_INVALID,
-			       "ssm: a parameter holds UTF-8 text without "
-			       "NUL bytes");
-	rc = ssm_call(ssm, "PutParameter", put_req(name, value, n, opt),
-		      put_landed, &pc, NULL, &j, err);
-	if (rc == 0 && pc.found) {
-		kf_log(KF_LOG_INFO,
-		       "ssm: PutParameter %s: an earlier attempt landed "
-		       "(version %lld), not sent again",
-		       name, (long long)pc.found);
-		if (landed_by_check)
-			*landed_by_check = 1;
-	}
-	if (rc == 0 && version)
-		*version = int_of(j, "Version");
-	json_decref(j);
-	return rc;
-}
-
-/* An earlier DeleteParameter landed when the name is gone. */
-static int delete_landed(void *vctx, json_t **out, struct kf_err *err)
-{
-	struct put_check *pc = vctx;
-	struct kf_aws_ssm_meta m;
-	int r = kf_aws_ssm_describe(pc->ssm, pc->name, &m, err);
-
-	kf_aws_ssm_meta_release(&m);
-	*out = NULL;
-	return r < 0 ? -1 : r == 0;
-}
-
-int kf_aws_ssm_delete(struct kf_aws_ssm *ssm, const char *name,
-		      struct kf_err *err)
-{
-	struct put_check pc = { ssm, name, NULL, 0, 0, 0 };
-	unsigned checks = 0;
-
-	if (ssm_call(ssm, "DeleteParameter", json_pack("{s:s}", "Name", name),
-		     delete_landed, &pc, &checks, NULL, err) == 0)
-		return 0;
-	/* a retry answered ParameterNotFound: gone, as asked */
-	if (checks && err->code == KF_E_NOTFOUND) {
-		kf_err_clear(err);
-		return 0;
-	}
-	return -1;
-}
-
-/* ---- names --------------------------------------------------------------- */
-
-static int name_char_ok(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-int kf_aws_ssm_name_ok(const char *s)
-{
-	size_t len = strlen(s), i, comp = 0, levels = 0;
-
-	if (len < 2 || len > KF_AWS_SSM_NAME_MAX || s[0] != '/' ||
-	    strncasecmp(s + 1, "aws", 3) == 0 ||
-	    strncasecmp(s + 1, "ssm", 3) == 0)
-		return 0;
-	for (i = 1; i <= len; i++) {
-		if (s[i] == '/' || s[i] == '\0') {
-			/* empty, "." and ".." components cannot be paths */
-			if (comp == 0 || (comp == 1 && s[i - 1] == '.') ||
-			    (comp == 2 && s[i - 1] == '.' && s[i - 2] == '.'))
-				return 0;
-			if (++levels > KF_AWS_SSM_DEPTH_MAX)
-				return 0;
-			comp = 0;
-		} else if (name_char_ok(s[i])) {
-			comp++;
-		} else {
-			return 0;
-		}
-	}
-	return 1;
 }

@@ -187,9 +187,10 @@ void kf_aws_ssm_versions_release(struct kf_aws_ssm_versions *page);
 
 /*
  * Whether s is a name keyfs may create: "/" then 1..15 components of
- * [A-Za-z0-9_.-]+ separated by single '/', at most KF_AWS_SSM_NAME_MAX
- * bytes, the first component not beginning with "aws" or "ssm" (any
- * case).  Names that exist already are taken as the service lists them.
+ * [A-Za-z0-9_.-]+ (not "." or "..", which no path can name) separated by
+ * single '/', at most KF_AWS_SSM_NAME_MAX bytes, the first component not
+ * beginning with "aws" or "ssm" (any case).  Names that exist already
+ * are taken as the service lists them.
  */
 int kf_aws_ssm_name_ok(const char *s);
 
