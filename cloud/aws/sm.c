@@ -336,7 +336,9 @@ static enum kf_retry_verdict answer_failed(struct sm_call *c,
 				       resp->body.data ? resp->body.data : "",
 				       resp->body.len, hdr_type, err)) {
 	case KF_AWS_SM_RETRY:
-		c->may_have_landed = 1;
+		/* a 4xx (throttled, busy) was refused before any effect */
+		if (resp->status >= 500)
+			c->may_have_landed = 1;
 		return KF_RETRY_AGAIN;
 	case KF_AWS_SM_REFRESH:
 		if (c->refreshed)

@@ -50,10 +50,11 @@ typedef int (*kf_aws_sm_landed_fn)(void *ctx, json_t **out, struct kf_err *err);
 /*
  * kf_aws_sm_call for an operation that must not be sent twice once it
  * landed: before every retry that follows an attempt which may have
- * reached the service (no answer, or a transient error answer), landed
- * (ctx) is asked first.  A retry after refreshed credentials is sent
- * without asking (the service refused the attempt).  *checks (may be
- * NULL) receives how many times landed was asked.
+ * taken effect (no answer, or a 5xx answer), landed(ctx) is asked first;
+ * so it is once more when the last attempt failed that way.  A retry
+ * after an answer that refused the request (throttled, credentials
+ * expired) is sent without asking.  *checks (may be NULL) receives how
+ * many times landed was asked.
  */
 int kf_aws_sm_call_checked(struct kf_aws_sm *sm, const char *op,
 			   const struct kf_buf *body,

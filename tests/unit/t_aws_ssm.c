@@ -993,19 +993,20 @@ KT_TEST(aws_ssm_error_types)
 	}
 }
 
-/* Through the client: a rate is retried (after a check), a quota is
- * not, nor a name that exists. */
+/* Through the client: a rate is retried (refused: no check needed), a
+ * 5xx after a check, a quota is not retried, nor a name that exists. */
 KT_TEST(aws_ssm_errors_through_the_client)
 {
 	static const struct fake_resp r[] = {
 		{ 400, "{\"__type\":\"TooManyUpdates\"}" },
+		{ 500, "{\"__type\":\"InternalServerError\"}" },
 		{ 400, "{\"__type\":\"ParameterNotFound\"}" },
 		{ 200, "{\"Version\":1}" },
 		{ 400, "{\"__type\":\"ParameterLimitExceeded\"}" },
 		{ 400, "{\"__type\":\"ParameterAlreadyExists\",\"message\":"
 		       "\"The parameter already exists.\"}" },
 	};
-	struct kf_aws_ssm *ssm = setup(5, r);
+	struct kf_aws_ssm *ssm = setup(6, r);
 	struct kf_aws_ssm_put opt = { 0, "String", NULL, NULL, 0 };
 	struct kf_err err = KF_ERR_INIT;
 	int64_t ver = 0;
@@ -1013,19 +1014,20 @@ KT_TEST(aws_ssm_errors_through_the_client)
 	KT_EQ_INT(kf_aws_ssm_put(ssm, "/n", (const unsigned char *)"v", 1, &opt,
 				 &ver, NULL, &err),
 		  0);
-	KT_EQ_INT(fk.nreq, 3);
-	KT_CHECK(target_is(1, "GetParameter") && target_is(2, "PutParameter"));
+	KT_EQ_INT(fk.nreq, 4);
+	KT_CHECK(target_is(0, "PutParameter") && target_is(1, "PutParameter"));
+	KT_CHECK(target_is(2, "GetParameter") && target_is(3, "PutParameter"));
 	KT_EQ_INT(ver, 1);
 	KT_EQ_INT(kf_aws_ssm_put(ssm, "/n2", (const unsigned char *)"v", 1,
 				 &opt, &ver, NULL, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_NOSPC);
-	KT_EQ_INT(fk.nreq, 4);
+	KT_EQ_INT(fk.nreq, 5);
 	KT_EQ_INT(kf_aws_ssm_put(ssm, "/n", (const unsigned char *)"v", 1, &opt,
 				 &ver, NULL, &err),
 		  -1);
 	KT_EQ_INT(err.code, KF_E_EXISTS);
-	KT_EQ_INT(fk.nreq, 5);
+	KT_EQ_INT(fk.nreq, 6);
 	teardown(ssm);
 }
 
