@@ -246,10 +246,10 @@ int kf_ssm_tree_check_write(struct kf_provider *p, const char *path, int flags,
 	if (!name[0])
 		return 0;
 	rc = kf_aws_ssm_describe(s->regions[ri].ssm, name, &m, err);
+	/* absent: only a path of two levels or more has one name to ask */
 	if (rc > 0)
 		kf_ssm_tree_seen(s, ri, &m);
 	else if (rc == 0 && strchr(rest, '/'))
-		/* one level may also be "foo" without its '/' */
 		kf_ssm_index_complete(s->idx, ri, rest, KF_SSM_SELF, since);
 	kf_aws_ssm_meta_release(&m);
 	return rc < 0 ? -1 : 0;

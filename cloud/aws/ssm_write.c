@@ -81,6 +81,9 @@ static void noted(struct ssm_priv *s, size_t ri, const char *name,
 	m.version = made;
 	m.changed = (int64_t)time(NULL);
 	kf_ssm_index_note(s->idx, ri, &m, 0);
+	kf_log(KF_LOG_DEBUG, "ssm: %s/%s: version %lld made (over %lld)",
+	       s->regions[ri].name, name, (long long)made,
+	       (long long)o->prev_version);
 }
 
 /* PutParameter over existing parameter m: its own type and key. */
