@@ -81,7 +81,7 @@ static void noted(struct ssm_priv *s, size_t ri, const char *name,
 	m.version = made;
 	m.changed = (int64_t)time(NULL);
 	kf_ssm_index_note(s->idx, ri, &m, 0);
-	kf_log(KF_LOG_DEBUG, "ssm: %s/%s: version %lld made (over %lld)",
+	kf_log(KF_LOG_DEBUG, "ssm: %s: %s: version %lld made (over %lld)",
 	       s->regions[ri].name, name, (long long)made,
 	       (long long)o->prev_version);
 }
@@ -107,7 +107,7 @@ static int put_existing(struct ssm_priv *s, size_t ri,
 		return -1;
 	if (landed)
 		kf_log(KF_LOG_INFO,
-		       "ssm: %s/%s: a retried write found its first "
+		       "ssm: %s: %s: a retried write found its first "
 		       "attempt made version %lld",
 		       s->regions[ri].name, m->name, (long long)*made);
 	noted(s, ri, m->name, m, &o, *made);
