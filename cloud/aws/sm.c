@@ -269,7 +269,7 @@ static int hdrs_fill(struct sm_hdrs *h, const struct kf_aws_sm *sm,
 
 /* One attempt: sign with fresh time and credentials, send. */
 static int sm_attempt(struct kf_aws_sm *sm, const char *op,
-		      const struct kf_buf *body, unsigned timeout_ms,
+		      const struct kf_buf *body, unsigned timeout_ms, int fresh,
 		      struct kf_http_resp *resp, struct kf_err *err)
 {
 	struct kf_aws_creds creds;
@@ -301,6 +301,7 @@ static int sm_attempt(struct kf_aws_sm *sm, const char *op,
 	hr.body_len = body->len;
 	hr.timeout_ms = timeout_ms;
 	hr.max_response = SM_RESP_MAX;
+	hr.fresh_connect = fresh ? 1 : 0;
 	rc = kf_http_do(&hr, resp, err);
 out:
 	kf_aws_creds_release(&creds);
@@ -400,7 +401,9 @@ sm_try(void *vctx, const struct kf_retry_attempt *at, struct kf_err *err)
 	}
 	kf_http_resp_init(&resp);
 	t0 = kf_clock_now_ms();
-	rc = sm_attempt(c->sm, c->op, c->body, at->timeout_ms, &resp, err);
+	/* a checked call has no idempotency token: never resent unseen */
+	rc = sm_attempt(c->sm, c->op, c->body, at->timeout_ms,
+			c->landed != NULL, &resp, err);
 	ok = rc == 0 && resp.status >= 200 && resp.status < 300;
 	kf_stats_api(c->sm->stats_name, c->op,
 		     (unsigned)(kf_clock_now_ms() - t0), ok, at->n > 0);
