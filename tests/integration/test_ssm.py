@@ -337,6 +337,16 @@ def test_tiers_and_size_limits(ssm):
     assert ssm.value("/t/std") == b"s" * 4096
     assert oserr(write_file, os.path.join(d, "big"), big) == errno.EFBIG
     assert oserr(write_file, os.path.join(d, "std"), big) == errno.EFBIG
+    # at the write() that crosses 4,096 bytes, not only at close
+    fd = os.open(os.path.join(d, "std"), os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"t" * 4096)
+        assert oserr(os.write, fd, b"t") == errno.EFBIG
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     assert ssm.value("/t/std") == b"s" * 4096           # kept
     # an Advanced parameter takes up to 8192 bytes on a default mount
     write_file(os.path.join(d, "adv"), big)
