@@ -21,7 +21,7 @@ import time
 
 from conftest import make_canary, read_file as read, write_file
 from test_faults import FaultProxy
-from test_ssm import Ssm, signed  # noqa: F401  (the module's moto)
+from test_ssm import Ssm, signed  # noqa: F401,F811  (the module's moto)
 
 REGION = "eu-west-1"
 OPS = ["GetParameter", "GetParameters", "PutParameter", "DescribeParameters",
