@@ -198,6 +198,8 @@ struct kf_provider {
 	const struct kf_provider_ops *ops;
 	const char *name; /* top-level directory name */
 	size_t max_value; /* larger values get KF_E_TOOBIG */
+	int no_empty;	  /* the store cannot hold an empty value: a new
+			   * file closed with no data fails with EINVAL */
 	void *priv;	  /* the provider's own state */
 };
 

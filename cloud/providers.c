@@ -6,15 +6,13 @@
 #include "provider.h"
 #include "local/tree.h"
 #include "aws/tree.h"
+#include "aws/ssm_tree.h"
 #include "gcp/tree.h"
 
 #include <string.h>
 
 const struct kf_provider_desc *const kf_provider_table[] = {
-	&kf_local_desc,
-	&kf_aws_desc,
-	&kf_gcp_desc,
-	NULL,
+	&kf_local_desc, &kf_aws_desc, &kf_ssm_desc, &kf_gcp_desc, NULL,
 };
 
 const struct kf_provider_desc *kf_provider_find(const char *name)

@@ -590,12 +590,34 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
 	return 0;
 }
 
+/*
+ * A new file closed before it got any data, on a store that cannot hold
+ * an empty value: close() says so (EINVAL), so `touch` reports it.
+ * Nothing is committed and the handle stays as it is: a shell's
+ * `cmd > NEW` closes its first descriptor before cmd writes through the
+ * second, and that data still commits.
+ */
+static int empty_refused(const struct kf_fh *h, int final)
+{
+	return !final && h->created && h->changes == 0 && !h->failed &&
+	       h->p->no_empty && (!h->val || h->val->len == 0);
+}
+
 int kf_fh_flush(struct kf_fs *fs, struct kf_fh *h, pid_t closer, int final,
 		int *did)
 {
 	int rc;
 
 	pthread_mutex_lock(&h->lock);
+	if (empty_refused(h, final)) {
+		kf_log(KF_LOG_DEBUG,
+		       "%s: closed with no data: %s/ cannot hold "
+		       "an empty value",
+		       h->path, h->p->name);
+		*did = 0;
+		pthread_mutex_unlock(&h->lock);
+		return -EINVAL;
+	}
 	rc = kf_fh_commit_locked(fs, h, closer, final, "commit");
 	*did = h->committed_once;
 	h->committed_once = 0;

@@ -24,6 +24,8 @@ struct aws_service {
 static const struct aws_service sm_service = {
 	"AWS_ENDPOINT_URL_SECRETS_MANAGER", "secrets_manager", "secretsmanager"
 };
+static const struct aws_service ssm_service = { "AWS_ENDPOINT_URL_SSM", "ssm",
+						"ssm" };
 static const struct aws_service sts_service = { "AWS_ENDPOINT_URL_STS", "sts",
 						"sts" };
 
@@ -336,6 +338,17 @@ int kf_aws_endpoint(const char *opt, const char *profile, const char *region,
 		return url_copy(opt, "aws_endpoint must be an http(s) URL", out,
 				outlen, err);
 	return service_endpoint(&sm_service, profile, region, out, outlen, err);
+}
+
+int kf_aws_ssm_endpoint(const char *opt, const char *profile,
+			const char *region, char *out, size_t outlen,
+			struct kf_err *err)
+{
+	if (opt && *opt)
+		return url_copy(opt, "ssm_endpoint must be an http(s) URL", out,
+				outlen, err);
+	return service_endpoint(&ssm_service, profile, region, out, outlen,
+				err);
 }
 
 int kf_aws_sts_endpoint(const char *profile, char *out, size_t outlen,

@@ -45,6 +45,16 @@ int kf_aws_endpoint(const char *opt, const char *profile, const char *region,
 		    char *out, size_t outlen, struct kf_err *err);
 
 /*
+ * The Parameter Store endpoint URL for region, in the same order: opt
+ * (-o ssm_endpoint=) if set, else AWS_ENDPOINT_URL_SSM, else
+ * AWS_ENDPOINT_URL, else the profile's `services` ssm endpoint_url or its
+ * endpoint_url, else https://ssm.REGION.amazonaws.com (.com.cn for cn-*).
+ */
+int kf_aws_ssm_endpoint(const char *opt, const char *profile,
+			const char *region, char *out, size_t outlen,
+			struct kf_err *err);
+
+/*
  * The STS endpoint as the chain uses it: a configured one
  * (AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, the profile), else the
  * regional one, else (no region anywhere) https://sts.amazonaws.com.

@@ -53,7 +53,12 @@ static void dots_escape(char *out, size_t from, size_t *o)
 
 void kf_aws_tree_name_path(const char *name, char *out)
 {
-	size_t n = strnlen(name, AWS_NAME_MAX), o = 0, from = 0;
+	kf_aws_tree_name_path_n(name, AWS_NAME_MAX, out);
+}
+
+void kf_aws_tree_name_path_n(const char *name, size_t max, char *out)
+{
+	size_t n = strnlen(name, max), o = 0, from = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (name[i] != '/') {
@@ -75,11 +80,18 @@ void kf_aws_tree_name_path(const char *name, char *out)
 
 int kf_aws_tree_path_name(const char *path, char *out)
 {
-	char back[AWS_PATH_MAX + 1];
+	return kf_aws_tree_path_name_n(path, AWS_NAME_MAX, out);
+}
+
+int kf_aws_tree_path_name_n(const char *path, size_t max, char *out)
+{
+	char back[AWS_ESC_NAME_MAX * 3 + 1];
 	size_t o = 0;
 
+	if (max > AWS_ESC_NAME_MAX)
+		return -1;
 	for (const char *s = path; *s; s++) {
-		if (o >= AWS_NAME_MAX)
+		if (o >= max)
 			return -1;
 		if (*s != '%') {
 			out[o++] = *s;
@@ -92,7 +104,7 @@ int kf_aws_tree_path_name(const char *path, char *out)
 		}
 	}
 	out[o] = '\0';
-	kf_aws_tree_name_path(out, back);
+	kf_aws_tree_name_path_n(out, max, back);
 	return strcmp(back, path) == 0 ? 0 : -1;
 }
 

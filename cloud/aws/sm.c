@@ -1,7 +1,9 @@
 /*
  * The Secrets Manager client itself: its lifecycle, and one JSON 1.1 call
  * signed with SigV4 and retried by the shared driver (core/retry.h) within
- * one deadline.  Never logs or quotes a value, a credential or a body.
+ * one deadline.  The same core serves Parameter Store (aws/ssm.c): the
+ * service name, target prefix and statistics name come from the
+ * configuration.  Never logs or quotes a value, a credential or a body.
  */
 #include "aws/sm_priv.h"
 
@@ -46,6 +48,7 @@ static time_t sm_now(void)
 static int parse_endpoint(struct kf_aws_sm *sm, const char *url,
 			  struct kf_err *err)
 {
+	const char *what = sm->stats_name;
 	const char *p, *auth, *end;
 	int https;
 	size_t alen;
@@ -59,12 +62,13 @@ static int parse_endpoint(struct kf_aws_sm *sm, const char *url,
 		auth = url + 7;
 	} else {
 		return kf_fail(err, KF_E_INVALID,
-			       "aws endpoint must be an http(s) URL");
+			       "%s endpoint must be an http(s) URL", what);
 	}
 	end = auth + strcspn(auth, "/?#");
 	alen = (size_t)(end - auth);
 	if (alen == 0 || memchr(auth, '@', alen))
-		return kf_fail(err, KF_E_INVALID, "aws endpoint: bad host");
+		return kf_fail(err, KF_E_INVALID, "%s endpoint: bad host",
+			       what);
 	host = malloc(alen + 1);
 	if (!host)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
@@ -112,8 +116,9 @@ int kf_aws_sm_new(const struct kf_aws_sm_cfg *cfg, struct kf_aws_sm **out,
 	*out = NULL;
 	if (!cfg->endpoint || !cfg->region || !cfg->chain) {
 		kf_fail(err, KF_E_INVALID,
-			"aws: endpoint, region and "
-			"credentials are required");
+			"%s: endpoint, region and "
+			"credentials are required",
+			cfg->stats_name ? cfg->stats_name : "aws");
 		goto out;
 	}
 	if (kf_http_check_url(cfg->endpoint, err))
@@ -123,9 +128,13 @@ int kf_aws_sm_new(const struct kf_aws_sm_cfg *cfg, struct kf_aws_sm **out,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
+	sm->stats_name = cfg->stats_name ? cfg->stats_name : "aws";
 	sm->url = strdup(cfg->endpoint);
 	sm->region = strdup(cfg->region);
-	if (!sm->url || !sm->region) {
+	sm->service = strdup(cfg->service ? cfg->service : "secretsmanager");
+	sm->target_prefix = strdup(cfg->target_prefix ? cfg->target_prefix :
+							"secretsmanager");
+	if (!sm->url || !sm->region || !sm->service || !sm->target_prefix) {
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -151,6 +160,8 @@ void kf_aws_sm_free(struct kf_aws_sm *sm)
 	free(sm->host);
 	free(sm->path);
 	free(sm->region);
+	free(sm->service);
+	free(sm->target_prefix);
 	free(sm);
 }
 
@@ -215,7 +226,7 @@ static int sign(const struct kf_aws_sm *sm, const char *target,
 	sr.body = body->data ? body->data : "";
 	sr.body_len = body->len;
 	sr.region = sm->region;
-	sr.service = "secretsmanager";
+	sr.service = sm->service;
 	sr.now = now;
 	sc.access_key = creds->access_key;
 	sc.secret_key = (const char *)creds->secret_key->data;
@@ -258,7 +269,7 @@ static int hdrs_fill(struct sm_hdrs *h, const struct kf_aws_sm *sm,
 
 /* One attempt: sign with fresh time and credentials, send. */
 static int sm_attempt(struct kf_aws_sm *sm, const char *op,
-		      const struct kf_buf *body, unsigned timeout_ms,
+		      const struct kf_buf *body, unsigned timeout_ms, int fresh,
 		      struct kf_http_resp *resp, struct kf_err *err)
 {
 	struct kf_aws_creds creds;
@@ -270,8 +281,8 @@ static int sm_attempt(struct kf_aws_sm *sm, const char *op,
 
 	memset(&creds, 0, sizeof(creds));
 	hdrs_init(&h);
-	if ((size_t)snprintf(target, sizeof(target), "secretsmanager.%s", op) >=
-	    sizeof(target)) {
+	if ((size_t)snprintf(target, sizeof(target), "%s.%s", sm->target_prefix,
+			     op) >= sizeof(target)) {
 		kf_fail(err, KF_E_INVALID, "operation name too long");
 		goto out;
 	}
@@ -290,6 +301,7 @@ static int sm_attempt(struct kf_aws_sm *sm, const char *op,
 	hr.body_len = body->len;
 	hr.timeout_ms = timeout_ms;
 	hr.max_response = SM_RESP_MAX;
+	hr.fresh_connect = fresh ? 1 : 0;
 	rc = kf_http_do(&hr, resp, err);
 out:
 	kf_aws_creds_release(&creds);
@@ -305,6 +317,11 @@ struct sm_call {
 	const struct kf_buf *body;
 	json_t *out;   /* the 2xx answer */
 	int refreshed; /* credentials were refreshed once */
+	/* calls without an idempotency token (kf_aws_sm_call_checked) */
+	kf_aws_sm_landed_fn landed;
+	void *landed_ctx;
+	int may_have_landed; /* the last attempt may have reached it */
+	unsigned checks;     /* times landed was asked */
 };
 
 /* What a non-2xx answer means for the retry driver. */
@@ -320,18 +337,52 @@ static enum kf_retry_verdict answer_failed(struct sm_call *c,
 				       resp->body.data ? resp->body.data : "",
 				       resp->body.len, hdr_type, err)) {
 	case KF_AWS_SM_RETRY:
+		/* a 4xx (throttled, busy) was refused before any effect */
+		if (resp->status >= 500)
+			c->may_have_landed = 1;
 		return KF_RETRY_AGAIN;
 	case KF_AWS_SM_REFRESH:
 		if (c->refreshed)
 			return KF_RETRY_FAIL;
 		c->refreshed = 1;
-		kf_log(KF_LOG_INFO, "aws: %s: %s, refreshing credentials",
-		       c->op, err->provider_code);
+		kf_log(KF_LOG_INFO, "%s: %s: %s, refreshing credentials",
+		       c->sm->stats_name, c->op, err->provider_code);
 		kf_aws_chain_invalidate(c->sm->chain);
 		return KF_RETRY_NOW;
 	default:
 		return KF_RETRY_FAIL;
 	}
+}
+
+/*
+ * Before a retry of a call without an idempotency token: did the attempt
+ * that failed land after all?  KF_RETRY_AGAIN when the call is to be sent
+ * again, else the verdict that ends the run.
+ */
+static enum kf_retry_verdict check_landed(struct sm_call *c, struct kf_err *err)
+{
+	struct kf_err cerr = KF_ERR_INIT;
+	json_t *got = NULL;
+	int r;
+
+	c->may_have_landed = 0;
+	c->checks++;
+	r = c->landed(c->landed_ctx, &got, &cerr);
+	if (r < 0) {
+		json_decref(got);
+		*err = cerr;
+		return KF_RETRY_FAIL;
+	}
+	if (r == 0) {
+		json_decref(got);
+		return KF_RETRY_AGAIN;
+	}
+	c->out = got ? got : json_object();
+	if (!c->out) {
+		kf_fail(err, KF_E_NOMEM, "out of memory");
+		return KF_RETRY_FAIL;
+	}
+	return KF_RETRY_OK;
 }
 
 static enum kf_retry_verdict
@@ -340,14 +391,22 @@ sm_try(void *vctx, const struct kf_retry_attempt *at, struct kf_err *err)
 	struct sm_call *c = vctx;
 	struct kf_http_resp resp;
 	enum kf_retry_verdict v;
-	uint64_t t0 = kf_clock_now_ms();
+	uint64_t t0;
 	int rc, ok;
 
+	if (c->landed && c->may_have_landed) {
+		v = check_landed(c, err);
+		if (v != KF_RETRY_AGAIN)
+			return v;
+	}
 	kf_http_resp_init(&resp);
-	rc = sm_attempt(c->sm, c->op, c->body, at->timeout_ms, &resp, err);
+	t0 = kf_clock_now_ms();
+	/* a checked call has no idempotency token: never resent unseen */
+	rc = sm_attempt(c->sm, c->op, c->body, at->timeout_ms,
+			c->landed != NULL, &resp, err);
 	ok = rc == 0 && resp.status >= 200 && resp.status < 300;
-	kf_stats_api("aws", c->op, (unsigned)(kf_clock_now_ms() - t0), ok,
-		     at->n > 0);
+	kf_stats_api(c->sm->stats_name, c->op,
+		     (unsigned)(kf_clock_now_ms() - t0), ok, at->n > 0);
 	if (rc) {
 		/* A transport timeout is retried as the service being away:
 		 * after the last attempt it stays UNAVAILABLE. */
@@ -355,6 +414,7 @@ sm_try(void *vctx, const struct kf_retry_attempt *at, struct kf_err *err)
 		if (err->code == KF_E_UNAVAILABLE ||
 		    err->code == KF_E_TIMEOUT) {
 			err->code = KF_E_UNAVAILABLE;
+			c->may_have_landed = 1;
 			v = KF_RETRY_AGAIN;
 		}
 	} else if (ok) {
@@ -372,17 +432,61 @@ sm_try(void *vctx, const struct kf_retry_attempt *at, struct kf_err *err)
 	return v;
 }
 
-int kf_aws_sm_call(struct kf_aws_sm *sm, const char *op,
-		   const struct kf_buf *body, json_t **out, struct kf_err *err)
+static int run_call(struct sm_call *c, json_t **out, struct kf_err *err)
 {
-	struct sm_call c = { sm, op, body, NULL, 0 };
+	struct kf_err last;
 	char what[96];
 
 	*out = NULL;
 	/* truncation only shortens log and error text */
-	(void)snprintf(what, sizeof(what), "aws: %s", op);
-	if (kf_retry_run(&sm->policy, what, sm->timeout_ms, sm_try, &c, err))
-		return -1;
-	*out = c.out;
+	(void)snprintf(what, sizeof(what), "%s: %s", c->sm->stats_name, c->op);
+	if (kf_retry_run(&c->sm->policy, what, c->sm->timeout_ms, sm_try, c,
+			 err)) {
+		json_decref(c->out);
+		c->out = NULL;
+		/* the last attempt may have landed too: ask once more (the
+		 * call's own error stays when that cannot tell) */
+		if (!c->landed || !c->may_have_landed)
+			return -1;
+		last = *err;
+		if (check_landed(c, err) != KF_RETRY_OK) {
+			*err = last;
+			return -1;
+		}
+		kf_err_clear(err);
+	}
+	*out = c->out;
 	return 0;
+}
+
+int kf_aws_sm_call(struct kf_aws_sm *sm, const char *op,
+		   const struct kf_buf *body, json_t **out, struct kf_err *err)
+{
+	struct sm_call c;
+
+	memset(&c, 0, sizeof(c));
+	c.sm = sm;
+	c.op = op;
+	c.body = body;
+	return run_call(&c, out, err);
+}
+
+int kf_aws_sm_call_checked(struct kf_aws_sm *sm, const char *op,
+			   const struct kf_buf *body,
+			   kf_aws_sm_landed_fn landed, void *ctx,
+			   unsigned *checks, json_t **out, struct kf_err *err)
+{
+	struct sm_call c;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.sm = sm;
+	c.op = op;
+	c.body = body;
+	c.landed = landed;
+	c.landed_ctx = ctx;
+	rc = run_call(&c, out, err);
+	if (checks)
+		*checks = c.checks;
+	return rc;
 }

@@ -33,6 +33,17 @@ struct kf_aws_sm_cfg {
 	unsigned timeout_ms;	    /* deadline of one operation, all retries */
 	unsigned attempts;	    /* 0 = 5 */
 	unsigned backoff_base_ms;   /* 0 = 100 */
+	/*
+	 * Another service on the same JSON 1.1 protocol (Parameter Store):
+	 * the SigV4 service name (NULL = "secretsmanager"), the
+	 * X-Amz-Target prefix (NULL = "secretsmanager"), and the provider
+	 * name its calls are counted under in the API statistics and that
+	 * starts its log lines and messages (NULL = "aws"; a static string:
+	 * the statistics keep the pointer).
+	 */
+	const char *service;
+	const char *target_prefix;
+	const char *stats_name;
 };
 
 struct kf_aws_sm;

@@ -364,7 +364,12 @@ struct sm_errdef {
  * scheduled for deletion answers InvalidRequestException "... marked for
  * deletion" (moto: "... marked deleted"); one without a current value
  * answers ResourceNotFoundException "can't find the specified secret
- * value for staging label: AWSCURRENT".
+ * value for staging label: AWSCURRENT".  Parameter Store's types share
+ * the table (no name is used by both services with another meaning):
+ * ParameterLimitExceeded is the account's parameter quota (NOSPC),
+ * ParameterMaxVersionLimitExceeded a parameter at 100 versions whose
+ * oldest one is labelled, so it cannot make room (STATE), TooManyUpdates
+ * a rate on one parameter.
  */
 static const struct sm_errdef sm_errdefs[] = {
 	{ "ResourceNotFoundException", KF_E_NOTFOUND, FAIL, 1,
@@ -408,6 +413,26 @@ static const struct sm_errdef sm_errdefs[] = {
 	{ "RequestTimeout", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "RequestTimeoutException", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 	{ "PriorRequestNotComplete", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
+	/* Parameter Store: its messages name the parameter, never quoted */
+	{ "ParameterNotFound", KF_E_NOTFOUND, FAIL, 0, NULL, 0 },
+	{ "ParameterVersionNotFound", KF_E_NOTFOUND, FAIL, 0, NULL, 0 },
+	{ "ParameterAlreadyExists", KF_E_EXISTS, FAIL, 0, NULL, 0 },
+	{ "HierarchyLevelLimitExceededException", KF_E_INVALID, FAIL, 0, NULL,
+	  0 },
+	{ "HierarchyTypeMismatchException", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "UnsupportedParameterType", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "InvalidKeyId", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "ParameterPatternMismatchException", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "ParameterVersionLabelLimitExceeded", KF_E_INVALID, FAIL, 0, NULL,
+	  0 },
+	{ "InvalidFilterKey", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "InvalidFilterOption", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "InvalidFilterValue", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "InvalidNextToken", KF_E_INVALID, FAIL, 0, NULL, 0 },
+	{ "ParameterLimitExceeded", KF_E_NOSPC, FAIL, 0, NULL, 0 },
+	{ "ParameterMaxVersionLimitExceeded", KF_E_STATE, FAIL, 0, NULL, 0 },
+	{ "TooManyUpdates", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
+	{ "InternalServerError", KF_E_UNAVAILABLE, RETRY, 0, NULL, 0 },
 };
 
 #undef FAIL

@@ -42,8 +42,8 @@
 #define KF_AWS_SSM_BATCH_MAX 10
 
 struct kf_aws_ssm_cfg {
-	const char *endpoint; /* "https://ssm.R.amazonaws.com" */
-	const char *region;   /* signing region */
+	const char *endpoint;	    /* "https://ssm.R.amazonaws.com" */
+	const char *region;	    /* signing region */
 	struct kf_aws_chain *chain; /* borrowed; must outlive the client */
 	unsigned timeout_ms;	    /* deadline of one operation, all retries */
 	unsigned attempts;	    /* 0 = 5 */
@@ -89,8 +89,8 @@ void kf_aws_ssm_page_release(struct kf_aws_ssm_page *page);
  * first page.
  */
 int kf_aws_ssm_list(struct kf_aws_ssm *ssm, const char *path, int recursive,
-		    const char *token, unsigned max, struct kf_aws_ssm_page *page,
-		    struct kf_err *err);
+		    const char *token, unsigned max,
+		    struct kf_aws_ssm_page *page, struct kf_err *err);
 
 /*
  * DescribeParameters with a Name Equals filter: 1 with *meta filled when
@@ -187,9 +187,10 @@ void kf_aws_ssm_versions_release(struct kf_aws_ssm_versions *page);
 
 /*
  * Whether s is a name keyfs may create: "/" then 1..15 components of
- * [A-Za-z0-9_.-]+ separated by single '/', at most KF_AWS_SSM_NAME_MAX
- * bytes, the first component not beginning with "aws" or "ssm" (any
- * case).  Names that exist already are taken as the service lists them.
+ * [A-Za-z0-9_.-]+ (not "." or "..", which no path can name) separated by
+ * single '/', at most KF_AWS_SSM_NAME_MAX bytes, the first component not
+ * beginning with "aws" or "ssm" (any case).  Names that exist already
+ * are taken as the service lists them.
  */
 int kf_aws_ssm_name_ok(const char *s);
 

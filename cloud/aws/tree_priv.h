@@ -94,6 +94,14 @@ void kf_aws_tree_name_path(const char *name, char *out);
  * an escape, a stray '%', too long).
  */
 int kf_aws_tree_path_name(const char *path, char *out);
+/*
+ * The same two for names of up to max bytes (at most AWS_ESC_NAME_MAX;
+ * out holds max * 3 + 1 and max + 1 bytes): ssm/ shows Parameter Store
+ * names the same way.
+ */
+#define AWS_ESC_NAME_MAX 2048
+void kf_aws_tree_name_path_n(const char *name, size_t max, char *out);
+int kf_aws_tree_path_name_n(const char *path, size_t max, char *out);
 
 /*
  * Split path into a region index and the rest.  *ri = AWS_NO_REGION for

@@ -524,6 +524,8 @@ static int set_transport(CURL *h, const struct kf_http_req *req,
 	SETOPT(h, CURLOPT_TIMEOUT_MS, (long)timeout);
 	SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ctimeout);
 	SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (req->fresh_connect)
+		SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
 	SETOPT(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	SETOPT(h, CURLOPT_ERRORBUFFER, errbuf);
 	/* A loopback request never goes through a proxy; otherwise the

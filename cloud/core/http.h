@@ -26,9 +26,17 @@ struct kf_http_req {
 					 * may be NULL */
 	const void *body;	    /* may be NULL when body_len is 0 */
 	size_t body_len;
-	unsigned timeout_ms;		/* whole attempt; 0 = 30 s */
-	unsigned connect_timeout_ms;	/* 0 = min(timeout, 10 s) */
-	size_t max_response;		/* 0 = KF_HTTP_MAX_RESPONSE_DEFAULT */
+	unsigned timeout_ms;	     /* whole attempt; 0 = 30 s */
+	unsigned connect_timeout_ms; /* 0 = min(timeout, 10 s) */
+	size_t max_response;	     /* 0 = KF_HTTP_MAX_RESPONSE_DEFAULT */
+	/*
+	 * Send on a new connection.  libcurl silently sends a request again
+	 * when a kept-alive connection it reused dies before any answer; a
+	 * call that has no idempotency token (and would make a second
+	 * version) asks for a fresh connection, so it is sent once per
+	 * attempt and its caller decides about retries.
+	 */
+	unsigned fresh_connect : 1;
 	unsigned allow_metadata_ip : 1; /* also allow plain http to the
 					 * cloud metadata addresses
 					 * 169.254.169.254, 169.254.170.2,

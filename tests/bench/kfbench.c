@@ -18,6 +18,9 @@
  *   kfbench raw-list ENDPOINT REGION PAGES [PREFIX]   ns for PAGES pages
  *   kfbench raw-kms URL TOKEN CIPHERTEXT_B64 ITER      ns per KMS decrypt
  *                                  (with ciphertextCrc32c, as gcloud sends)
+ *   kfbench raw-ssm-get ENDPOINT REGION NAME ITER    ns per GetParameter
+ *   kfbench raw-ssm-list ENDPOINT REGION PATH   ns for every page of
+ *                                  DescribeParameters under PATH, and pages
  * The raw modes sign with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and
  * use the project's own libcurl layer, as keyfs does.
  */
@@ -233,9 +236,11 @@ static int mode_missing(const char *dir, long first, long count)
 	return 0;
 }
 
-/* One signed Secrets Manager call; returns HTTP status or -1. */
-static int sm_call(const char *endpoint, const char *region, const char *op,
-		   const char *body, struct kf_buf *out)
+/* One signed AWS JSON 1.1 call (X-Amz-Target "<prefix>.<op>", SigV4 for
+ * service); returns the HTTP status or -1. */
+static int aws_call(const char *endpoint, const char *region,
+		    const char *service, const char *prefix, const char *op,
+		    const char *body, struct kf_buf *out)
 {
 	const char *ak = getenv("AWS_ACCESS_KEY_ID");
 	const char *sk = getenv("AWS_SECRET_ACCESS_KEY");
@@ -253,7 +258,7 @@ static int sm_call(const char *endpoint, const char *region, const char *op,
 	if (!ak || !sk || !h)
 		return -1;
 	snprintf(host, sizeof(host), "%.*s", (int)strcspn(h + 3, "/"), h + 3);
-	snprintf(target, sizeof(target), "secretsmanager.%s", op);
+	snprintf(target, sizeof(target), "%s.%s", prefix, op);
 	snprintf(url, sizeof(url), "%s/", endpoint);
 	kf_sigv4_amz_date(now, date);
 	sh[0] = (struct kf_sigv4_header){ "content-type",
@@ -261,10 +266,8 @@ static int sm_call(const char *endpoint, const char *region, const char *op,
 	sh[1] = (struct kf_sigv4_header){ "host", host };
 	sh[2] = (struct kf_sigv4_header){ "x-amz-date", date };
 	sh[3] = (struct kf_sigv4_header){ "x-amz-target", target };
-	struct kf_sigv4_req req = { "POST",	  "/",	  NULL,
-				    sh,		  4,	  body,
-				    strlen(body), region, "secretsmanager",
-				    now };
+	struct kf_sigv4_req req = { "POST", "/",	  NULL,	  sh,	   4,
+				    body,   strlen(body), region, service, now };
 	kf_buf_init(&auth, 4096);
 	for (int i = 0; i < 4; i++)
 		kf_buf_init(&hdr[i], 4096);
@@ -294,6 +297,21 @@ out:
 	for (int i = 0; i < 4; i++)
 		kf_buf_release(&hdr[i]);
 	return rc;
+}
+
+/* One signed Secrets Manager call; returns HTTP status or -1. */
+static int sm_call(const char *endpoint, const char *region, const char *op,
+		   const char *body, struct kf_buf *out)
+{
+	return aws_call(endpoint, region, "secretsmanager", "secretsmanager",
+			op, body, out);
+}
+
+/* One signed Parameter Store call; returns HTTP status or -1. */
+static int ssm_call(const char *endpoint, const char *region, const char *op,
+		    const char *body, struct kf_buf *out)
+{
+	return aws_call(endpoint, region, "ssm", "AmazonSSM", op, body, out);
 }
 
 static int mode_raw_get(const char *ep, const char *region, const char *id,
@@ -343,6 +361,72 @@ static int mode_raw_list(const char *ep, const char *region, long pages,
 		kf_buf_adds(&body, "}");
 		if (sm_call(ep, region, "ListSecrets", kf_buf_str(&body),
 			    &out) != 200)
+			return 1;
+		done++;
+		j = json_loadb(out.data, out.len, 0, NULL);
+		tok = json_string_value(json_object_get(j, "NextToken"));
+		if (!tok || !*tok || strlen(tok) >= sizeof(token)) {
+			json_decref(j);
+			break;
+		}
+		memcpy(token, tok, strlen(tok) + 1);
+		json_decref(j);
+	}
+	printf("%.1f %ld\n", (double)(ns() - t0), done);
+	kf_buf_release(&out);
+	kf_buf_release(&body);
+	return 0;
+}
+
+/* GetParameter with decryption of name, as keyfs sends it: ITER calls
+ * back to back after one untimed call. */
+static int mode_raw_ssm_get(const char *ep, const char *region,
+			    const char *name, long iter)
+{
+	char body[2048];
+	uint64_t t0;
+
+	snprintf(body, sizeof(body),
+		 "{\"Name\":\"%s\",\"WithDecryption\":true}", name);
+	if (ssm_call(ep, region, "GetParameter", body, NULL) != 200)
+		return 1;
+	t0 = ns();
+	for (long i = 0; i < iter; i++)
+		if (ssm_call(ep, region, "GetParameter", body, NULL) != 200)
+			return 1;
+	printf("%.1f\n", (double)(ns() - t0) / (double)iter);
+	return 0;
+}
+
+/* Every page of DescribeParameters under path (a Recursive Path filter,
+ * 50 asked per page), as keyfs lists a directory: ns for all of them and
+ * the number of pages. */
+static int mode_raw_ssm_list(const char *ep, const char *region,
+			     const char *path)
+{
+	struct kf_buf out, body;
+	uint64_t t0 = ns();
+	long done = 0;
+	char token[8192] = "";
+
+	kf_buf_init(&out, 64u << 20);
+	kf_buf_init(&body, 16384);
+	for (;;) {
+		const char *tok;
+		json_t *j;
+
+		kf_buf_reset(&out);
+		kf_buf_reset(&body);
+		kf_buf_addf(&body,
+			    "{\"MaxResults\":50,\"ParameterFilters\":[{"
+			    "\"Key\":\"Path\",\"Option\":\"Recursive\","
+			    "\"Values\":[\"%s\"]}]",
+			    path);
+		if (token[0])
+			kf_buf_addf(&body, ",\"NextToken\":\"%s\"", token);
+		kf_buf_adds(&body, "}");
+		if (ssm_call(ep, region, "DescribeParameters",
+			     kf_buf_str(&body), &out) != 200)
 			return 1;
 		done++;
 		j = json_loadb(out.data, out.len, 0, NULL);
@@ -432,6 +516,11 @@ int main(int argc, char **argv)
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "raw-list"))
 		return mode_raw_list(argv[2], argv[3], num(argv[4]),
 				     argc == 6 ? argv[5] : NULL);
+	if (argc == 6 && !strcmp(argv[1], "raw-ssm-get"))
+		return mode_raw_ssm_get(argv[2], argv[3], argv[4],
+					num(argv[5]));
+	if (argc == 5 && !strcmp(argv[1], "raw-ssm-list"))
+		return mode_raw_ssm_list(argv[2], argv[3], argv[4]);
 	if (argc == 6 && !strcmp(argv[1], "raw-kms"))
 		return mode_raw_kms(argv[2], argv[3], argv[4], num(argv[5]));
 	fprintf(stderr, "usage: see the comment at the top of kfbench.c\n");

@@ -214,22 +214,32 @@ def main():
                     help="write the table into docs/performance.md")
     ap.add_argument("--missing", type=int, default=1000000,
                     help="missing names stat'ed by the n. row")
-    ap.add_argument("--only", choices=["missing"],
-                    help="run only these rows (no emulators needed)")
+    ap.add_argument("--parameters", type=int, default=1000,
+                    help="parameters listed by the ssm d. rows")
+    ap.add_argument("--only", choices=["missing", "ssm"],
+                    help="run only these rows (missing: no emulators "
+                    "needed; ssm: moto alone, its own table)")
     args = ap.parse_args()
     env = Env(args)
-    rows = []
+    rows, srows = [], []
     try:
         if args.only == "missing":
             missing_rows(env, args, rows)
+        elif args.only == "ssm":
+            moto, proxy = start_moto(env)
+            ssm_rows(env, args, srows, moto, proxy)
         else:
-            run(env, args, rows)
+            run(env, args, rows, srows)
     finally:
         env.close()
-    table = render(rows, args)
-    print(table)
+    table = render(rows, args) if rows else ""
+    stable = render(srows, args) if srows else ""
+    print(table + ("\n\n" if table and stable else "") + stable)
     if args.write:
-        write_doc(table)
+        if rows:
+            write_doc(table)
+        if srows:
+            write_doc(stable, "bench-ssm")
 
 
 def row(rows, name, value, baseline, ratio, goal, ok, note=""):
@@ -237,18 +247,23 @@ def row(rows, name, value, baseline, ratio, goal, ok, note=""):
     print("  %-46s %s" % (name, ratio), flush=True)
 
 
-def run(env, args, rows):
+def start_moto(env):
+    """moto_server, and the counting proxy in front of it."""
+    mport = free_port()
+    env.start([MOTO, "-H", "127.0.0.1", "-p", str(mport)])
+    wait_port(mport)
+    moto = "http://127.0.0.1:%d" % mport
+    return moto, Proxy(env, moto)
+
+
+def run(env, args, rows, srows):
     R = args.runs
     # Cold secrets: 0 (raw baseline), 1..R (isolated), R+1 (c.), R+2 (f.),
     # then COLD_SEQ per run for the back-to-back cold reads.
     COLD_SEQ = 8
     COLD_BASE = R + 3
     # --- servers ---------------------------------------------------------
-    mport = free_port()
-    env.start([MOTO, "-H", "127.0.0.1", "-p", str(mport)])
-    wait_port(mport)
-    moto = "http://127.0.0.1:%d" % mport
-    proxy = Proxy(env, moto)
+    moto, proxy = start_moto(env)
     from kms_emulator import EmulatorProcess
     emu = EmulatorProcess(["--static-token", "bench-token"])
     env.emu = emu
@@ -635,7 +650,147 @@ def run(env, args, rows):
         "every field of one version is cut from the one cached value")
     env.umount(m)
 
+    ssm_rows(env, args, srows, moto, proxy)
     missing_rows(env, args, rows)
+
+
+SEED_SSM = r'''
+import sys, boto3, concurrent.futures as cf
+ep, region, n, fmt = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = boto3.client("ssm", endpoint_url=ep, region_name=region,
+                 aws_access_key_id="x", aws_secret_access_key="y")
+def one(i):
+    c.put_parameter(Name=fmt % i, Value="v" * 40, Type="SecureString")
+with cf.ThreadPoolExecutor(16) as ex:
+    list(ex.map(one, range(n)))
+'''
+
+
+def seed_ssm(ep, n, fmt):
+    subprocess.run([PYENV, "-c", SEED_SSM, ep, REGION, str(n), fmt],
+                   check=True, timeout=900)
+
+
+def ssm_rows(env, args, rows, moto, proxy):
+    """ssm/ (Parameter Store): cold reads against a raw GetParameter, the
+    listing of one path against the raw DescribeParameters pages, ls -l,
+    and the calls per write; counted at the proxy in front of moto."""
+    R = args.runs
+    COLD_SEQ = 8
+    # Parameters: /cold00000/c (raw baseline), then COLD_SEQ per run (b.),
+    # then R isolated ones (b'.), each alone in its directory so that a
+    # lookup has no neighbours to learn.
+    ncold = 1 + COLD_SEQ * R + R
+    print("seeding %d + %d parameters in moto..." % (args.parameters, ncold),
+          flush=True)
+    seed_ssm(moto, args.parameters, "/big/p%05d")
+    seed_ssm(moto, ncold, "/cold%05d/c")
+    opts = ["providers=ssm", "ssm_region=" + REGION,
+            "ssm_endpoint=" + proxy.url, "ro", "ttl=300"]
+    b_mount = proxy.total()
+    m, ready, _ = env.mount("ssm", opts)
+    at_mount = proxy.total() - b_mount
+    region = os.path.join(m, "ssm", REGION)
+
+    def count():
+        return proxy.count("GetParameter"), proxy.total()
+
+    # --- b. cold read: COLD_SEQ first reads back to back -------------------
+    raw = [float(kfbench("raw-ssm-get", proxy.url, REGION, "/cold00000/c",
+                         COLD_SEQ)[0]) for _ in range(R)]
+    seq, ncalls = [], []
+    for r in range(R):
+        paths = []
+        for j in range(COLD_SEQ):
+            d = os.path.join(region, "cold%05d" % (1 + r * COLD_SEQ + j))
+            os.listdir(d)                   # the name is known, not the value
+            paths.append(os.path.join(d, "c"))
+        b = count()
+        seq.append(float(kfbench("cold", *paths)[0]))
+        a = count()
+        ncalls.append((a[0] - b[0], a[1] - b[1]))
+    ratio = median(seq) / median(raw)
+    row(rows, "b. cold read, ssm (first read of a parameter)",
+        "%.2f ms" % (median(seq) / 1e6),
+        "%.2f ms raw GetParameter" % (median(raw) / 1e6), "%.2fx" % ratio,
+        "<= 1.3x, 1 call", ratio <= 1.3 and
+        all(c == (COLD_SEQ, COLD_SEQ) for c in ncalls),
+        "GetParameter calls, all calls per %d cold reads: %s; API calls at "
+        "mount: %d; mount to ready %.0f ms"
+        % (COLD_SEQ, ncalls, at_mount, ready * 1000))
+    # --- b'. a path never looked up: its lookup, then the value ----------
+    iso, ncalls = [], []
+    for i in range(R):
+        path = os.path.join(region, "cold%05d/c" % (1 + COLD_SEQ * R + i))
+        b = count()
+        iso.append(float(kfbench("once", path)[0]))
+        a = count()
+        ncalls.append((a[0] - b[0], a[1] - b[1]))
+    row(rows, "b'. cold read, ssm, path never looked up (one per process)",
+        "%.2f ms" % (median(iso) / 1e6), "-", "%.2f ms" % (median(iso) / 1e6),
+        "1 GetParameter + 1 lookup", all(c == (1, 2) for c in ncalls),
+        "GetParameter calls, all calls per read: %s (the lookup is one "
+        "DescribeParameters of the path)" % ncalls)
+    env.umount(m)
+
+    # --- d. ls of one path holding args.parameters ---------------------------
+    raw, raw_pages = [], 0
+    for _ in range(R):
+        out = kfbench("raw-ssm-list", proxy.url, REGION, "/big")
+        raw.append(float(out[0]))
+        raw_pages = int(out[1])
+    times, pages = [], []
+    for i in range(R):
+        m, _, _ = env.mount("ssmls%d" % i, opts)
+        d = os.path.join(m, "ssm", REGION, "big")
+        os.stat(d)
+        b = proxy.count("DescribeParameters")
+        t0 = time.perf_counter()
+        names = os.listdir(d)
+        times.append((time.perf_counter() - t0) * 1e9)
+        pages.append(proxy.count("DescribeParameters") - b)
+        assert len(names) == args.parameters
+        if i < R - 1:
+            env.umount(m)
+    ratio = median(times) / median(raw)
+    row(rows, "d. ls ssm/REGION/big (%d parameters)" % args.parameters,
+        "%.0f ms" % (median(times) / 1e6),
+        "%.0f ms for the raw pages" % (median(raw) / 1e6), "%.2fx" % ratio,
+        "the raw pages, <= 1.2x",
+        ratio <= 1.2 and all(p == raw_pages for p in pages),
+        "DescribeParameters calls per ls: %s (the same listing made "
+        "directly takes %d pages; moto answers 10 a page)"
+        % (pages, raw_pages))
+    # ls -l after the listing: no value, no lookup call
+    b_all, b_vals = proxy.total(), (proxy.count("GetParameter") +
+                                    proxy.count("GetParameters"))
+    t0 = time.perf_counter()
+    for n in names:
+        os.lstat(os.path.join(d, n))
+    dt = time.perf_counter() - t0
+    nv = proxy.count("GetParameter") + proxy.count("GetParameters") - b_vals
+    na = proxy.total() - b_all
+    row(rows, "d. ls -l ssm, read-only mount (%d entries)" % len(names),
+        "%d value calls" % nv, "-", "%.0f ms" % (dt * 1000),
+        "0 calls", nv == 0 and na == 0,
+        "%d API calls in all: the complete listing answers every lookup"
+        % na)
+    env.umount(m)
+
+    # --- w. calls per write -------------------------------------------------
+    m, _, _ = env.mount("ssmw", [o for o in opts if o != "ro"])
+    path = os.path.join(m, "ssm", REGION, "cold00000", "c")
+    open(path, "rb").read()
+    per = []
+    for i in range(R):
+        b = proxy.total()
+        subprocess.run(["bash", "-c", 'echo -n "w$2" > "$1"', "_", path,
+                        str(i)], check=True, timeout=60)
+        per.append(proxy.total() - b)
+    row(rows, "w. echo > an existing value, ssm", "%d calls" % max(per), "-",
+        "%d calls" % max(per), "check + commit = 2", max(per) == 2,
+        "calls per write: %s (DescribeParameters + PutParameter)" % per)
+    env.umount(m)
 
 
 def missing_rows(env, args, rows):
@@ -696,10 +851,10 @@ def render(rows, args):
     return "\n".join(out)
 
 
-def write_doc(table):
+def write_doc(table, tag="bench"):
     p = os.path.join(ROOT, "docs", "performance.md")
     text = open(p).read() if os.path.exists(p) else ""
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    start, end = "<!-- %s:start -->" % tag, "<!-- %s:end -->" % tag
     block = "%s\n%s\n%s" % (start, table, end)
     if start in text:
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]

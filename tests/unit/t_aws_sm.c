@@ -7,6 +7,7 @@
  * nulls and timestamps in responses.  No network.
  */
 #include "kt.h"
+#include "t_aws_fake.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -21,93 +22,20 @@
 #include "core/json.h"
 #include "core/stats.h"
 
-#define MAXREQ 16
-
-struct fake_resp {
-	long status; /* 0 = transport failure (UNAVAILABLE),
-				 * -1 = transport timeout (TIMEOUT) */
-	const char *body;
-};
-
-static struct {
-	struct fake_resp resp[MAXREQ];
-	size_t nresp;
-	size_t nreq;
-	char url[MAXREQ][256];
-	char headers[MAXREQ][4096]; /* "line\n" per header */
-	char body[MAXREQ][300000];
-	size_t body_len[MAXREQ];
-	unsigned timeout_ms[MAXREQ];
-} fk;
-
-static int fake_transport(const struct kf_http_req *req,
-			  struct kf_http_resp *resp, struct kf_err *err)
-{
-	size_t i = fk.nreq++;
-	const struct fake_resp *r;
-
-	if (i < MAXREQ) {
-		snprintf(fk.url[i], sizeof(fk.url[i]), "%s", req->url);
-		fk.headers[i][0] = '\0';
-		for (size_t h = 0; req->headers && req->headers[h]; h++) {
-			size_t len = strlen(fk.headers[i]);
-
-			snprintf(fk.headers[i] + len,
-				 sizeof(fk.headers[i]) - len, "%s\n",
-				 req->headers[h]);
-		}
-		fk.body_len[i] = req->body_len < sizeof(fk.body[i]) - 1 ?
-					 req->body_len :
-					 sizeof(fk.body[i]) - 1;
-		memcpy(fk.body[i], req->body, fk.body_len[i]);
-		fk.body[i][fk.body_len[i]] = '\0';
-		fk.timeout_ms[i] = req->timeout_ms;
-	}
-	r = &fk.resp[i < fk.nresp ? i : fk.nresp - 1];
-	if (r->status == 0)
-		return kf_fail(err, KF_E_UNAVAILABLE, "connection reset");
-	if (r->status == -1)
-		return kf_fail(err, KF_E_TIMEOUT, "timed out");
-	resp->status = r->status;
-	if (r->body && kf_buf_adds(&resp->body, r->body))
-		return kf_fail(err, KF_E_TOOBIG, "too big");
-	return 0;
-}
-
-static time_t fake_clock_t0 = 1440938160; /* 2015-08-30T12:36:00Z */
-static time_t fake_clock(void)
-{
-	return fake_clock_t0++;
-}
-
 static struct kf_aws_chain *chain;
 
 /* A client on a fake endpoint with env credentials; responses queued. */
 static struct kf_aws_sm *setup(const char *token, size_t n,
 			       const struct fake_resp *resp)
 {
-	struct kf_aws_chain_cfg ccfg = { NULL, 1000 };
 	struct kf_aws_sm_cfg cfg;
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_aws_sm *sm = NULL;
 
 	kf_json_init();
-	memset(&fk, 0, sizeof(fk));
-	for (size_t i = 0; i < n && i < MAXREQ; i++)
-		fk.resp[i] = resp[i];
-	fk.nresp = n;
-	setenv("HOME", kt_tmpdir(), 1);
-	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-	setenv("AWS_SECRET_ACCESS_KEY",
-	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
-	if (token)
-		setenv("AWS_SESSION_TOKEN", token, 1);
-	else
-		unsetenv("AWS_SESSION_TOKEN");
+	fake_reset(n, resp);
 	kf_aws_chain_free(chain);
-	chain = NULL;
-	KT_EQ_INT(kf_aws_chain_new(&ccfg, &chain, &err), 0);
+	chain = fake_env_chain(token);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoint = "http://127.0.0.1:4566";
 	cfg.region = "us-west-2";
@@ -127,40 +55,7 @@ static void teardown(struct kf_aws_sm *sm)
 	chain = NULL;
 	kf_http_set_transport(NULL);
 	kf_aws_sm_set_clock(NULL);
-	unsetenv("AWS_ACCESS_KEY_ID");
-	unsetenv("AWS_SECRET_ACCESS_KEY");
-	unsetenv("AWS_SESSION_TOKEN");
-}
-
-static int has_header(size_t i, const char *line)
-{
-	char want[512];
-
-	snprintf(want, sizeof(want), "%s\n", line);
-	return strstr(fk.headers[i], want) != NULL;
-}
-
-static json_t *req_json(size_t i)
-{
-	return json_loadb(fk.body[i], fk.body_len[i], JSON_ALLOW_NUL, NULL);
-}
-
-static const char *hdr_value(size_t i, const char *name, char *out,
-			     size_t outlen)
-{
-	const char *p = strstr(fk.headers[i], name);
-	size_t n;
-
-	out[0] = '\0';
-	if (!p)
-		return out;
-	p += strlen(name);
-	n = strcspn(p, "\n");
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return out;
+	fake_env_clear();
 }
 
 KT_TEST(aws_sm_list_request_and_parse)
