@@ -668,3 +668,12 @@ def test_unreachable_endpoint_fails_the_mount(tmp_path):
     assert r.returncode != 0
     assert "ssm: region eu-west-1: Parameter Store endpoint not usable" in \
         r.stderr, r.stderr[-500:]
+
+
+def test_aws_region_serves_ssm_too(ssm):
+    """ssm/ takes its regions from aws_region when ssm_region is not given,
+    and that option is not reported as one for an unmounted aws/."""
+    m = ssm.keyfs(name="shared", env=ssm.env(), providers="ssm",
+                  aws_region=ssm.region, timeout="20")
+    assert os.listdir(m.path("ssm")) == [ssm.region]
+    assert "not mounted" not in m.log()
