@@ -20,10 +20,12 @@
  * value, that version is the result.  The window that remains: a request
  * the server applies only after the check ran (still in flight), a
  * version disabled or overtaken by another writer's newer version between
- * the add and the check, or a skew larger than the slack, all lead to one
- * more version holding the same value; another writer adding the very
- * same bytes at the same moment is taken for ours.  A value is never
- * lost and never replaced by anything but itself.
+ * the add and the check, or a clock skew larger than the slack, each
+ * leave one more version holding the same value; and a version with the
+ * very same bytes made by anyone within the slack before the call is
+ * taken for ours (the latest value is then the one asked for, but no new
+ * version was made).  A value is never lost, and never replaced by
+ * anything but itself.
  */
 #ifndef KF_GCP_GSM_H
 #define KF_GCP_GSM_H
