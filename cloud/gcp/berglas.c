@@ -294,9 +294,9 @@ static int must_escape(unsigned char c)
 int kf_berglas_name_to_path(const char *comp, size_t n, struct kf_buf *out,
 			    struct kf_err *err)
 {
-	if (n == 0)
+	if (n == 0 || memchr(comp, '/', n))
 		return kf_fail(err, KF_E_INVALID,
-			       "empty object name component");
+			       "empty object name component, or one with '/'");
 	if ((n == 1 || n == 2) && !memcmp(comp, "..", n)) {
 		if (kf_buf_adds(out, n == 1 ? "%2E" : "%2E%2E") < 0)
 			return kf_fail(err, KF_E_INVALID, "name too long");

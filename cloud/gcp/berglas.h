@@ -116,7 +116,7 @@ int kf_berglas_put(struct kf_gcs *g, struct kf_gcp_kms *k, const char *bucket,
  * Object name component -> keyfs path component: ':', '#', '%', control
  * bytes (0x00-0x1f, 0x7f) become %XX (upper-case hex); a component that
  * is "." or ".." becomes "%2E" / "%2E%2E".  Appended to out.  KF_E_INVALID
- * for an empty component (a path cannot hold one).
+ * for an empty component or one holding '/' (a path cannot hold them).
  */
 int kf_berglas_name_to_path(const char *comp, size_t n, struct kf_buf *out,
 			    struct kf_err *err);

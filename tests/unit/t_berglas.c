@@ -36,7 +36,7 @@ static int answer(struct kf_http_resp *resp, long status, json_t *j)
 
 	resp->status = status;
 	rc = kf_buf_adds(&resp->body, s);
-	free(s);
+	kf_json_free(s);
 	json_decref(j);
 	return rc;
 }
@@ -434,6 +434,7 @@ KT_TEST(berglas_name_escaping)
 		KT_EQ_INT(b.len, 0);
 	}
 	KT_EQ_INT(kf_berglas_name_to_path("", 0, &b, &err), -1);
+	KT_EQ_INT(kf_berglas_name_to_path("a/b", 3, &b, &err), -1); /* fuzz */
 	kf_buf_release(&b);
 }
 
