@@ -23,6 +23,7 @@
 #define KF_GCP_KMS_ENDPOINT "https://cloudkms.googleapis.com/"
 #define KF_GCP_KMS_MAX_PLAINTEXT 65536
 #define KF_GCP_KMS_MAX_CIPHERTEXT 131072 /* gcloud's decrypt limit */
+#define KF_GCP_KMS_MAX_AAD 65536
 
 struct kf_gcp_kms {
 	char endpoint[512];	  /* ends with '/' */
@@ -137,6 +138,18 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
 		       struct kf_err *err);
 
 /*
+ * As kf_gcp_kms_encrypt, binding the ciphertext to aadlen (0..65536) bytes
+ * of additional authenticated data (aad may be NULL when aadlen is 0):
+ * the request carries additionalAuthenticatedData with its CRC32C, and
+ * the answer must say the server verified both checksums.  Decrypting
+ * needs the same AAD.  The AAD is not secret but is never logged either.
+ */
+int kf_gcp_kms_encrypt_aad(struct kf_gcp_kms *k, const char *key,
+			   const void *pt, size_t n, const void *aad,
+			   size_t aadlen, struct kf_buf *ct, char *used,
+			   size_t usedlen, struct kf_err *err);
+
+/*
  * Decrypt raw ciphertext with key.  *pt receives a new kf_secret (caller
  * frees) only when CRC32C(plaintext) equals the response's
  * plaintextCrc32c; otherwise the bytes are wiped and the result is
@@ -145,6 +158,16 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
  */
 int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
 		       size_t n, struct kf_secret **pt, struct kf_err *err);
+
+/*
+ * As kf_gcp_kms_decrypt with the additional authenticated data the
+ * ciphertext was made with (sent with its CRC32C; a mismatching AAD is
+ * refused by Cloud KMS: KF_E_INTEGRITY with KF_R_BAD_CIPHERTEXT).
+ */
+int kf_gcp_kms_decrypt_aad(struct kf_gcp_kms *k, const char *key,
+			   const void *ct, size_t n, const void *aad,
+			   size_t aadlen, struct kf_secret **pt,
+			   struct kf_err *err);
 
 /* Parse "N", "Ns", "Nm", "Nh", "Nd" into seconds; -1 when malformed. */
 long long kf_gcp_parse_duration(const char *s);

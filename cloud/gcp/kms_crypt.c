@@ -1,8 +1,9 @@
 /*
  * Cloud KMS encrypt and decrypt with gcloud's CRC32C integrity procedure:
- * each request carries the CRC32C of its data and of the (empty) AAD, the
- * server confirms it checked them, and each answer's checksum is verified
- * before its bytes are used.  Plaintext lives only in sensitive buffers
+ * each request carries the CRC32C of its data and of its additional
+ * authenticated data (empty unless the caller binds the ciphertext to a
+ * context), the server confirms it checked them, and each answer's
+ * checksum is verified before its bytes are used.  Plaintext lives only in sensitive buffers
  * and kf_secret, and is never logged or put in an error message.
  */
 #include "gcp/kms.h"
@@ -69,19 +70,26 @@ static int check_encrypt(json_t *j, const char *key, struct kf_buf *ct,
 
 /*
  * The body of an encrypt or decrypt request as gcloud sends it: field
- * (base64) with its CRC32C and the CRC32C of the empty AAD, so the server
- * checks both and says so in verified*Crc32c; its CRC32C fields are
- * decimal strings, as proto3 maps int64 to JSON.
+ * (base64) with its CRC32C, the AAD (omitted when empty) and its CRC32C,
+ * so the server checks both and says so in verified*Crc32c; its CRC32C
+ * fields are decimal strings, as proto3 maps int64 to JSON.
  */
 static int crc_request(struct kf_buf *body, const char *field,
-		       const unsigned char *data, size_t n)
+		       const unsigned char *data, size_t n,
+		       const unsigned char *aad, size_t aadlen)
 {
 	if (kf_buf_addf(body, "{\"%s\":\"", field) < 0 ||
 	    kf_base64_encode(data, n, body) < 0 ||
-	    kf_buf_addf(body,
-			"\",\"%sCrc32c\":\"%u\","
-			"\"additionalAuthenticatedDataCrc32c\":\"0\"}",
-			field, (unsigned)kf_crc32c(0, data, n)) < 0)
+	    kf_buf_addf(body, "\",\"%sCrc32c\":\"%u\",", field,
+			(unsigned)kf_crc32c(0, data, n)) < 0)
+		return -1;
+	if (aadlen &&
+	    (kf_buf_adds(body, "\"additionalAuthenticatedData\":\"") < 0 ||
+	     kf_base64_encode(aad, aadlen, body) < 0 ||
+	     kf_buf_adds(body, "\",") < 0))
+		return -1;
+	if (kf_buf_addf(body, "\"additionalAuthenticatedDataCrc32c\":\"%u\"}",
+			(unsigned)kf_crc32c(0, aad, aadlen)) < 0)
 		return -1;
 	return 0;
 }
@@ -143,6 +151,15 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
 		       size_t n, struct kf_buf *ct, char *used, size_t usedlen,
 		       struct kf_err *err)
 {
+	return kf_gcp_kms_encrypt_aad(k, key, pt, n, NULL, 0, ct, used, usedlen,
+				      err);
+}
+
+int kf_gcp_kms_encrypt_aad(struct kf_gcp_kms *k, const char *key,
+			   const void *pt, size_t n, const void *aad,
+			   size_t aadlen, struct kf_buf *ct, char *used,
+			   size_t usedlen, struct kf_err *err)
+{
 	struct kf_buf body, path, raw;
 	struct encrypted e = { key, &raw };
 	struct checked c = { .what = "Cloud KMS encrypt",
@@ -155,7 +172,8 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
 
 	if (!err)
 		err = &local;
-	kf_buf_init_sensitive(&body, 4 * KF_GCP_KMS_MAX_PLAINTEXT);
+	kf_buf_init_sensitive(&body, 4 * (KF_GCP_KMS_MAX_PLAINTEXT +
+					  KF_GCP_KMS_MAX_AAD));
 	kf_buf_init(&path, 4096);
 	kf_buf_init(&raw, 4 * KF_GCP_KMS_MAX_PLAINTEXT);
 	if (n == 0 || n > KF_GCP_KMS_MAX_PLAINTEXT) {
@@ -164,7 +182,14 @@ int kf_gcp_kms_encrypt(struct kf_gcp_kms *k, const char *key, const void *pt,
 			KF_GCP_KMS_MAX_PLAINTEXT);
 		goto out;
 	}
-	if (crc_request(&body, "plaintext", pt, n) < 0 ||
+	if (aadlen > KF_GCP_KMS_MAX_AAD) {
+		kf_fail(err, KF_E_TOOBIG,
+			"Cloud KMS encrypt: additional authenticated data "
+			"over %d bytes",
+			KF_GCP_KMS_MAX_AAD);
+		goto out;
+	}
+	if (crc_request(&body, "plaintext", pt, n, aad, aadlen) < 0 ||
 	    kf_buf_addf(&path, "%s:encrypt", key) < 0) {
 		kf_fail(err, KF_E_NOMEM, "cannot build request");
 		goto out;
@@ -230,6 +255,14 @@ out:
 int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
 		       size_t n, struct kf_secret **pt, struct kf_err *err)
 {
+	return kf_gcp_kms_decrypt_aad(k, key, ct, n, NULL, 0, pt, err);
+}
+
+int kf_gcp_kms_decrypt_aad(struct kf_gcp_kms *k, const char *key,
+			   const void *ct, size_t n, const void *aad,
+			   size_t aadlen, struct kf_secret **pt,
+			   struct kf_err *err)
+{
 	struct kf_buf body, path;
 	struct checked c = { .what = "Cloud KMS decrypt",
 			     .k = k,
@@ -242,7 +275,8 @@ int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
 	if (!err)
 		err = &local;
 	*pt = NULL;
-	kf_buf_init(&body, 4 * KF_GCP_KMS_MAX_CIPHERTEXT);
+	kf_buf_init(&body,
+		    4 * (KF_GCP_KMS_MAX_CIPHERTEXT + KF_GCP_KMS_MAX_AAD));
 	kf_buf_init(&path, 4096);
 	if (n == 0 || n > KF_GCP_KMS_MAX_CIPHERTEXT) {
 		kf_fail(err, KF_E_INTEGRITY,
@@ -251,7 +285,14 @@ int kf_gcp_kms_decrypt(struct kf_gcp_kms *k, const char *key, const void *ct,
 			n);
 		goto out;
 	}
-	if (crc_request(&body, "ciphertext", ct, n) < 0 ||
+	if (aadlen > KF_GCP_KMS_MAX_AAD) {
+		kf_fail(err, KF_E_INVALID,
+			"Cloud KMS decrypt: additional authenticated data "
+			"over %d bytes",
+			KF_GCP_KMS_MAX_AAD);
+		goto out;
+	}
+	if (crc_request(&body, "ciphertext", ct, n, aad, aadlen) < 0 ||
 	    kf_buf_addf(&path, "%s:decrypt", key) < 0) {
 		kf_fail(err, KF_E_NOMEM, "cannot build request");
 		goto out;
