@@ -8,6 +8,7 @@
  */
 #include "gcp/gcs.h"
 #include "gcp/gcs_int.h"
+#include "gcp/kms.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/http.h"
@@ -37,27 +38,10 @@ int kf_gcs_init(struct kf_gcs *g, const char *endpoint_opt,
 		struct kf_gcp_auth *auth, unsigned timeout_ms,
 		struct kf_err *err)
 {
-	const char *env = getenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE");
-	const char *ep = KF_GCS_ENDPOINT;
-	size_t n;
-	int w;
-
-	if (endpoint_opt && *endpoint_opt)
-		ep = endpoint_opt;
-	else if (env && *env)
-		ep = env;
-	n = strlen(ep);
-	w = snprintf(g->endpoint, sizeof(g->endpoint), "%s%s", ep,
-		     n && ep[n - 1] == '/' ? "" : "/");
-	if (w < 0 || (size_t)w >= sizeof(g->endpoint))
-		return kf_fail(err, KF_E_INVALID,
-			       "Cloud Storage endpoint too long");
-	if (strncmp(g->endpoint, "http://", 7) != 0 &&
-	    strncmp(g->endpoint, "https://", 8) != 0)
-		return kf_fail(err, KF_E_INVALID,
-			       "Cloud Storage endpoint %s is not an http(s) URL",
-			       g->endpoint);
-	if (kf_http_check_url(g->endpoint, err) < 0)
+	if (kf_gcp_endpoint(endpoint_opt,
+			    "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE",
+			    KF_GCS_ENDPOINT, "Cloud Storage", g->endpoint,
+			    sizeof(g->endpoint), err) < 0)
 		return -1;
 	g->auth = auth;
 	g->timeout_ms = timeout_ms ? timeout_ms : 30000;

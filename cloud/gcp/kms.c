@@ -36,31 +36,38 @@ static const struct kf_retry_policy kms_policy = {
 	.min_slice_ms = 0,
 };
 
+int kf_gcp_endpoint(const char *opt, const char *env_name, const char *def,
+		    const char *what, char *out, size_t outlen,
+		    struct kf_err *err)
+{
+	const char *env = getenv(env_name);
+	const char *ep = def;
+	size_t n;
+	int w;
+
+	if (opt && *opt)
+		ep = opt;
+	else if (env && *env)
+		ep = env;
+	n = strlen(ep);
+	w = snprintf(out, outlen, "%s%s", ep, n && ep[n - 1] == '/' ? "" : "/");
+	if (w < 0 || (size_t)w >= outlen)
+		return kf_fail(err, KF_E_INVALID, "%s endpoint too long", what);
+	if (strncmp(out, "http://", 7) != 0 && strncmp(out, "https://", 8) != 0)
+		return kf_fail(err, KF_E_INVALID,
+			       "%s endpoint %s is not an http(s) URL", what,
+			       out);
+	return kf_http_check_url(out, err);
+}
+
 int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
 		    struct kf_gcp_auth *auth, unsigned timeout_ms,
 		    struct kf_err *err)
 {
-	const char *env = getenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS");
-	const char *ep = KF_GCP_KMS_ENDPOINT;
-	size_t n;
-	int w;
-
-	if (endpoint_opt && *endpoint_opt)
-		ep = endpoint_opt;
-	else if (env && *env)
-		ep = env;
-	n = strlen(ep);
-	w = snprintf(k->endpoint, sizeof(k->endpoint), "%s%s", ep,
-		     n && ep[n - 1] == '/' ? "" : "/");
-	if (w < 0 || (size_t)w >= sizeof(k->endpoint))
-		return kf_fail(err, KF_E_INVALID,
-			       "Cloud KMS endpoint too long");
-	if (strncmp(k->endpoint, "http://", 7) != 0 &&
-	    strncmp(k->endpoint, "https://", 8) != 0)
-		return kf_fail(err, KF_E_INVALID,
-			       "Cloud KMS endpoint %s is not an http(s) URL",
-			       k->endpoint);
-	if (kf_http_check_url(k->endpoint, err) < 0)
+	if (kf_gcp_endpoint(endpoint_opt,
+			    "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS",
+			    KF_GCP_KMS_ENDPOINT, "Cloud KMS", k->endpoint,
+			    sizeof(k->endpoint), err) < 0)
 		return -1;
 	k->auth = auth;
 	k->timeout_ms = timeout_ms ? timeout_ms : 30000;

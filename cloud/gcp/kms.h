@@ -40,6 +40,16 @@ struct kf_gcp_kms {
  * missing trailing '/' is added.  KF_E_INVALID for a URL http.c refuses
  * (not https, http to a non-loopback host).
  */
+/*
+ * The base URL of a Google API into out (ending with '/'): opt when set,
+ * else the environment variable env_name (gcloud's
+ * CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>), else def.  KF_E_INVALID (naming
+ * what, "Cloud KMS") for a URL that is too long or that http.c refuses.
+ */
+int kf_gcp_endpoint(const char *opt, const char *env_name, const char *def,
+		    const char *what, char *out, size_t outlen,
+		    struct kf_err *err);
+
 int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
 		    struct kf_gcp_auth *auth, unsigned timeout_ms,
 		    struct kf_err *err);

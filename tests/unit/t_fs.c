@@ -158,8 +158,8 @@ KT_TEST(opts_uint_parser)
 
 KT_TEST(tree_routing)
 {
-	struct kf_provider a = { NULL, "local", 0, NULL };
-	struct kf_provider b = { NULL, "aws", 0, NULL };
+	struct kf_provider a = { .name = "local" };
+	struct kf_provider b = { .name = "aws" };
 	struct kf_provider *list[] = { &a, &b };
 	struct kf_tree t = { list, 2 };
 	struct kf_provider *p;
