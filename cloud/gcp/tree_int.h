@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "gcp/auth.h"
+#include "gcp/gcs.h"
+#include "gcp/gsm.h"
 #include "gcp/kms.h"
 #include "gcp/tree.h"
 
@@ -36,6 +38,15 @@ struct kf_gcp {
 	char *projects[KF_GCP_MAX_PROJECTS];
 	size_t nprojects;
 	char store[PATH_MAX]; /* CFG_STORE/gcp */
+	/* Values in a Cloud Storage bucket (-o gcp_bucket=BUCKET[/PREFIX]),
+	 * in berglas's format; bucket[0] == '\0': the local store. */
+	struct kf_gcs gcs;
+	char bucket[256];
+	char prefix[512]; /* "" or "a/b" (no leading or trailing '/') */
+	/* Secret Manager under gcp/PROJECT/secrets/ (-o gsm_endpoint=,
+	 * -o gsm_kms_key= for CMEK of new secrets, "" for Google's keys). */
+	struct kf_gsm gsm;
+	char gsm_kms_key[512];
 	long long rotation_s;
 	unsigned ttl;
 	int read_only;
