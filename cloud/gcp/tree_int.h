@@ -32,6 +32,13 @@ struct kf_gcp_dir_ent {
 	uint64_t until_ms;
 };
 
+/* A generation this mount last saw of an object (bucket store). */
+#define KF_GCP_SEEN 64
+struct kf_gcp_seen {
+	char object[KF_GCS_MAX_NAME + 1]; /* "" for a free slot */
+	long long gen, metagen;
+};
+
 struct kf_gcp {
 	struct kf_gcp_auth *auth;
 	struct kf_gcp_kms kms;
@@ -53,6 +60,8 @@ struct kf_gcp {
 	pthread_mutex_t mu;
 	struct kf_gcp_dir_ent dirs[KF_GCP_DIR_CACHE]; /* protected by mu */
 	size_t next_dir;			      /* protected by mu */
+	struct kf_gcp_seen seen[KF_GCP_SEEN];	      /* protected by mu */
+	size_t next_seen;			      /* protected by mu */
 };
 
 static inline struct kf_gcp *kf_gcp_of(struct kf_provider *p)
@@ -119,6 +128,68 @@ int kf_gcp_commit(struct kf_provider *p, const char *path,
  */
 int kf_gcp_stamp(struct kf_provider *p, const char *path, struct kf_buf *out,
 		 struct kf_err *err);
+
+/*
+ * Views of a value (struct kf_provider_ops read_version / versions): in
+ * the bucket store NAME:GEN reads that generation (immutable) and the
+ * versions are the object's generations; the local store keeps no
+ * versions (read_version answers the current value for version NULL,
+ * else KF_E_NOTFOUND; versions answers KF_E_NODATA).
+ */
+int kf_gcp_read_version(struct kf_provider *p, const char *path,
+			const char *version, struct kf_secret **value,
+			int *immutable, struct kf_err *err);
+int kf_gcp_versions(struct kf_provider *p, const char *path,
+		    int (*fn)(void *ctx, const char *version, int64_t created,
+			      const char *labels),
+		    void *ctx, struct kf_err *err);
+
+/* ---- bucket.c: values in a Cloud Storage bucket (s->bucket[0]) */
+
+/* "[PREFIX/]P/L/R/K/" for a path of depth >= 4; -1 when it does not fit. */
+int kf_gcp_bucket_dir(const struct kf_gcp *s, const struct kf_gcp_path *g,
+		      char *out, size_t n);
+/* The object of a value path (depth 5): the directory and NAME's object
+ * name form (kf_berglas_path_to_name).  KF_E_INVALID when there is none. */
+int kf_gcp_bucket_object(const struct kf_gcp *s, const struct kf_gcp_path *g,
+			 char *out, size_t n, struct kf_err *err);
+/* Parse -o gcp_bucket=BUCKET[/PREFIX] into s->bucket and s->prefix. */
+int kf_gcp_bucket_config(struct kf_gcp *s, const char *opt, struct kf_err *err);
+/* One objects.list (maxResults=1) under the prefix: the bucket exists
+ * and this account may list it, else the mount fails saying which. */
+int kf_gcp_bucket_probe(struct kf_gcp *s, struct kf_err *err);
+/* The key directory's values: objects.list prefix/delimiter, all pages. */
+int kf_gcp_bucket_list(struct kf_gcp *s, const struct kf_gcp_path *g,
+		       kf_list_fn fn, void *ctx, struct kf_err *err);
+/* getattr of a value (depth 5): one objects.get. */
+int kf_gcp_bucket_attr(struct kf_gcp *s, const char *path, struct kf_attr *attr,
+		       struct kf_err *err);
+/* The value at generation gen (0: the live one); version = generation. */
+int kf_gcp_bucket_read(struct kf_gcp *s, const char *path, long long gen,
+		       struct kf_secret **value, struct kf_err *err);
+/* The live generation, from one objects.get (metadata only). */
+int kf_gcp_bucket_stamp(struct kf_gcp *s, const char *path, struct kf_buf *out,
+			struct kf_err *err);
+/*
+ * Write a whole value with the preconditions this mount last saw (0 for
+ * a new name); a 412 re-stats and puts again, at most 3 rounds, then
+ * KF_E_STATE (EBUSY) with a log line.  Appends the generation made.
+ */
+int kf_gcp_bucket_commit(struct kf_gcp *s, const char *path,
+			 const unsigned char *value, size_t n, int flags,
+			 struct kf_buf *version, struct kf_err *err);
+/* Delete with ifGenerationMatch of the live generation. */
+int kf_gcp_bucket_unlink(struct kf_gcp *s, const char *path,
+			 struct kf_err *err);
+int kf_gcp_bucket_can_create(struct kf_gcp *s, const char *path,
+			     struct kf_err *err);
+/* One objects.get: NOTFOUND only passes with KF_COMMIT_CREATE. */
+int kf_gcp_bucket_check_write(struct kf_gcp *s, const char *path, int flags,
+			      struct kf_err *err);
+int kf_gcp_bucket_versions(struct kf_gcp *s, const char *path,
+			   int (*fn)(void *ctx, const char *version,
+				     int64_t created, const char *labels),
+			   void *ctx, struct kf_err *err);
 
 /* ---- xattr.c: user.keyfs.* attributes */
 

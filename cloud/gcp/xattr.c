@@ -1,8 +1,9 @@
 /*
- * The gcp provider's extended attributes: user.keyfs.id on every object,
- * and on crypto keys the rotation period, the primary version and the
- * write-only rotate trigger, read from and written to Cloud KMS.  Never
- * touches a value file's content.
+ * The gcp provider's extended attributes: user.keyfs.id on every object
+ * (a value in the bucket store: gs://BUCKET/OBJECT), and on crypto keys
+ * the rotation period, the primary version and the write-only rotate
+ * trigger, read from and written to Cloud KMS.  Never touches a value
+ * file's content.
  */
 #include "gcp/tree_int.h"
 #include "core/json.h"
@@ -95,6 +96,16 @@ int kf_gcp_getxattr(struct kf_provider *p, const char *path, const char *xname,
 
 	if (xattr_target(s, path, &g, name, sizeof(name), err) < 0)
 		return -1;
+	if (strcmp(xname, XA_ID) == 0 && s->bucket[0] && g.depth == 5) {
+		/* A value in the bucket store is its object. */
+		char obj[KF_GCS_MAX_NAME + 1];
+
+		if (kf_gcp_bucket_object(s, &g, obj, sizeof(obj), err) < 0)
+			return -1;
+		if (kf_buf_addf(out, "gs://%s/%s", s->bucket, obj) < 0)
+			return kf_fail(err, KF_E_RANGE, "attribute too long");
+		return 0;
+	}
 	if (strcmp(xname, XA_ID) == 0) {
 		if (kf_buf_adds(out, name) < 0)
 			return kf_fail(err, KF_E_RANGE, "attribute too long");
