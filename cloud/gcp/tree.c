@@ -6,6 +6,7 @@
  * ciphertext reaches the store) and never logs a value.
  */
 #include "gcp/tree_int.h"
+#include "gcp/berglas.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/store.h"
@@ -105,6 +106,8 @@ int kf_gcp_getattr_s(struct kf_gcp *s, const char *path, struct kf_attr *attr,
 		attr->kind = KF_KIND_DIR;
 		return 0;
 	}
+	if (s->bucket[0])
+		return kf_gcp_bucket_attr(s, path, attr, err);
 	if (!kf_gcp_valid_value_name(g.c[4]) ||
 	    kf_gcp_path_store(s, &g, 5, sp, sizeof(sp)) < 0)
 		return kf_fail(err, KF_E_NOTFOUND, "no such entry");
@@ -339,6 +342,8 @@ static int settings(struct kf_gcp *s, const struct kf_config *cfg,
 		    struct kf_err *err)
 {
 	const char *rot = kf_config_get(cfg, "gcp_rotation_period");
+	const char *bucket = kf_config_get(cfg, "gcp_bucket");
+	const char *cmek = kf_config_get(cfg, "gsm_kms_key");
 	int w;
 
 	s->ttl = cfg->ttl;
@@ -353,6 +358,11 @@ static int settings(struct kf_gcp *s, const struct kf_config *cfg,
 				       "100000s, 30d)",
 				       rot);
 	}
+	if (bucket && kf_gcp_bucket_config(s, bucket, err) < 0)
+		return -1;
+	if (cmek && (size_t)snprintf(s->gsm_kms_key, sizeof(s->gsm_kms_key),
+				     "%s", cmek) >= sizeof(s->gsm_kms_key))
+		return kf_fail(err, KF_E_INVALID, "gsm_kms_key: too long");
 	w = snprintf(s->store, sizeof(s->store), "%s/gcp",
 		     cfg->store ? cfg->store : ".");
 	if (!cfg->store || w < 0 || (size_t)w >= sizeof(s->store))
@@ -378,6 +388,11 @@ static int connect_kms(struct kf_gcp *s, const struct kf_config *cfg,
 	if (kf_gcp_auth_new(&acfg, &s->auth, err) < 0)
 		return -1;
 	s->kms.auth = s->auth;
+	if (kf_gcs_init(&s->gcs, kf_config_get(cfg, "gcs_endpoint"), s->auth,
+			timeout_ms, err) < 0 ||
+	    kf_gsm_init(&s->gsm, kf_config_get(cfg, "gsm_endpoint"), s->auth,
+			timeout_ms, err) < 0)
+		return -1;
 	if (!proj || !*proj) {
 		if (kf_gcp_auth_project(s->auth, found, sizeof(found), err) < 0)
 			return -1;
@@ -435,10 +450,16 @@ static int gcp_create(const struct kf_config *cfg, struct kf_provider **out,
 	p->max_value = KF_GCP_KMS_MAX_PLAINTEXT;
 	p->priv = s;
 	if (settings(s, cfg, err) < 0 || connect_kms(s, cfg, err) < 0 ||
-	    probe(s, err) < 0)
+	    probe(s, err) < 0 ||
+	    (s->bucket[0] && kf_gcp_bucket_probe(s, err) < 0))
 		goto out;
+	if (s->bucket[0])
+		p->max_value = KF_BERGLAS_MAX_VALUE;
 	kf_log(KF_LOG_INFO, "gcp: Cloud KMS at %s, %zu project(s), first %s",
 	       s->kms.endpoint, s->nprojects, s->projects[0]);
+	if (s->bucket[0])
+		kf_log(KF_LOG_INFO, "gcp: values in gs://%s/%s at %s",
+		       s->bucket, s->prefix, s->gcs.endpoint);
 	*out = p;
 	p = NULL;
 	s = NULL;
@@ -472,6 +493,20 @@ static const struct kf_provider_opt gcp_opts[] = {
 	{ "gcp_rotation_period", "DURATION",
 	  "rotation period of new crypto keys, e.g. 100000s or 30d (default "
 	  "7776000s = 90 days)" },
+	{ "gcp_bucket", "BUCKET[/PREFIX]",
+	  "keep values in this Cloud Storage bucket, berglas format (default: "
+	  "the local store, for a single host)" },
+	{ "gcs_endpoint", "URL",
+	  "Cloud Storage endpoint (default: "
+	  "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE or "
+	  "https://storage.googleapis.com/)" },
+	{ "gsm_endpoint", "URL",
+	  "Secret Manager endpoint (default: "
+	  "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER or "
+	  "https://secretmanager.googleapis.com/)" },
+	{ "gsm_kms_key", "KEY",
+	  "Cloud KMS key (projects/.../cryptoKeys/K) for new secrets "
+	  "(default: Google-managed encryption)" },
 	{ NULL, NULL, NULL },
 };
 
