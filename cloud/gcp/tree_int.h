@@ -134,7 +134,8 @@ int kf_gcp_stamp(struct kf_provider *p, const char *path, struct kf_buf *out,
  * the bucket store NAME:GEN reads that generation (immutable) and the
  * versions are the object's generations; the local store keeps no
  * versions (read_version answers the current value for version NULL,
- * else KF_E_NOTFOUND; versions answers KF_E_NODATA).
+ * else KF_E_NOTFOUND; versions answers KF_E_ISDIR, which fs/ shows as
+ * no versions attribute).
  */
 int kf_gcp_read_version(struct kf_provider *p, const char *path,
 			const char *version, struct kf_secret **value,

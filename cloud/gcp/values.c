@@ -390,8 +390,8 @@ int kf_gcp_versions(struct kf_provider *p, const char *path,
 		return -1;
 	if (g.depth < 5)
 		return kf_fail(err, KF_E_ISDIR, "is a directory");
-	if (!s->bucket[0])
-		return kf_fail(err, KF_E_NODATA,
+	if (!s->bucket[0]) /* fs/ answers ENODATA, as without versions */
+		return kf_fail(err, KF_E_ISDIR,
 			       "the local store keeps no versions");
 	return kf_gcp_bucket_versions(s, path, fn, ctx, err);
 }

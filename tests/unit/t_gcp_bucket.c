@@ -751,7 +751,7 @@ KT_TEST(gcp_local_store_keeps_no_versions)
 	KT_EQ_INT(kf_gcp_read_version(p, V "n", "1", &v, &imm, &err), -1);
 	KT_EQ_INT(err.code, KF_E_NOTFOUND);
 	KT_EQ_INT(kf_gcp_versions(p, V "n", vcollect, &vl, &err), -1);
-	KT_EQ_INT(err.code, KF_E_NODATA);
+	KT_EQ_INT(err.code, KF_E_ISDIR);
 	KT_EQ_INT(kf_gcp_versions(p, "p1/global/r/k", vcollect, &vl, &err), -1);
 	KT_EQ_INT(err.code, KF_E_ISDIR);
 	KT_EQ_INT(n_list + n_get, 0);
