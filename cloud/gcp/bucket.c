@@ -9,6 +9,7 @@
  */
 #include "gcp/berglas.h"
 #include "gcp/tree_int.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -20,9 +21,11 @@
 
 /* ---- the generations this mount last saw, for write preconditions */
 
-static void seen_put(struct kf_gcp *s, const char *obj, long long gen,
-		     long long mg)
+static void seen_put(struct kf_gcp *s, const char *obj,
+		     const struct kf_gcs_object *o, int fresh)
 {
+	const char *key = kf_gcs_meta(o, KF_BERGLAS_META_KMS_KEY);
+	struct kf_gcp_seen *e;
 	size_t slot;
 
 	if (strlen(obj) >= sizeof(s->seen[0].object))
@@ -36,10 +39,39 @@ static void seen_put(struct kf_gcp *s, const char *obj, long long gen,
 		}
 	if (slot == s->next_seen)
 		s->next_seen = (s->next_seen + 1) % KF_GCP_SEEN;
-	memcpy(s->seen[slot].object, obj, strlen(obj) + 1);
-	s->seen[slot].gen = gen;
-	s->seen[slot].metagen = mg;
+	e = &s->seen[slot];
+	memcpy(e->object, obj, strlen(obj) + 1);
+	e->gen = o->generation;
+	e->metagen = o->metageneration;
+	e->size = o->size;
+	e->crc32c = o->crc32c;
+	e->has_crc32c = o->has_crc32c;
+	/* A longer key is no key name of Cloud KMS: the read refuses it. */
+	(void)snprintf(e->kms_key, sizeof(e->kms_key), "%s", key ? key : "");
+	e->at_ms = fresh ? kf_clock_now_ms() : 0;
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* A fresh getattr/stamp stat of obj into *out, consumed; 0 if none. */
+static int seen_take(struct kf_gcp *s, const char *obj, struct kf_gcp_seen *out)
+{
+	uint64_t now = kf_clock_now_ms();
+	int hit = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < KF_GCP_SEEN && !hit; i++) {
+		struct kf_gcp_seen *e = &s->seen[i];
+
+		if (!e->object[0] || strcmp(e->object, obj) != 0)
+			continue;
+		hit = e->at_ms && now >= e->at_ms &&
+		      now - e->at_ms < KF_GCP_SEEN_FRESH_MS;
+		if (hit)
+			*out = *e;
+		e->at_ms = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return hit;
 }
 
 static void seen_drop(struct kf_gcp *s, const char *obj)
@@ -217,11 +249,53 @@ int kf_gcp_bucket_attr(struct kf_gcp *s, const char *path, struct kf_attr *attr,
 		return -1;
 	if (kf_gcs_stat(&s->gcs, s->bucket, obj, 0, &o, err) < 0)
 		return -1;
+	seen_put(s, obj, &o, 1);
 	attr->kind = KF_KIND_FILE;
 	ms = kf_gsm_parse_time(o.updated);
 	attr->mtime = ms > 0 ? ms / 1000 : 0;
 	kf_gcs_object_release(&o);
 	return 0;
+}
+
+/*
+ * The live value from the stat a getattr or stamp made less than
+ * KF_GCP_SEEN_FRESH_MS ago: the media of that generation (CRC32C checked
+ * against the stat) and the open, so a lookup then a read costs one
+ * objects.get.  The value is the one live at that stat, as if the read
+ * had run then.  1 when there is no such stat or its generation is gone.
+ */
+static int read_seen(struct kf_gcp *s, const char *obj, const char *key,
+		     struct kf_secret **value, long long *gen,
+		     struct kf_err *err)
+{
+	struct kf_gcp_seen e;
+	struct kf_gcs_object x = { 0 };
+	struct kf_err me = KF_ERR_INIT;
+	struct kf_buf body;
+	int rc;
+
+	if (!seen_take(s, obj, &e))
+		return 1;
+	x.generation = e.gen;
+	x.metageneration = e.metagen;
+	x.size = e.size;
+	x.crc32c = e.crc32c;
+	x.has_crc32c = e.has_crc32c;
+	x.live = 1;
+	kf_buf_init(&body, (size_t)KF_BERGLAS_MAX_VALUE * 2);
+	rc = kf_gcs_read(&s->gcs, s->bucket, obj, e.gen, &x, &body, NULL, &me);
+	if (rc < 0) {
+		rc = me.code == KF_E_NOTFOUND ? 1 : -1; /* gone: stat again */
+		if (rc < 0 && err)
+			*err = me;
+	} else {
+		rc = kf_berglas_open(&s->kms, key, obj,
+				     e.kms_key[0] ? e.kms_key : NULL,
+				     kf_buf_str(&body), body.len, value, err);
+		*gen = e.gen;
+	}
+	kf_buf_release(&body);
+	return rc;
 }
 
 int kf_gcp_bucket_read(struct kf_gcp *s, const char *path, long long gen,
@@ -230,23 +304,31 @@ int kf_gcp_bucket_read(struct kf_gcp *s, const char *path, long long gen,
 	struct kf_gcp_path g;
 	struct kf_gcs_object o = { 0 };
 	char obj[KF_GCS_MAX_NAME + 1], key[640], ver[32];
+	long long got = gen;
+	int rc = 1;
 
 	*value = NULL;
 	if (target(s, path, &g, obj, sizeof(obj), key, sizeof(key), err) < 0)
 		return -1;
-	if (kf_berglas_get(&s->gcs, &s->kms, s->bucket, obj, key, gen, value,
-			   &o, err) < 0) {
+	if (gen == 0)
+		rc = read_seen(s, obj, key, value, &got, err);
+	if (rc > 0) {
+		rc = kf_berglas_get(&s->gcs, &s->kms, s->bucket, obj, key, gen,
+				    value, &o, err);
+		got = o.generation;
+		if (rc == 0 && gen == 0 && o.live)
+			seen_put(s, obj, &o, 0);
+		kf_gcs_object_release(&o);
+	}
+	if (rc < 0) {
 		if (err && err->code == KF_E_INTEGRITY)
 			kf_log(KF_LOG_WARN,
 			       "gcp: gs://%s/%s is not a value of %s: %s",
 			       s->bucket, obj, key, err->msg);
 		return -1;
 	}
-	if (gen == 0 && o.live)
-		seen_put(s, obj, o.generation, o.metageneration);
-	version_text(o.generation, ver, sizeof(ver));
+	version_text(got, ver, sizeof(ver));
 	kf_secret_set_version(*value, ver);
-	kf_gcs_object_release(&o);
 	return 0;
 }
 
@@ -262,6 +344,7 @@ int kf_gcp_bucket_stamp(struct kf_gcp *s, const char *path, struct kf_buf *out,
 		return -1;
 	if (kf_gcs_stat(&s->gcs, s->bucket, obj, 0, &o, err) < 0)
 		return -1;
+	seen_put(s, obj, &o, 1);
 	rc = kf_buf_addf(out, "%lld", o.generation) < 0 ?
 		     kf_fail(err, KF_E_NOMEM, "out of memory") :
 		     0;
@@ -325,7 +408,7 @@ int kf_gcp_bucket_commit(struct kf_gcp *s, const char *path,
 			return -1;
 		if (kf_berglas_put(&s->gcs, &s->kms, s->bucket, obj, key, value,
 				   n, gen, gen > 0 ? mg : -1, &o, err) == 0) {
-			seen_put(s, obj, o.generation, o.metageneration);
+			seen_put(s, obj, &o, 0);
 			if (version)
 				(void)kf_buf_addf(version, "%lld",
 						  o.generation);
@@ -404,7 +487,7 @@ int kf_gcp_bucket_check_write(struct kf_gcp *s, const char *path, int flags,
 	if (target(s, path, &g, obj, sizeof(obj), key, sizeof(key), err) < 0)
 		return -1;
 	if (kf_gcs_stat(&s->gcs, s->bucket, obj, 0, &o, &e) == 0) {
-		seen_put(s, obj, o.generation, o.metageneration);
+		seen_put(s, obj, &o, 0);
 		kf_gcs_object_release(&o);
 		return 0;
 	}

@@ -32,11 +32,21 @@ struct kf_gcp_dir_ent {
 	uint64_t until_ms;
 };
 
-/* A generation this mount last saw of an object (bucket store). */
+/*
+ * What this mount last saw of an object (bucket store): the write
+ * preconditions, and for at most KF_GCP_SEEN_FRESH_MS after a getattr or
+ * stamp (at_ms != 0) what a read of the live value may use instead of
+ * another objects.get; a read consumes it (sets at_ms to 0).
+ */
 #define KF_GCP_SEEN 64
+#define KF_GCP_SEEN_FRESH_MS 1000
 struct kf_gcp_seen {
 	char object[KF_GCS_MAX_NAME + 1]; /* "" for a free slot */
-	long long gen, metagen;
+	long long gen, metagen, size;
+	uint32_t crc32c;
+	int has_crc32c;
+	char kms_key[320]; /* berglas-kms-key, "" when absent */
+	uint64_t at_ms;
 };
 
 struct kf_gcp {

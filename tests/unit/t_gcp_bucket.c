@@ -728,6 +728,47 @@ KT_TEST(gcp_bucket_key_check_and_renamed_object)
 	provider_free(p, a);
 }
 
+/* A lookup then a read: one objects.get; the stat is used once, within
+ * its second, and a generation gone since is stat'ed again. */
+KT_TEST(gcp_bucket_read_after_getattr)
+{
+	struct kf_gcp_auth *a;
+	struct kf_provider *p = provider(&a, "bk1");
+	struct kf_gcp *s = p->priv;
+	struct kf_err err = KF_ERR_INIT;
+	struct kf_attr at;
+
+	KT_EQ_INT(put(p, V "r", "first", KF_COMMIT_CREATE, NULL, &err), 0);
+	n_get = n_media = n_kms_dec = 0;
+	KT_EQ_INT(kf_gcp_getattr_s(s, V "r", &at, &err), 0);
+	KT_CHECK(read_is(p, V "r", "first"));
+	KT_EQ_INT(n_get, 1);
+	KT_EQ_INT(n_media, 1);
+	KT_EQ_INT(n_kms_dec, 1);
+	/* Consumed: the next read stats again. */
+	KT_CHECK(read_is(p, V "r", "first"));
+	KT_EQ_INT(n_get, 2);
+	/* Another writer after the stat, the stat's generation deleted
+	 * since: the media read misses, the read stats again. */
+	KT_EQ_INT(kf_gcp_getattr_s(s, V "r", &at, &err), 0);
+	{
+		static struct kf_gcp_seen keep[KF_GCP_SEEN];
+		long long old = objs[0].gen;
+
+		memcpy(keep, s->seen, sizeof(keep));
+		KT_EQ_INT(put(p, V "r", "second", 0, NULL, &err), 0);
+		memcpy(s->seen, keep, sizeof(keep)); /* the stat of old */
+		for (int i = 0; i < nobj; i++)
+			if (objs[i].gen == old)
+				objs[i].name[0] = '\0';
+	}
+	n_get = n_media = 0;
+	KT_CHECK(read_is(p, V "r", "second"));
+	KT_EQ_INT(n_media, 2);
+	KT_EQ_INT(n_get, 1);
+	provider_free(p, a);
+}
+
 KT_TEST(gcp_bucket_probe)
 {
 	struct kf_gcp_auth *a;
