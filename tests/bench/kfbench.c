@@ -19,6 +19,9 @@
  *   kfbench raw-kms URL TOKEN CIPHERTEXT_B64 ITER      ns per KMS decrypt
  *                                  (with ciphertextCrc32c, as gcloud sends)
  *   kfbench raw-ssm-get ENDPOINT REGION NAME ITER    ns per GetParameter
+ *   kfbench raw-google-get URL TOKEN ITER   ns per GET with a bearer token
+ *                                  (a Cloud Storage object's metadata or
+ *                                  media, a Secret Manager access)
  *   kfbench raw-ssm-list ENDPOINT REGION PATH   ns for every page of
  *                                  DescribeParameters under PATH, and pages
  * The raw modes sign with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and
@@ -493,6 +496,35 @@ static int mode_raw_kms(const char *url, const char *token, const char *ct,
 	return 0;
 }
 
+static int mode_raw_google_get(const char *url, const char *token, long iter)
+{
+	struct kf_buf auth;
+	struct kf_http_resp resp;
+	struct kf_err err = KF_ERR_INIT;
+	const char *lines[2];
+	uint64_t t0 = 0;
+
+	kf_buf_init(&auth, 8192);
+	kf_buf_addf(&auth, "Authorization: Bearer %s", token);
+	lines[0] = kf_buf_str(&auth);
+	lines[1] = NULL;
+	kf_http_resp_init(&resp);
+	for (long i = -1; i < iter; i++) {
+		struct kf_http_req hr = { .method = "GET",
+					  .url = url,
+					  .headers = lines };
+
+		if (i == 0)
+			t0 = ns();
+		if (kf_http_do(&hr, &resp, &err) < 0 || resp.status != 200)
+			return 1;
+	}
+	printf("%.1f\n", (double)(ns() - t0) / (double)iter);
+	kf_http_resp_release(&resp);
+	kf_buf_release(&auth);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct kf_err err = KF_ERR_INIT;
@@ -521,6 +553,8 @@ int main(int argc, char **argv)
 					num(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "raw-ssm-list"))
 		return mode_raw_ssm_list(argv[2], argv[3], argv[4]);
+	if (argc == 5 && !strcmp(argv[1], "raw-google-get"))
+		return mode_raw_google_get(argv[2], argv[3], num(argv[4]));
 	if (argc == 6 && !strcmp(argv[1], "raw-kms"))
 		return mode_raw_kms(argv[2], argv[3], argv[4], num(argv[5]));
 	fprintf(stderr, "usage: see the comment at the top of kfbench.c\n");

@@ -10,6 +10,7 @@ keyfs's counters.  Results go to stdout and, with --write, into
 docs/performance.md.
 """
 import argparse
+import base64
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,6 +94,7 @@ class Env:
         self.mounts = []
         self.shm = tempfile.mkdtemp(prefix="kfbench.", dir="/dev/shm")
         self.emu = None
+        self.emus = []
 
     def start(self, cmd, env=None, port_line=False):
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
@@ -147,6 +150,8 @@ class Env:
             subprocess.run(["fusermount3", "-uz", m], stderr=subprocess.DEVNULL)
         if self.emu:
             self.emu.stop()
+        for e in self.emus:
+            e.stop()
         for p in self.procs:
             try:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -216,30 +221,33 @@ def main():
                     help="missing names stat'ed by the n. row")
     ap.add_argument("--parameters", type=int, default=1000,
                     help="parameters listed by the ssm d. rows")
-    ap.add_argument("--only", choices=["missing", "ssm"],
+    ap.add_argument("--only", choices=["missing", "ssm", "gcp"],
                     help="run only these rows (missing: no emulators "
-                    "needed; ssm: moto alone, its own table)")
+                    "needed; ssm: moto alone, its own table; gcp: the "
+                    "bucket store and Secret Manager, their own table)")
     args = ap.parse_args()
     env = Env(args)
-    rows, srows = [], []
+    rows, srows, grows = [], [], []
     try:
         if args.only == "missing":
             missing_rows(env, args, rows)
         elif args.only == "ssm":
             moto, proxy = start_moto(env)
             ssm_rows(env, args, srows, moto, proxy)
+        elif args.only == "gcp":
+            gcp_fleet_rows(env, args, grows)
         else:
             run(env, args, rows, srows)
+            gcp_fleet_rows(env, args, grows)
     finally:
         env.close()
-    table = render(rows, args) if rows else ""
-    stable = render(srows, args) if srows else ""
-    print(table + ("\n\n" if table and stable else "") + stable)
+    tables = [(render(r, args), tag) for r, tag in
+              ((rows, "bench"), (srows, "bench-ssm"), (grows, "bench-gcp"))
+              if r]
+    print("\n\n".join(t for t, _ in tables))
     if args.write:
-        if rows:
-            write_doc(table)
-        if srows:
-            write_doc(stable, "bench-ssm")
+        for t, tag in tables:
+            write_doc(t, tag)
 
 
 def row(rows, name, value, baseline, ratio, goal, ok, note=""):
@@ -438,7 +446,6 @@ def run(env, args, rows, srows):
               aws_cold, aws_count)
     # gcp cold: one decrypt
     ct_file = os.path.join(env.tmp, "store/gcp/keyfs-bench/global/r/k/c00")
-    import base64
     ct = base64.b64encode(open(ct_file, "rb").read()).decode()
     kurl = emu.url + "/v1/projects/keyfs-bench/locations/global/keyRings/r/cryptoKeys/k:decrypt"
     cold_rows("gcp", "decrypt", ("raw-kms", kurl, "bench-token", ct, COLD_SEQ),
@@ -790,6 +797,165 @@ def ssm_rows(env, args, rows, moto, proxy):
     row(rows, "w. echo > an existing value, ssm", "%d calls" % max(per), "-",
         "%d calls" % max(per), "check + commit = 2", max(per) == 2,
         "calls per write: %s (DescribeParameters + PutParameter)" % per)
+    env.umount(m)
+
+BENCH_TOKEN = "bench-token"
+FLEET_PROJECT = "keyfs-bench"
+FLEET_KEY = ("projects/%s/locations/global/keyRings/r/cryptoKeys/k"
+             % FLEET_PROJECT)
+
+
+def google_call(url, body=None, method=None):
+    req = urllib.request.Request(
+        url, data=None if body is None else json.dumps(body).encode(),
+        method=method or ("POST" if body is not None else "GET"),
+        headers={"Authorization": "Bearer " + BENCH_TOKEN,
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def fleet_servers(env):
+    """The Cloud KMS, Cloud Storage and Secret Manager emulators with one
+    token, key r/k, bucket "bench"; stopped by env.close()."""
+    from kms_emulator import EmulatorProcess as Kms
+    from gcs_emulator import EmulatorProcess as Gcs
+    from gsm_emulator import EmulatorProcess as Gsm
+    from gcp_keys import make_sa_key
+    kms = Kms(["--static-token", BENCH_TOKEN])
+    env.emus.append(kms)
+    gcs = Gcs(["--bucket", "bench", "--static-token", BENCH_TOKEN])
+    env.emus.append(gcs)
+    gsm = Gsm(["--static-token", BENCH_TOKEN, "--project",
+               FLEET_PROJECT + "=123456789012"])
+    env.emus.append(gsm)
+    sakey = os.path.join(env.tmp, "fleet-sa.json")
+    make_sa_key(sakey, kms.url + "/token", project_id=FLEET_PROJECT)
+    kms.admin("POST", "/_emu/service-accounts", {"key_file": sakey})
+    kms.admin("POST", "/_emu/config", {"issue_token": BENCH_TOKEN})
+    loc = "%s/v1/projects/%s/locations/global" % (kms.url, FLEET_PROJECT)
+    google_call(loc + "/keyRings?keyRingId=r", {})
+    google_call(loc + "/keyRings/r/cryptoKeys?cryptoKeyId=k",
+                {"purpose": "ENCRYPT_DECRYPT"})
+    return kms, gcs, gsm, sakey
+
+
+def gcp_fleet_rows(env, args, rows):
+    """gcp/ for fleets: a value in a Cloud Storage bucket (berglas format)
+    and a Secret Manager secret.  Cold reads against the raw calls a read
+    needs (bucket: objects.get + media + one KMS decrypt; Secret Manager:
+    one access), calls counted exactly at the emulators; warm reads
+    against tmpfs."""
+    import berglas_ref
+    R = args.runs
+    COLD_SEQ = 8
+    ncold = 1 + COLD_SEQ * R
+    kms, gcs, gsm, sakey = fleet_servers(env)
+    value = b"v" * 40
+    names = ["c%02d" % i for i in range(ncold)] + ["w000"]
+    print("seeding %d bucket values and %d secrets..."
+          % (len(names), len(names)), flush=True)
+    for n in names:
+        berglas_ref.write(gcs.url, kms.url, BENCH_TOKEN, "bench",
+                          "%s/global/r/k/%s" % (FLEET_PROJECT, n),
+                          FLEET_KEY, value)
+        sec = "%s/v1/projects/%s/secrets" % (gsm.url, FLEET_PROJECT)
+        google_call(sec + "?secretId=" + n,
+                    {"replication": {"automatic": {}}})
+        google_call(sec + "/%s:addVersion" % n, {"payload": {
+            "data": base64.b64encode(value).decode()}})
+    opts = ["providers=gcp", "gcp_project=" + FLEET_PROJECT,
+            "gcp_credentials=" + sakey, "gcp_endpoint=" + kms.url + "/",
+            "gcp_bucket=bench", "gcs_endpoint=" + gcs.url + "/",
+            "gsm_endpoint=" + gsm.url + "/", "ro", "ttl=300"]
+    m, ready, _ = env.mount("fleet", opts)
+    bdir = os.path.join(m, "gcp", FLEET_PROJECT, "global", "r", "k")
+    sdir = os.path.join(m, "gcp", FLEET_PROJECT, "secrets")
+    assert sorted(os.listdir(bdir)) == sorted(names)
+    assert sorted(os.listdir(sdir)) == sorted(names)
+
+    def counts(emu):
+        return emu.admin("GET", "/_emu/counters", None)["calls"]
+
+    def timed_cold(d):
+        """COLD_SEQ first reads back to back per run; the calls each
+        batch made: {emulator: {method: n}}."""
+        seq, made = [], []
+        for r in range(R):
+            paths = [os.path.join(d, "c%02d" % (1 + r * COLD_SEQ + j))
+                     for j in range(COLD_SEQ)]
+            for e in (kms, gcs, gsm):
+                e.admin("POST", "/_emu/counters/reset", {})
+            seq.append(float(kfbench("cold", *paths)[0]))
+            made.append({"kms": counts(kms), "gcs": counts(gcs),
+                         "gsm": counts(gsm)})
+        return median(seq), made
+
+    # --- b. cold read, bucket: objects.get + media + one decrypt -----------
+    obj = urllib.parse.quote("%s/global/r/k/c00" % FLEET_PROJECT, safe="")
+    ourl = "%s/storage/v1/b/bench/o/%s" % (gcs.url, obj)
+    enc = google_call("%s/v1/%s:encrypt" % (kms.url, FLEET_KEY),
+                      {"plaintext": base64.b64encode(os.urandom(32))
+                       .decode()})
+    kurl = "%s/v1/%s:decrypt" % (kms.url, FLEET_KEY)
+    raw = []
+    for _ in range(R):
+        raw.append(float(kfbench("raw-google-get", ourl, BENCH_TOKEN,
+                                 COLD_SEQ)[0]) +
+                   float(kfbench("raw-google-get", ourl + "?alt=media",
+                                 BENCH_TOKEN, COLD_SEQ)[0]) +
+                   float(kfbench("raw-kms", kurl, BENCH_TOKEN,
+                                 enc["ciphertext"], COLD_SEQ)[0]))
+    t, made = timed_cold(bdir)
+    want = {"objects.get": COLD_SEQ, "objects.media": COLD_SEQ}
+    exact = all(c["gcs"] == want and
+                c["kms"].get("cryptoKeys.decrypt") == COLD_SEQ and
+                sum(n for op, n in c["kms"].items()
+                    if op != "oauth.token") == COLD_SEQ for c in made)
+    ratio = t / median(raw)
+    row(rows, "b. cold read, gcp bucket (berglas object)",
+        "%.2f ms" % (t / 1e6),
+        "%.2f ms raw get+media+decrypt" % (median(raw) / 1e6),
+        "%.2fx" % ratio, "<= 1.3x, 3 calls", ratio <= 1.3 and exact,
+        "calls per %d cold reads (Cloud Storage; Cloud KMS): %s; mount to "
+        "ready %.0f ms" % (COLD_SEQ, [(c["gcs"], c["kms"]) for c in made],
+                           ready * 1000))
+    # --- b. cold read, Secret Manager: one access --------------------------
+    aurl = "%s/v1/projects/%s/secrets/c00/versions/latest:access" % (
+        gsm.url, FLEET_PROJECT)
+    raw = [float(kfbench("raw-google-get", aurl, BENCH_TOKEN,
+                         COLD_SEQ)[0]) for _ in range(R)]
+    t, made = timed_cold(sdir)
+    exact = all(c["gsm"] == {"versions.access": COLD_SEQ} and
+                not c["gcs"] for c in made)
+    ratio = t / median(raw)
+    row(rows, "b. cold read, gcp Secret Manager secret",
+        "%.2f ms" % (t / 1e6), "%.2f ms raw access" % (median(raw) / 1e6),
+        "%.2fx" % ratio, "<= 1.3x, 1 call", ratio <= 1.3 and exact,
+        "calls per %d cold reads: %s" % (COLD_SEQ, [c["gsm"] for c in made]))
+    # --- a. warm reads -------------------------------------------------------
+    for label, path in (("bucket", os.path.join(bdir, "w000")),
+                        ("Secret Manager", os.path.join(sdir, "w000"))):
+        twin = os.path.join(env.shm, "fleet-tree", os.path.relpath(path, m))
+        os.makedirs(os.path.dirname(twin), exist_ok=True)
+        with open(twin, "wb") as f:
+            f.write(value)
+        assert open(path, "rb").read() == value
+        for e in (kms, gcs, gsm):
+            e.admin("POST", "/_emu/counters/reset", {})
+        ks, ts = [], []
+        for _ in range(R):
+            ts.append(float(kfbench("warm", twin, args.iters)[0]))
+            ks.append(float(kfbench("warm", path, args.iters)[0]))
+        ncalls = sum(sum(counts(e).values()) for e in (gcs, gsm)) + sum(
+            n for op, n in counts(kms).items() if op != "oauth.token")
+        ratio = median(ks) / median(ts)
+        row(rows, "a. warm read, gcp %s (open+read+close, 40 B)" % label,
+            "%.0f ns" % median(ks), "%.0f ns tmpfs" % median(ts),
+            "%.2fx" % ratio, "<= 1.5x, 0 calls",
+            ratio <= 1.5 and ncalls == 0,
+            "baseline: a tmpfs file at the same depth; API calls during "
+            "the %d x %d warm reads: %d" % (R, args.iters, ncalls))
     env.umount(m)
 
 
