@@ -114,8 +114,9 @@ once_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 	o->j = NULL;
 	if (at->timeout_ms)
 		k.timeout_ms = at->timeout_ms;
-	if (kf_gcp_kms_call(&k, o->method, o->path, o->body, 0, &o->j, err) ==
-	    0)
+	/* addVersion has no idempotency token: sent once per attempt. */
+	if (kf_gcp_kms_call(&k, o->method, o->path, o->body,
+			    o->val ? KF_GCP_FRESH : 0, &o->j, err) == 0)
 		return o->val ? added(o, err) : KF_RETRY_OK;
 	kf_gsm_relabel(err);
 	cls = failure_class(err, &amb);

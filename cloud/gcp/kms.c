@@ -205,6 +205,14 @@ static const char *op_name(const char *method, const char *path)
 		const char *needle;
 		const char *list, *get, *post, *patch;
 	} t[] = {
+		/* Secret Manager (its calls run on this core too); first, as
+		 * a secret id may be "locations".  DELETE is in the last
+		 * column. */
+		{ ":access", "versions.access", "versions.access", NULL, NULL },
+		{ ":addVersion", NULL, NULL, "secrets.addVersion", NULL },
+		{ "/versions", "versions.list", "versions.get", NULL, NULL },
+		{ "/secrets", "secrets.list", "secrets.get", "secrets.create",
+		  "secrets.delete" },
 		{ ":encrypt", NULL, NULL, "cryptoKeys.encrypt", NULL },
 		{ ":decrypt", NULL, NULL, "cryptoKeys.decrypt", NULL },
 		{ ":updatePrimaryVersion", NULL, NULL,
@@ -452,6 +460,7 @@ int kf_gcp_kms_call(struct kf_gcp_kms *k, const char *method, const char *path,
 	req.url = kf_buf_str(&url);
 	req.body = body ? body->data : NULL;
 	req.body_len = body ? body->len : 0;
+	req.fresh_connect = (flags & KF_GCP_FRESH) != 0;
 	c.k = k;
 	c.method = method;
 	c.path = path;

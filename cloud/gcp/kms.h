@@ -57,6 +57,9 @@ int kf_gcp_kms_init(struct kf_gcp_kms *k, const char *endpoint_opt,
 /* Flags for kf_gcp_kms_call. */
 #define KF_GCP_RETRY 1	/* the call may be repeated after a transient error */
 #define KF_GCP_CREATE 2 /* ALREADY_EXISTS after an ambiguous attempt = ok */
+#define KF_GCP_FRESH \
+	4 /* a new connection: never re-sent by libcurl when a
+			 * reused one dies (calls without idempotency) */
 
 /*
  * One API method with retries: METHOD base/v1/path (path may carry a
