@@ -127,7 +127,10 @@ struct kf_provider_ops {
 	 * borrowed; the writer may add more) can still become its value.
 	 * Called at every write(), so bytes the store can never hold fail
 	 * there (KF_E_INVALID), not only at close(), which shells ignore.
-	 * Must be cheap for the common case; never logs the bytes.
+	 * Must be cheap for the common case; never logs the bytes.  Also
+	 * asked with n == 0 when a new file is closed with no data: a store
+	 * that cannot hold an empty value at path answers KF_E_INVALID (as
+	 * no_empty below, for one path rather than the whole provider).
 	 */
 	int (*check_bytes)(struct kf_provider *p, const char *path,
 			   const unsigned char *data, size_t n,

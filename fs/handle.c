@@ -599,8 +599,17 @@ int kf_fh_commit_locked(struct kf_fs *fs, struct kf_fh *h, pid_t closer,
  */
 static int empty_refused(const struct kf_fh *h, int final)
 {
-	return !final && h->created && h->changes == 0 && !h->failed &&
-	       h->p->no_empty && (!h->val || h->val->len == 0);
+	struct kf_err err = KF_ERR_INIT;
+
+	if (final || !h->created || h->changes != 0 || h->failed ||
+	    (h->val && h->val->len != 0))
+		return 0;
+	/* Per path: the store refuses 0 bytes (KF_E_INVALID). */
+	return h->p->no_empty ||
+	       (h->p->ops->check_bytes &&
+		h->p->ops->check_bytes(h->p, h->rel, (const unsigned char *)"",
+				       0, &err) < 0 &&
+		err.code == KF_E_INVALID);
 }
 
 int kf_fh_flush(struct kf_fs *fs, struct kf_fh *h, pid_t closer, int final,

@@ -13,6 +13,7 @@
  * Values are never logged.
  */
 #include "gcp/secrets.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #define XA_ID "user.keyfs.id"
+#define XA_VERSION "user.keyfs.version"
 
 /* A secrets path: PROJECT/secrets (depth 2) or PROJECT/secrets/ID (3). */
 struct sec_path {
@@ -75,6 +77,58 @@ static int sec_value(struct kf_gcp *s, const char *path, struct sec_path *sp,
 	return 0;
 }
 
+/*
+ * Secrets known to exist (listed, read or written within the ttl), kept
+ * in the provider's positive name cache as "projects/P/secrets/ID" (no
+ * Cloud KMS name has that form), so a stat after `ls` costs no call.
+ * 1 when the name is held (before op).
+ */
+enum ids_op {
+	IDS_HAS,
+	IDS_NOTE,
+	IDS_FORGET
+};
+
+static int ids_cache(struct kf_gcp *s, const char *project, const char *id,
+		     enum ids_op op)
+{
+	uint64_t now = kf_clock_now_ms();
+	char name[sizeof(s->dirs[0].name)];
+	size_t slot = KF_GCP_DIR_CACHE;
+	int hit = 0, held = 0;
+
+	if (!s->ttl ||
+	    (size_t)snprintf(name, sizeof(name), "projects/%s/secrets/%s",
+			     project, id) >= sizeof(name))
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < KF_GCP_DIR_CACHE; i++) {
+		if (strcmp(s->dirs[i].name, name) != 0) {
+			if (slot == KF_GCP_DIR_CACHE &&
+			    s->dirs[i].until_ms <= now)
+				slot = i;
+			continue;
+		}
+		hit |= s->dirs[i].until_ms > now;
+		held = 1;
+		if (op != IDS_HAS)
+			s->dirs[i].until_ms =
+				op == IDS_NOTE ?
+					now + (uint64_t)s->ttl * 1000u :
+					0;
+	}
+	if (op == IDS_NOTE && !held) {
+		if (slot == KF_GCP_DIR_CACHE) {
+			slot = s->next_dir;
+			s->next_dir = (s->next_dir + 1) % KF_GCP_DIR_CACHE;
+		}
+		memcpy(s->dirs[slot].name, name, strlen(name) + 1);
+		s->dirs[slot].until_ms = now + (uint64_t)s->ttl * 1000u;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
 int kf_gcp_secrets_getattr(struct kf_gcp *s, const char *path,
 			   struct kf_attr *attr, struct kf_err *err)
 {
@@ -91,16 +145,23 @@ int kf_gcp_secrets_getattr(struct kf_gcp *s, const char *path,
 	}
 	if (!kf_gsm_valid_id(sp.id))
 		return kf_fail(err, KF_E_NOTFOUND, "no such secret");
+	attr->kind = KF_KIND_FILE;
+	if (ids_cache(s, sp.project, sp.id, IDS_HAS))
+		return 0;
 	rc = kf_gsm_get(&s->gsm, sp.project, sp.id, &sec, err);
 	if (rc == 0) {
-		attr->kind = KF_KIND_FILE;
 		attr->mtime = sec.create_ms > 0 ? sec.create_ms / 1000 : 0;
+		ids_cache(s, sp.project, sp.id, IDS_NOTE);
+	} else {
+		attr->kind = KF_KIND_NONE;
 	}
 	kf_gsm_secret_release(&sec);
 	return rc;
 }
 
 struct list_ctx {
+	struct kf_gcp *s;
+	const char *project;
 	kf_list_fn fn;
 	void *ctx;
 };
@@ -113,6 +174,7 @@ static int list_one(void *v, const struct kf_gsm_secret *sec)
 	if (!kf_gsm_valid_id(sec->id))
 		return 0;
 	a.mtime = sec->create_ms > 0 ? sec->create_ms / 1000 : 0;
+	ids_cache(lc->s, lc->project, sec->id, IDS_NOTE);
 	return lc->fn(lc->ctx, sec->id, &a);
 }
 
@@ -133,7 +195,7 @@ int kf_gcp_secrets_list(struct kf_gcp *s, const char *path, const char *page,
 			kf_list_fn fn, void *ctx, struct kf_buf *next,
 			struct kf_err *err)
 {
-	struct list_ctx lc = { fn, ctx };
+	struct list_ctx lc = { s, NULL, fn, ctx };
 	struct kf_err le = KF_ERR_INIT;
 	struct sec_path sp;
 
@@ -143,6 +205,7 @@ int kf_gcp_secrets_list(struct kf_gcp *s, const char *path, const char *page,
 		return -1;
 	if (sp.depth == 3)
 		return kf_fail(err, KF_E_NOTDIR, "not a directory");
+	lc.project = sp.project;
 	if (kf_gsm_list_secrets(&s->gsm, sp.project, 0, page, list_one, &lc,
 				next, &le) == 0)
 		return 0;
@@ -210,6 +273,8 @@ static int secrets_unlink(struct kf_gcp *s, const char *path,
 		if (rc < 0 && (!err || err->code != KF_E_STATE))
 			break;
 	}
+	if (rc == 0 || (err && err->code == KF_E_NOTFOUND))
+		ids_cache(s, sp.project, sp.id, IDS_FORGET);
 	if (rc == 0)
 		kf_log(KF_LOG_INFO, "gcp: deleted secret %s/%s", sp.project,
 		       sp.id);
@@ -262,8 +327,12 @@ static int secrets_access(struct kf_gcp *s, const char *path,
 	if (sec_value(s, path, &sp, KF_E_NOTFOUND, err) < 0)
 		return -1;
 	if (kf_gsm_access(&s->gsm, sp.project, sp.id, version, value, NULL,
-			  &ae) == 0)
+			  &ae) == 0) {
+		ids_cache(s, sp.project, sp.id, IDS_NOTE);
 		return 0;
+	}
+	if (ae.code == KF_E_NOTFOUND && strcmp(version, "latest") == 0)
+		ids_cache(s, sp.project, sp.id, IDS_FORGET);
 	if (ae.code == KF_E_INVALID) /* not a version name Secret Manager has */
 		ae.code = KF_E_NOTFOUND;
 	if (err)
@@ -307,6 +376,8 @@ static int secrets_commit(struct kf_gcp *s, const char *path,
 			kf_log(KF_LOG_INFO, "gcp: created secret %s/%s",
 			       sp.project, sp.id);
 	}
+	if (rc == 0)
+		ids_cache(s, sp.project, sp.id, IDS_NOTE);
 	if (rc == 0 && version)
 		(void)kf_buf_addf(version, "%lld", num);
 	return rc;
@@ -411,18 +482,15 @@ static int first_enabled(void *ctx, const struct kf_gsm_version *v)
 }
 
 /* The newest ENABLED version's number from the first page that has one
- * (versions come newest first: nearly always the first page); "0" when
+ * (versions come newest first: nearly always the first page); 0 when
  * the secret has no enabled version. */
-static int secrets_stamp(struct kf_gcp *s, const char *path, struct kf_buf *out,
-			 struct kf_err *err)
+static int newest_enabled(struct kf_gcp *s, const struct sec_path *sp,
+			  long long *number, struct kf_err *err)
 {
 	struct newest nw = { 0 };
-	struct sec_path sp;
 	struct kf_buf page, next;
 	int rc = 0;
 
-	if (sec_value(s, path, &sp, KF_E_NOTFOUND, err) < 0)
-		return -1;
 	kf_buf_init(&page, 4096);
 	kf_buf_init(&next, 4096);
 	do {
@@ -430,34 +498,58 @@ static int secrets_stamp(struct kf_gcp *s, const char *path, struct kf_buf *out,
 		if (next.len && kf_buf_adds(&page, kf_buf_str(&next)) < 0)
 			rc = kf_fail(err, KF_E_NOMEM, "out of memory");
 		if (rc == 0)
-			rc = kf_gsm_list_versions(&s->gsm, sp.project, sp.id, 0,
-						  kf_buf_str(&page),
+			rc = kf_gsm_list_versions(&s->gsm, sp->project, sp->id,
+						  0, kf_buf_str(&page),
 						  first_enabled, &nw, &next,
 						  err);
 	} while (rc == 0 && nw.number == 0 && next.len);
-	if (rc == 0 && kf_buf_addf(out, "%lld", nw.number) < 0)
-		rc = kf_fail(err, KF_E_NOMEM, "out of memory");
 	kf_buf_release(&page);
 	kf_buf_release(&next);
+	*number = nw.number;
 	return rc;
 }
 
-/* ---- attributes: user.keyfs.id = the secret's name as answered */
-
-static int secrets_id(struct kf_gcp *s, const char *path, struct kf_buf *out,
-		      struct kf_err *err)
+/* The stamp: what a read of "latest" sets as the version ("0": none). */
+static int secrets_stamp(struct kf_gcp *s, const char *path, struct kf_buf *out,
+			 struct kf_err *err)
 {
 	struct sec_path sp;
+	long long num;
+
+	if (sec_value(s, path, &sp, KF_E_NOTFOUND, err) < 0 ||
+	    newest_enabled(s, &sp, &num, err) < 0)
+		return -1;
+	if (kf_buf_addf(out, "%lld", num) < 0)
+		return kf_fail(err, KF_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * Attributes of a secret: user.keyfs.id, its name as answered
+ * (projects/NUMBER/secrets/ID: never compared literally), and
+ * user.keyfs.version, the newest ENABLED version (what reads answer).
+ * With out NULL: only whether the attribute exists.
+ */
+static int secrets_attr(struct kf_gcp *s, const struct sec_path *sp,
+			const char *xname, struct kf_buf *out,
+			struct kf_err *err)
+{
 	struct kf_gsm_secret sec;
+	long long num;
 	int rc;
 
-	if (sec_split(s, path, &sp, err) < 0)
-		return -1;
-	if (sp.depth == 2)
+	if (strcmp(xname, XA_VERSION) == 0) {
+		if (newest_enabled(s, sp, &num, err) < 0)
+			return -1;
+		if (num == 0)
+			return kf_fail(err, KF_E_NODATA, "no enabled version");
+		if (out && kf_buf_addf(out, "%lld", num) < 0)
+			return kf_fail(err, KF_E_RANGE, "attribute too long");
+		return 0;
+	}
+	if (strcmp(xname, XA_ID) != 0)
 		return kf_fail(err, KF_E_NODATA, "no such attribute");
-	if (!kf_gsm_valid_id(sp.id))
-		return kf_fail(err, KF_E_NOTFOUND, "no such secret");
-	rc = kf_gsm_get(&s->gsm, sp.project, sp.id, &sec, err);
+	rc = kf_gsm_get(&s->gsm, sp->project, sp->id, &sec, err);
 	if (rc == 0 && out &&
 	    kf_buf_addf(out, "projects/%s/secrets/%s", sec.project, sec.id) < 0)
 		rc = kf_fail(err, KF_E_RANGE, "attribute too long");
@@ -465,41 +557,67 @@ static int secrets_id(struct kf_gcp *s, const char *path, struct kf_buf *out,
 	return rc;
 }
 
+/* The secret an attribute call is about; NODATA for the directory. */
+static int attr_target(struct kf_gcp *s, const char *path, struct sec_path *sp,
+		       struct kf_err *err)
+{
+	struct kf_attr a;
+
+	if (kf_gcp_secrets_getattr(s, path, &a, err) < 0 ||
+	    sec_split(s, path, sp, err) < 0)
+		return -1;
+	return sp->depth == 3 ? 1 : 0;
+}
+
 static int secrets_getxattr(struct kf_gcp *s, const char *path,
 			    const char *xname, struct kf_buf *out,
 			    struct kf_err *err)
 {
-	struct kf_attr a;
+	struct sec_path sp;
+	int rc = attr_target(s, path, &sp, err);
 
-	if (strcmp(xname, XA_ID) != 0) {
-		if (kf_gcp_secrets_getattr(s, path, &a, err) < 0)
-			return -1;
-		return kf_fail(err, KF_E_NODATA, "no such attribute");
-	}
-	return secrets_id(s, path, out, err);
+	if (rc <= 0)
+		return rc < 0 ? -1 :
+				kf_fail(err, KF_E_NODATA, "no such attribute");
+	return secrets_attr(s, &sp, xname, out, err);
 }
 
 static int secrets_listxattr(struct kf_gcp *s, const char *path,
 			     struct kf_buf *out, struct kf_err *err)
 {
-	struct kf_attr a;
+	static const char *const names[] = { XA_ID, XA_VERSION };
+	struct sec_path sp;
+	int rc = attr_target(s, path, &sp, err);
 
-	if (kf_gcp_secrets_getattr(s, path, &a, err) < 0)
-		return -1;
-	if (a.kind == KF_KIND_FILE && kf_buf_add(out, XA_ID, sizeof(XA_ID)) < 0)
-		return kf_fail(err, KF_E_RANGE, "attribute list too long");
+	if (rc <= 0)
+		return rc;
+	/* Only what getxattr can answer (getfattr -d reads every name). */
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct kf_err e = KF_ERR_INIT;
+
+		if (secrets_attr(s, &sp, names[i], NULL, &e) < 0) {
+			if (e.code == KF_E_NODATA)
+				continue;
+			if (err)
+				*err = e;
+			return -1;
+		}
+		if (kf_buf_add(out, names[i], strlen(names[i]) + 1) < 0)
+			return kf_fail(err, KF_E_RANGE,
+				       "attribute list too long");
+	}
 	return 0;
 }
 
 static int secrets_setxattr(struct kf_gcp *s, const char *path,
 			    const char *xname, struct kf_err *err)
 {
-	struct kf_attr a;
+	struct sec_path sp;
 
-	if (kf_gcp_secrets_getattr(s, path, &a, err) < 0)
+	if (attr_target(s, path, &sp, err) < 0)
 		return -1;
-	if (strcmp(xname, XA_ID) == 0)
-		return kf_fail(err, KF_E_PERM, "%s is read-only", XA_ID);
+	if (strcmp(xname, XA_ID) == 0 || strcmp(xname, XA_VERSION) == 0)
+		return kf_fail(err, KF_E_PERM, "%s is read-only", xname);
 	return kf_fail(err, KF_E_NOTSUP, "unsupported attribute");
 }
 
@@ -555,7 +673,12 @@ int kf_gcp_route_check_bytes(struct kf_provider *p, const char *path,
 {
 	(void)p;
 	(void)data;
-	if (kf_gcp_is_secrets(path) && n > KF_GSM_MAX_VALUE)
+	if (!kf_gcp_is_secrets(path))
+		return 0;
+	if (n == 0) /* asked at the close of a new file with no data */
+		return kf_fail(err, KF_E_INVALID,
+			       "Secret Manager cannot hold an empty value");
+	if (n > KF_GSM_MAX_VALUE)
 		return kf_fail(err, KF_E_TOOBIG,
 			       "Secret Manager holds at most %d bytes",
 			       KF_GSM_MAX_VALUE);
