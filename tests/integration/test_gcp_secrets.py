@@ -223,6 +223,16 @@ def test_a_failing_first_value_leaves_no_secret(gcp_mount, gcp_emus):
     c = gcp_emus.gsm.admin("GET", "/_emu/counters")["calls"]
     assert c.get("secrets.create") == 1 and c.get("secrets.delete") == 1, c
     assert secret_ids(gcp_emus) == []
+    assert "doomed" not in os.listdir(sdir(m))
+
+
+def test_a_write_right_after_a_failed_create(gcp_mount, gcp_emus):
+    """The name a failed first value left behind is free again at once:
+    the next `echo > NAME` creates it (no stale entry answers ENOENT)."""
+    m = gcp_mount(bucket=False)
+    faults(gcp_emus, {"error_status": 400, "error_count": 1,
+                      "error_methods": ["secrets.addVersion"]})
+    oserr(write, sdir(m, "doomed"), b"value")
     gcp_emus.gsm.admin("DELETE", "/_emu/faults")
     write(sdir(m, "doomed"), b"value")
     assert access(gcp_emus, "doomed", "latest") == b"value"
