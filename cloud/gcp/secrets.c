@@ -696,11 +696,7 @@ int kf_gcp_route_read_version(struct kf_provider *p, const char *path,
 		*immutable = strcmp(v, "latest") != 0;
 		return secrets_access(kf_gcp_of(p), path, v, value, err);
 	}
-	*value = NULL;
-	if (!version)
-		return kf_gcp_read(p, path, value, err);
-	/* What fs/ says for a provider without read_version. */
-	return kf_fail(err, KF_E_NOTFOUND, "%s keeps no versions", p->name);
+	return kf_gcp_read_version(p, path, version, value, immutable, err);
 }
 
 int kf_gcp_route_versions(struct kf_provider *p, const char *path,
@@ -710,9 +706,7 @@ int kf_gcp_route_versions(struct kf_provider *p, const char *path,
 {
 	if (kf_gcp_is_secrets(path))
 		return secrets_versions(kf_gcp_of(p), path, fn, ctx, err);
-	/* fs/ answers ENODATA for this, as for a provider without
-	 * versions. */
-	return kf_fail(err, KF_E_ISDIR, "no versions kept here");
+	return kf_gcp_versions(p, path, fn, ctx, err);
 }
 
 int kf_gcp_route_stamp(struct kf_provider *p, const char *path,
