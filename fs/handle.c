@@ -7,7 +7,6 @@
 #include "handle.h"
 
 #include "audit.h"
-#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "errmap.h"
@@ -24,45 +23,19 @@ struct kf_pending {
 	char *path;
 	int refs;
 	int made; /* a handle on it committed: the object exists */
-	/* With no handle left: a name whose creation failed stays pending
-	 * until then, as the kernel may keep its entry that long (a second)
-	 * and would answer ENOENT to the next create of the name. */
-	uint64_t linger_until;
 	struct kf_pending *next;
 };
-
-#define PENDING_LINGER_MS 2000
-
-/* Forget names no handle holds any more.  Caller holds pending_lock. */
-static void pending_expire_locked(struct kf_fs *fs, uint64_t now)
-{
-	struct kf_pending **pp = &fs->pending;
-
-	while (*pp) {
-		struct kf_pending *e = *pp;
-
-		if (e->refs > 0 || e->linger_until > now) {
-			pp = &e->next;
-			continue;
-		}
-		*pp = e->next;
-		free(e->path);
-		free(e);
-	}
-}
 
 static void pending_add(struct kf_fs *fs, const char *path)
 {
 	struct kf_pending *e;
 
 	pthread_mutex_lock(&fs->pending_lock);
-	pending_expire_locked(fs, kf_clock_now_ms());
 	for (e = fs->pending; e; e = e->next)
 		if (!strcmp(e->path, path))
 			break;
 	if (e) {
 		e->refs++;
-		e->linger_until = 0;
 	} else {
 		e = calloc(1, sizeof(*e));
 		if (e) {
@@ -79,32 +52,33 @@ static void pending_add(struct kf_fs *fs, const char *path)
 	pthread_mutex_unlock(&fs->pending_lock);
 }
 
-/* A handle on path is gone; failed: its creation was never committed. */
-static void pending_del(struct kf_fs *fs, const char *path, int failed)
+static void pending_del(struct kf_fs *fs, const char *path)
 {
-	uint64_t now = kf_clock_now_ms();
+	struct kf_pending **pp;
 
 	pthread_mutex_lock(&fs->pending_lock);
-	for (struct kf_pending *e = fs->pending; e; e = e->next) {
-		if (strcmp(e->path, path))
+	for (pp = &fs->pending; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->path, path))
 			continue;
-		if (e->refs > 0 && --e->refs == 0 && failed && !e->made)
-			e->linger_until = now + PENDING_LINGER_MS;
+		if (--(*pp)->refs == 0) {
+			struct kf_pending *e = *pp;
+
+			*pp = e->next;
+			free(e->path);
+			free(e);
+		}
 		break;
 	}
-	pending_expire_locked(fs, now);
 	pthread_mutex_unlock(&fs->pending_lock);
 }
 
 int kf_fh_pending_has(struct kf_fs *fs, const char *path)
 {
-	uint64_t now = kf_clock_now_ms();
 	int found = 0;
 
 	pthread_mutex_lock(&fs->pending_lock);
 	for (struct kf_pending *e = fs->pending; e; e = e->next)
-		if (!strcmp(e->path, path) &&
-		    (e->refs > 0 || e->linger_until > now))
+		if (!strcmp(e->path, path))
 			found = 1;
 	pthread_mutex_unlock(&fs->pending_lock);
 	return found;
@@ -674,7 +648,7 @@ void kf_fh_release(struct kf_fs *fs, struct kf_fh *h)
 			     "commit", h->path, rc, NULL);
 	pthread_mutex_unlock(&h->lock);
 	if (h->pending)
-		pending_del(fs, h->path, h->created);
+		pending_del(fs, h->path);
 	kf_fh_free(h);
 }
 
