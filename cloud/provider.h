@@ -130,7 +130,7 @@ struct kf_provider_ops {
 	 * Must be cheap for the common case; never logs the bytes.  Also
 	 * asked with n == 0 when a new file is closed with no data: a store
 	 * that cannot hold an empty value at path answers KF_E_INVALID (as
-	 * no_empty below, for one path rather than the whole provider).
+	 * ssm/ everywhere, gcp/ for Secret Manager secrets).
 	 */
 	int (*check_bytes)(struct kf_provider *p, const char *path,
 			   const unsigned char *data, size_t n,
@@ -201,8 +201,6 @@ struct kf_provider {
 	const struct kf_provider_ops *ops;
 	const char *name; /* top-level directory name */
 	size_t max_value; /* larger values get KF_E_TOOBIG */
-	int no_empty;	  /* the store cannot hold an empty value: a new
-			   * file closed with no data fails with EINVAL */
 	void *priv;	  /* the provider's own state */
 };
 

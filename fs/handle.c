@@ -605,8 +605,7 @@ static int empty_refused(const struct kf_fh *h, int final)
 	    (h->val && h->val->len != 0))
 		return 0;
 	/* Per path: the store refuses 0 bytes (KF_E_INVALID). */
-	return h->p->no_empty ||
-	       (h->p->ops->check_bytes &&
+	return (h->p->ops->check_bytes &&
 		h->p->ops->check_bytes(h->p, h->rel, (const unsigned char *)"",
 				       0, &err) < 0 &&
 		err.code == KF_E_INVALID);

@@ -296,6 +296,9 @@ int kf_ssm_tree_check_bytes(struct kf_provider *p, const char *path,
 	const char *rest;
 	size_t ri, max;
 
+	if (n == 0) /* asked when a new file is closed with no data */
+		return kf_fail(err, KF_E_INVALID,
+			       "ssm: Parameter Store cannot hold an empty value");
 	if (!kf_aws_sm_is_text_prefix(data, n))
 		return kf_fail(err, KF_E_INVALID,
 			       "ssm: a parameter holds UTF-8 "

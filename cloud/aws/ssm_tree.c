@@ -298,7 +298,6 @@ static int ssm_create(const struct kf_config *cfg, struct kf_provider **out,
 	p->ops = &ssm_ops;
 	p->name = "ssm";
 	p->max_value = KF_AWS_SSM_ADVANCED_MAX;
-	p->no_empty = 1;
 	p->priv = s;
 	s->read_only = cfg->read_only;
 	if (new_params_setup(s, cfg, err) ||
