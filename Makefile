@@ -13,8 +13,8 @@ VERSION := 0.1.0
 DEB_PKGS := build-essential pkg-config fuse3 libfuse3-dev libcurl4-openssl-dev \
 	libssl-dev libjansson-dev python3 python3-pytest python3-cryptography attr curl util-linux \
 	ca-certificates systemd valgrind strace clang libclang-rt-14-dev cppcheck \
-	clang-format pmccabe vim rsync
-PKGS := fuse3 libcurl openssl jansson
+	clang-format pmccabe vim rsync libnghttp2-dev python3-grpcio python3-protobuf
+PKGS := fuse3 libcurl openssl jansson libnghttp2
 
 comma := ,
 SAN ?=
@@ -40,10 +40,11 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	-DKF_VERSION=\"$(VERSION)\" $(WARN) $(HARDEN) $(CFLAGS) \
 	$(PKG_CFLAGS) $(INC) -MMD -MP
-# cloud/ sees only cloud/ headers (it never reaches back into fs/); fs/,
-# the tests and tools see both.
-INC = -Icloud -Ifs
+# cloud/ sees only cloud/ headers (it never reaches back into fs/); fs/
+# sees cloud/; csi/ (the Kubernetes provider), the tests and tools see all.
+INC = -Icloud -Ifs -Icsi
 $(B)/cloud/%.o: INC := -Icloud
+$(B)/fs/%.o: INC := -Icloud -Ifs
 LDFLAGS_ALL = -pie -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 ifneq ($(DEVELOPER),)
 ALL_CFLAGS += -Werror
@@ -57,18 +58,20 @@ endif
 
 CLOUD_SRC := $(wildcard cloud/*.c cloud/*/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
+CSI_SRC := $(filter-out csi/main.c,$(wildcard csi/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOLS := $(TOOL_SRC:tests/tools/%.c=$(B)/tools/%)
 CLOUD_OBJ := $(CLOUD_SRC:%.c=$(B)/%.o)
 FS_OBJ := $(FS_SRC:%.c=$(B)/%.o)
+CSI_OBJ := $(CSI_SRC:%.c=$(B)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(B)/%.o)
 
 .PHONY: all deps ensure-deps run check check-build unit integration lint \
 	install clean fuzz fuzz-build bench stop valgrind format
 .DEFAULT_GOAL := all
 
-all: $(B)/keyfs
+all: $(B)/keyfs $(B)/keyfs-csi-provider
 
 # Install the Debian packages when something is missing (as root), or say
 # exactly what to run.
@@ -105,10 +108,20 @@ $(B)/libkffs.a: $(FS_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(B)/libkfcsi.a: $(CSI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(B)/keyfs: $(B)/fs/main.o $(B)/libkffs.a $(B)/libkfcloud.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
-$(B)/kt: $(UNIT_OBJ) $(B)/libkffs.a $(B)/libkfcloud.a
+# The Secrets Store CSI driver provider: the same cloud/ rooms and value
+# cache (libkffs, libkfcloud) behind a gRPC server (csi/).
+$(B)/keyfs-csi-provider: $(B)/csi/main.o $(B)/libkfcsi.a $(B)/libkffs.a \
+		$(B)/libkfcloud.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(B)/kt: $(UNIT_OBJ) $(B)/libkfcsi.a $(B)/libkffs.a $(B)/libkfcloud.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
 
 # Test drivers: every tests/tools/X.c becomes $(B)/tools/X.
@@ -152,7 +165,7 @@ check: ensure-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-check-build: $(B)/keyfs $(B)/kt $(TOOLS) $(B)/kfbench
+check-build: $(B)/keyfs $(B)/keyfs-csi-provider $(B)/kt $(TOOLS) $(B)/kfbench
 
 unit: $(B)/kt
 	$(B)/kt
@@ -163,17 +176,19 @@ valgrind: $(B)/kt
 		--errors-for-leak-kinds=definite $(B)/kt
 
 PYTEST ?= /usr/bin/python3 -m pytest
-integration: $(B)/keyfs
+integration: $(B)/keyfs $(B)/keyfs-csi-provider
 	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KEYFS_SAN=$(SAN) \
+		KEYFS_CSI_BIN=$(CURDIR)/$(B)/keyfs-csi-provider \
 		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 # Layering and hygiene rules (tests/lint.sh), cppcheck, and the tree
 # formatted by .clang-format (`make format` rewrites it).
-C_TREE = $(shell find cloud fs tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' | sort)
+C_TREE = $(shell find cloud fs csi tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' | sort)
 lint:
 	sh tests/lint.sh
 	cppcheck --quiet --error-exitcode=1 --std=c11 \
-		--suppress=missingIncludeSystem --inline-suppr -Icloud -Ifs cloud fs
+		--suppress=missingIncludeSystem --inline-suppr -Icloud -Ifs -Icsi \
+		cloud fs csi
 	@clang-format --dry-run -Werror $(C_TREE) || { \
 		echo "lint: not formatted by .clang-format; run make format" >&2; \
 		exit 1; }
@@ -182,11 +197,13 @@ lint:
 format:
 	clang-format -i $(C_TREE)
 
-install: $(B)/keyfs
+install: $(B)/keyfs $(B)/keyfs-csi-provider
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin \
 		$(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)/lib/systemd/system
 	install -m 0755 $(B)/keyfs $(DESTDIR)$(PREFIX)/bin/keyfs
+	install -m 0755 $(B)/keyfs-csi-provider \
+		$(DESTDIR)$(PREFIX)/bin/keyfs-csi-provider
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' mount-helpers/mount.keyfs \
 		> $(DESTDIR)/sbin/mount.keyfs
 	chmod 0755 $(DESTDIR)/sbin/mount.keyfs
@@ -211,9 +228,11 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=314 \
 	-fno-sanitize-recover=all $(PKG_CFLAGS) $(INC) -MMD -MP
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
-FUZZ_LIB_OBJ := $(CLOUD_SRC:%.c=$(FUZZ_B)/obj/%.o) $(FS_SRC:%.c=$(FUZZ_B)/obj/%.o)
+FUZZ_LIB_OBJ := $(CLOUD_SRC:%.c=$(FUZZ_B)/obj/%.o) $(FS_SRC:%.c=$(FUZZ_B)/obj/%.o) \
+	$(CSI_SRC:%.c=$(FUZZ_B)/obj/%.o)
 
 $(FUZZ_B)/obj/cloud/%.o: INC := -Icloud
+$(FUZZ_B)/obj/fs/%.o: INC := -Icloud -Ifs
 $(FUZZ_B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
@@ -233,6 +252,7 @@ fuzz: ensure-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_B=$(FUZZ_B) sh tests/fuzz/run.sh \
 		$(FUZZ_TARGETS:$(FUZZ_B)/%=%)
 
--include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(B)/fs/main.d \
+-include $(CLOUD_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(CSI_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) \
+	$(B)/fs/main.d $(B)/csi/main.d \
 	$(TOOL_SRC:%.c=$(B)/%.d) $(FUZZ_LIB_OBJ:.o=.d) \
 	$(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/obj/tests/fuzz/%.d)

@@ -221,6 +221,12 @@ struct kf_provider_desc {
 	 */
 	const char *const *shares;
 	/*
+	 * 1: the provider acts as the role of cfg->aws_chain when one is
+	 * given (aws/, ssm/); the Kubernetes provider builds such providers
+	 * per role.  0: it always uses its own credentials.
+	 */
+	int assumes_role;
+	/*
 	 * Whether the provider is on when -o providers= is not given:
 	 * configuration or credentials exist.  No network I/O.
 	 */

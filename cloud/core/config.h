@@ -15,6 +15,8 @@ struct kf_kv {
 };
 
 /* Settings fs/ passes to every provider. */
+struct kf_aws_chain;
+
 struct kf_config {
 	const char *store;	  /* state directory (exists, 0700) */
 	unsigned timeout;	  /* seconds allowed for one operation */
@@ -22,6 +24,14 @@ struct kf_config {
 	int read_only;		  /* mounted with -o ro */
 	const struct kf_kv *opts; /* provider options, in order given */
 	size_t nopts;
+	/*
+	 * NULL: every provider resolves its own credentials.  Else the
+	 * AWS credential chain the providers whose descriptor says
+	 * assumes_role (aws/, ssm/) use instead: a role assumed with a
+	 * workload's web identity token (the Kubernetes provider's per-pod
+	 * identities).  Borrowed: it outlives the providers.
+	 */
+	struct kf_aws_chain *aws_chain;
 };
 
 /*
