@@ -7,12 +7,14 @@
 #include "audit.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "grpc.h"
 #include "mount.h"
 #include "opts.h"
 #include "setup.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +89,58 @@ static int own_options(int *argc, char **argv, const char **sock,
 		return -1;
 	}
 	return 0;
+}
+
+/* The counters as one JSON line in the log (kill -USR1): Mount
+ * counts, the node cache's counters, cloud calls by operation.  Counts
+ * only, never a path or a value. */
+static void log_stats(struct kf_csi *c)
+{
+	struct kf_buf b;
+	struct kf_cache_stats cs;
+	size_t roles;
+
+	kf_buf_init(&b, 1u << 16);
+	kf_cache_stats(&c->ids.node->fs.cache, &cs);
+	pthread_mutex_lock(&c->ids.lock);
+	roles = c->ids.nroles;
+	pthread_mutex_unlock(&c->ids.lock);
+	if (kf_buf_addf(&b,
+			"{\"mounts\":%llu,\"mount_errors\":%llu,"
+			"\"objects\":%llu,\"changed\":%llu,\"roles\":%zu,"
+			"\"node_cache\":{\"hits\":%llu,\"misses\":%llu,"
+			"\"waits\":%llu,\"stale\":%llu,\"entries\":%llu},"
+			"\"api\":",
+			(unsigned long long)__atomic_load_n(&c->st.mounts,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.mount_errors,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.objects,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.changed,
+							    __ATOMIC_RELAXED),
+			roles, (unsigned long long)cs.hits,
+			(unsigned long long)cs.misses,
+			(unsigned long long)cs.waits,
+			(unsigned long long)cs.stale,
+			(unsigned long long)cs.entries) == 0 &&
+	    kf_stats_json(&b) == 0 && kf_buf_adds(&b, "}") == 0)
+		kf_log(KF_LOG_INFO, "stats: %s", kf_buf_str(&b));
+	kf_buf_release(&b);
+}
+
+/* SIGUSR1 is blocked in every thread; this one waits for it. */
+static void *stats_main(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;)
+		if (sigwait(&set, &sig) == 0)
+			log_stats(arg);
+	return NULL;
 }
 
 static const struct kf_grpc_method methods[] = {
@@ -167,9 +221,15 @@ int main(int argc, char **argv)
 	const char *sock = DEFAULT_SOCKET, *nslist = "";
 	struct kf_err err = KF_ERR_INIT;
 	struct sigaction sa;
+	sigset_t usr1;
+	pthread_t st;
 	int status = 1;
 
 	kf_setup_harden(PROG);
+	/* Before any thread starts: they all inherit the mask. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	if (own_options(&argc, argv, &sock, &nslist) < 0)
 		return 2;
 	if (kf_opts_parse_nomount(argc, argv, &v.o) < 0) {
@@ -197,6 +257,8 @@ int main(int argc, char **argv)
 		sa.sa_handler = on_signal;
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		if (pthread_create(&st, NULL, stats_main, &v.csi) == 0)
+			pthread_detach(st);
 		kf_log(KF_LOG_INFO, "serving %s (%zu provider%s)", sock,
 		       v.csi.ids.node->np, v.csi.ids.node->np == 1 ? "" : "s");
 		if (kf_grpc_server_run(server, &err) == 0)
