@@ -110,7 +110,9 @@ static int check_store(const char *store, const char *mnt, int ro, char *real,
 			"keyfs: warning: store %s is accessible by "
 			"others (mode %04o); chmod 700 recommended\n",
 			tmp, (unsigned)(st.st_mode & 07777));
-	if (realpath(mnt, rmnt)) {
+	/* A /dev/fd/N mountpoint names no path: where its caller mounted it
+	 * (and so whether the store lies inside) is the caller's to check. */
+	if (kf_mountpoint_fd(mnt) < 0 && realpath(mnt, rmnt)) {
 		ml = strlen(rmnt);
 		if (!strcmp(rmnt, tmp) ||
 		    (!strncmp(tmp, rmnt, ml) && (tmp[ml] == '/' || ml == 1))) {
@@ -370,7 +372,13 @@ static int setup_fs(struct keyfs *k)
 	fs->page_cache = !o->read_only && !o->audit && !o->direct_io &&
 			 o->ttl > 0;
 	fs->exact_sizes = o->exact_sizes;
-	if (!realpath(o->mountpoint, fs->mnt)) {
+	/* /dev/fd/N: the string itself (realpath would say /dev/fuse); the
+	 * events file and on_change then name values /dev/fd/N/PATH. */
+	if (kf_mountpoint_fd(o->mountpoint) >= 0) {
+		if (strlen(o->mountpoint) >= sizeof(fs->mnt))
+			return STEP_FAIL;
+		memcpy(fs->mnt, o->mountpoint, strlen(o->mountpoint) + 1);
+	} else if (!realpath(o->mountpoint, fs->mnt)) {
 		fprintf(stderr, "keyfs: %s: %s\n", o->mountpoint,
 			strerror(errno));
 		return STEP_FAIL;
