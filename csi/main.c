@@ -51,6 +51,9 @@ static void usage(FILE *out)
 		"                   all (default: none: only classes with a "
 		"roleArn\n"
 		"                   read aws/ and ssm/ objects)\n"
+		"  --log-level=LEVEL\n"
+		"                   error, warn, info or debug (default: "
+		"info)\n"
 		"  -o OPTIONS       keyfs's provider and cache options "
 		"(providers=,\n"
 		"                   store=, ttl=, max_stale=, timeout=, log=, "
@@ -64,7 +67,7 @@ static void usage(FILE *out)
 
 /* Our own options out of argv; the rest (keyfs options) stays. */
 static int own_options(int *argc, char **argv, const char **sock,
-		       const char **nslist)
+		       const char **nslist, const char **level)
 {
 	int out = 1;
 
@@ -75,8 +78,11 @@ static int own_options(int *argc, char **argv, const char **sock,
 			*sock = a + 9;
 		else if (!strncmp(a, "--node-identity-namespaces=", 27))
 			*nslist = a + 27;
+		else if (!strncmp(a, "--log-level=", 12))
+			*level = a + 12;
 		else if (!strcmp(a, "--socket") ||
-			 !strcmp(a, "--node-identity-namespaces")) {
+			 !strcmp(a, "--node-identity-namespaces") ||
+			 !strcmp(a, "--log-level")) {
 			fprintf(stderr, PROG ": %s needs =VALUE\n", a);
 			return -1;
 		} else
@@ -86,6 +92,13 @@ static int own_options(int *argc, char **argv, const char **sock,
 	argv[out] = NULL;
 	if (!**sock) {
 		fprintf(stderr, PROG ": --socket needs a path\n");
+		return -1;
+	}
+	if (*level && kf_log_level_parse(*level) < 0) {
+		fprintf(stderr,
+			PROG ": --log-level=%s: use error, warn, info or "
+			     "debug\n",
+			*level);
 		return -1;
 	}
 	return 0;
@@ -218,7 +231,7 @@ static void finish(struct prov *v)
 int main(int argc, char **argv)
 {
 	static struct prov v;
-	const char *sock = DEFAULT_SOCKET, *nslist = "";
+	const char *sock = DEFAULT_SOCKET, *nslist = "", *level = NULL;
 	struct kf_err err = KF_ERR_INIT;
 	struct sigaction sa;
 	sigset_t usr1;
@@ -230,7 +243,8 @@ int main(int argc, char **argv)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-	if (own_options(&argc, argv, &sock, &nslist) < 0)
+	kf_log_set_prog(PROG);
+	if (own_options(&argc, argv, &sock, &nslist, &level) < 0)
 		return 2;
 	if (kf_opts_parse_nomount(argc, argv, &v.o) < 0) {
 		fprintf(stderr, PROG ": %s\n(try " PROG " --help)\n",
@@ -247,9 +261,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	kf_log_set_level(v.o.debug ? KF_LOG_DEBUG : KF_LOG_INFO);
-	if (v.o.log_level)
-		kf_log_set_level(
-			(enum kf_log_level)kf_log_level_parse(v.o.log_level));
+	if (v.o.log_level || level)
+		kf_log_set_level((enum kf_log_level)kf_log_level_parse(
+			level ? level : v.o.log_level));
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL); /* a pod gone mid-answer */
