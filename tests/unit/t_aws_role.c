@@ -410,6 +410,8 @@ KT_TEST(aws_role_refresh_uses_newest_token)
 	kf_aws_chain_free(c);
 }
 
+static pthread_barrier_t start;
+
 struct offer_arg {
 	struct kf_aws_chain *c;
 	const char *tok;
@@ -421,11 +423,12 @@ static void *offer_thread(void *p)
 	struct offer_arg *a = p;
 	struct kf_err err = KF_ERR_INIT;
 
+	pthread_barrier_wait(&start);
 	a->rc = offer(a->c, a->tok, &err);
 	return NULL;
 }
 
-/* n threads offer toks[i % ntoks] at once; returns how many failed. */
+/* n threads (at most 16) offer toks[i % ntoks] at once; returns how many failed. */
 static int offer_all(struct kf_aws_chain *c, const char *const *toks,
 		     size_t ntoks, size_t n)
 {
@@ -433,6 +436,7 @@ static int offer_all(struct kf_aws_chain *c, const char *const *toks,
 	struct offer_arg a[16];
 	int failed = 0;
 
+	pthread_barrier_init(&start, NULL, (unsigned)n);
 	for (size_t i = 0; i < n; i++) {
 		a[i].c = c;
 		a[i].tok = toks[i % ntoks];
@@ -443,6 +447,7 @@ static int offer_all(struct kf_aws_chain *c, const char *const *toks,
 		pthread_join(th[i], NULL);
 		failed += a[i].rc != 0;
 	}
+	pthread_barrier_destroy(&start);
 	return failed;
 }
 
@@ -454,7 +459,7 @@ KT_TEST(aws_role_concurrent_offers_share_one_call)
 	struct kf_err err = KF_ERR_INIT;
 
 	rf_reset(200, NULL, 3600);
-	rf.delay_ms = 150;
+	rf.delay_ms = 400; /* all 16 arrive meanwhile */
 	KT_EQ_INT(offer_all(c, one, 1, 16), 0);
 	KT_EQ_INT(rf.calls, 1);
 	kf_aws_chain_free(c);
@@ -462,7 +467,7 @@ KT_TEST(aws_role_concurrent_offers_share_one_call)
 	/* two tokens: one call each, concurrently */
 	c = role_chain(NULL);
 	rf_reset(200, NULL, 3600);
-	rf.delay_ms = 150;
+	rf.delay_ms = 400; /* all 16 arrive meanwhile */
 	KT_EQ_INT(offer_all(c, two, 2, 16), 0);
 	KT_EQ_INT(rf.calls, 2);
 	kf_aws_chain_free(c);
@@ -470,7 +475,7 @@ KT_TEST(aws_role_concurrent_offers_share_one_call)
 	/* a refusal is shared by the offers waiting for it */
 	c = role_chain(NULL);
 	rf_reset(403, "AccessDenied", 3600);
-	rf.delay_ms = 150;
+	rf.delay_ms = 400; /* all 16 arrive meanwhile */
 	KT_EQ_INT(offer_all(c, one, 1, 16), 16);
 	KT_EQ_INT(rf.calls, 1);
 	KT_EQ_INT(offer(c, TOK_A, &err), -1);
