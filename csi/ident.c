@@ -36,15 +36,10 @@ static void ident_free(struct kf_csi_ident *id)
 	free(id);
 }
 
-/* Providers, tree and cache of a new identity (cfg names its chain). */
-static int ident_build(struct kf_csi_ident *id, const struct kf_opts *o,
-		       const char *list, const struct kf_config *cfg,
+/* The tree and cache of an identity whose providers are made. */
+static int ident_cache(struct kf_csi_ident *id, const struct kf_opts *o,
 		       struct kf_err *err)
 {
-	kf_fs_init(&id->fs);
-	if (kf_setup_providers(list, cfg, id->provs, KF_CSI_MAX_PROVIDERS,
-			       &id->np, err) < 0)
-		return -1;
 	id->fs.tree.providers = id->provs;
 	id->fs.tree.n = id->np;
 	id->fs.ttl = o->ttl;
@@ -53,6 +48,17 @@ static int ident_build(struct kf_csi_ident *id, const struct kf_opts *o,
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	id->cache_on = 1;
 	return 0;
+}
+
+/* Providers, tree and cache of a new identity (cfg names its chain). */
+static int ident_build(struct kf_csi_ident *id, const struct kf_opts *o,
+		       const char *list, const struct kf_config *cfg,
+		       struct kf_err *err)
+{
+	if (kf_setup_providers(list, cfg, id->provs, KF_CSI_MAX_PROVIDERS,
+			       &id->np, err) < 0)
+		return -1;
+	return ident_cache(id, o, err);
 }
 
 /* Start background work of id's providers (after the process is set). */
@@ -67,11 +73,62 @@ static int ident_start(struct kf_csi_ident *id, struct kf_err *err)
 	return 0;
 }
 
+/* Append name to the role list ("aws,ssm"). */
+static int role_list_add(struct kf_csi_idents *s, const char *name,
+			 struct kf_err *err)
+{
+	size_t used = strlen(s->role_list);
+	int m = snprintf(s->role_list + used, sizeof(s->role_list) - used,
+			 "%s%s", used ? "," : "", name);
+
+	if (m < 0 || (size_t)m >= sizeof(s->role_list) - used)
+		return kf_fail(err, KF_E_RANGE, "too many providers");
+	return 0;
+}
+
+/*
+ * The node's providers, one at a time: one that can act as a role but
+ * finds no working credentials of the node's own (a pod without the
+ * node's instance role, say) is left out of the node's identity with a
+ * warning and still serves classes with a roleArn; any other failure
+ * stops the start.
+ */
+static int node_providers(struct kf_csi_idents *s, struct kf_csi_ident *node,
+			  struct kf_err *err)
+{
+	const char *list = s->o->providers;
+
+	if (list && kf_setup_check_names(list, err) < 0)
+		return -1;
+	for (size_t i = 0; kf_provider_table[i]; i++) {
+		const struct kf_provider_desc *d = kf_provider_table[i];
+		size_t one = 0;
+
+		if (!kf_setup_wanted(list, d, &s->cfg) ||
+		    node->np == KF_CSI_MAX_PROVIDERS)
+			continue;
+		if (d->assumes_role && role_list_add(s, d->name, err) < 0)
+			return -1;
+		kf_err_clear(err);
+		if (kf_setup_providers(d->name, &s->cfg, node->provs + node->np,
+				       1, &one, err) == 0) {
+			node->np += one;
+			continue;
+		}
+		if (!d->assumes_role || err->code == KF_E_NOMEM)
+			return -1;
+		kf_log(KF_LOG_WARN,
+		       "%s (the node's own credentials): %s/ objects are "
+		       "served only to classes with a roleArn",
+		       err->msg, d->name);
+	}
+	return 0;
+}
+
 int kf_csi_idents_init(struct kf_csi_idents *s, const struct kf_opts *o,
 		       const char *store, struct kf_err *err)
 {
 	struct kf_csi_ident *node = calloc(1, sizeof(*node));
-	size_t used = 0;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
@@ -83,22 +140,36 @@ int kf_csi_idents_init(struct kf_csi_idents *s, const struct kf_opts *o,
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	node->state = KF_CSI_READY;
 	s->node = node;
-	if (ident_build(node, o, o->providers, &s->cfg, err) < 0)
+	kf_fs_init(&node->fs);
+	if (node_providers(s, node, err) < 0)
 		return -1;
-	for (size_t i = 0; i < node->np; i++) {
-		const struct kf_provider_desc *d =
-			kf_provider_find(node->provs[i]->name);
-		int m;
+	return ident_cache(node, o, err);
+}
 
-		if (!d || !d->assumes_role)
-			continue;
-		m = snprintf(s->role_list + used, sizeof(s->role_list) - used,
-			     "%s%s", used ? "," : "", d->name);
-		if (m < 0 || (size_t)m >= sizeof(s->role_list) - used)
-			return kf_fail(err, KF_E_RANGE, "too many providers");
-		used += (size_t)m;
+int kf_csi_provider_state(struct kf_csi_idents *s, const char *path)
+{
+	struct kf_provider *p;
+	const char *rel;
+	char name[64];
+	size_t n;
+
+	if (kf_tree_route(&s->node->fs.tree, path, &p, &rel) == 0 && p)
+		return 0;
+	path += *path == '/';
+	n = strcspn(path, "/");
+	if (n == 0 || n >= sizeof(name))
+		return -1;
+	memcpy(name, path, n);
+	name[n] = '\0';
+	for (const char *l = s->role_list; *l;) {
+		size_t k = strcspn(l, ",");
+
+		if (k == n && !strncmp(l, name, n))
+			return 1;
+		l += k;
+		l += *l == ',';
 	}
-	return 0;
+	return -1;
 }
 
 struct kf_csi_ident *kf_csi_idents_node(struct kf_csi_idents *s)
@@ -233,6 +304,7 @@ static struct kf_csi_ident *get_locked(struct kf_csi_idents *s,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		return NULL;
 	}
+	kf_fs_init(&id->fs);
 	id->state = KF_CSI_CREATING;
 	id->refs = 1;
 	s->roles[s->nroles++] = id;

@@ -41,7 +41,8 @@ struct kf_csi_idents {
 	pthread_cond_t cond; /* an identity left CREATING; uses lock */
 	const struct kf_opts *o;
 	struct kf_config cfg; /* the node's; roles copy it with a chain */
-	char role_list[256];  /* providers acting as roles: "aws,ssm" */
+	char role_list[256];  /* providers acting as roles: "aws,ssm",
+			       * whether or not the node's identity has them */
 	struct kf_csi_ident *node;
 	struct kf_csi_ident *roles[KF_CSI_MAX_ROLES]; /* protected by lock */
 	size_t nroles;				      /* protected by lock */
@@ -85,6 +86,13 @@ int kf_csi_ident_role(struct kf_csi_idents *s, const char *role,
 
 /* Drop a reference from kf_csi_ident_role.  Accepts NULL. */
 void kf_csi_ident_put(struct kf_csi_idents *s, struct kf_csi_ident *id);
+
+/*
+ * What the node has of the provider path ("/aws/...") names: 0 the
+ * node's identity serves it, 1 only roles do (it acts as a role but the
+ * node's own credentials failed at start), -1 it is not configured.
+ */
+int kf_csi_provider_state(struct kf_csi_idents *s, const char *path);
 
 /* Whether the provider that path ("/aws/...") names acts as a role. */
 int kf_csi_path_assumes_role(const char *path);

@@ -43,12 +43,14 @@ struct obj {
 	char path[KF_MAX_PATH]; /* "/PROVIDER/..." as routed */
 	char file[KF_MAX_PATH];
 	unsigned mode;
+	int state; /* kf_csi_provider_state */
 	int as_role;
 	struct kf_secret *val;
 };
 
 /* One Mount being served. */
 struct mreq {
+	struct kf_csi *c;
 	struct kf_pb_mount_req pb;
 	json_t *attrs, *secrets, *tokens;
 	const char *ns, *pod, *role, *audience;
@@ -247,6 +249,14 @@ static int parse_object(struct mreq *r, size_t i, json_t *j, struct obj *o)
 		       r->who, i);
 		return -1;
 	}
+	o->state = kf_csi_provider_state(&r->c->ids, o->path);
+	if (o->state < 0) {
+		kf_log(KF_LOG_WARN,
+		       "mount %s: objects[%zu]: %s names no provider of "
+		       "this node",
+		       r->who, i, path);
+		return -1;
+	}
 	o->as_role = r->role && kf_csi_path_assumes_role(o->path);
 	return 0;
 }
@@ -424,6 +434,14 @@ static enum code identities(struct kf_csi *c, struct mreq *r)
 				 "; name a roleArn");
 		return C_DENIED;
 	}
+	for (size_t i = 0; i < r->n; i++)
+		if (!r->objs[i].as_role && r->objs[i].state == 1) {
+			kf_log(KF_LOG_WARN,
+			       "mount %s: %s: the node's own credentials do "
+			       "not work for this provider; name a roleArn",
+			       r->who, r->objs[i].path + 1);
+			return C_DENIED;
+		}
 	if (!need_role)
 		return C_OK;
 	tok = find_token(r, &n);
@@ -539,6 +557,7 @@ int kf_csi_mount(void *ctx, const unsigned char *msg, size_t len,
 	int rc;
 
 	memset(&r, 0, sizeof(r));
+	r.c = c;
 	(void)snprintf(r.who, sizeof(r.who), "?");
 	if (kf_pb_mount_req_decode(msg, len, &r.pb, &err) < 0) {
 		(void)snprintf(status_msg, n, "MountRequest: %s", err.msg);

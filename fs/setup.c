@@ -149,8 +149,7 @@ static int listed(const char *list, const char *name)
 	return 0;
 }
 
-/* A name of the list that is not built in: -1 with *err naming it. */
-static int check_names(const char *list, struct kf_err *err)
+int kf_setup_check_names(const char *list, struct kf_err *err)
 {
 	char known[256] = "";
 	size_t used = 0;
@@ -184,6 +183,12 @@ static int check_names(const char *list, struct kf_err *err)
 	return 0;
 }
 
+int kf_setup_wanted(const char *list, const struct kf_provider_desc *d,
+		    const struct kf_config *cfg)
+{
+	return list ? listed(list, d->name) : d->detect(cfg);
+}
+
 /* "NAME: why" in *err, with NAME once even when the message has it. */
 static int provider_failed(const char *name, struct kf_err *err)
 {
@@ -205,12 +210,12 @@ int kf_setup_providers(const char *list, const struct kf_config *cfg,
 		       struct kf_err *err)
 {
 	*np = 0;
-	if (list && check_names(list, err) < 0)
+	if (list && kf_setup_check_names(list, err) < 0)
 		return -1;
 	for (size_t i = 0; kf_provider_table[i] && *np < max; i++) {
 		const struct kf_provider_desc *d = kf_provider_table[i];
 
-		if (list ? !listed(list, d->name) : !d->detect(cfg))
+		if (!kf_setup_wanted(list, d, cfg))
 			continue;
 		kf_err_clear(err);
 		if (d->create(cfg, &provs[*np], err) < 0) {

@@ -44,6 +44,17 @@ int kf_setup_providers(const char *list, const struct kf_config *cfg,
 		       struct kf_provider **provs, size_t max, size_t *np,
 		       struct kf_err *err);
 
+/*
+ * Whether provider d is to be created for list (NULL: when its detect()
+ * finds configuration or credentials).  The names of list must have
+ * been checked by kf_setup_providers or kf_setup_check_names.
+ */
+int kf_setup_wanted(const char *list, const struct kf_provider_desc *d,
+		    const struct kf_config *cfg);
+
+/* 0 when every name of list is built in, else -1 with *err naming it. */
+int kf_setup_check_names(const char *list, struct kf_err *err);
+
 /* Warn on stderr ("PROG: warning: ...") about provider options given
  * for a provider that is not among provs. */
 void kf_setup_warn_unused(const char *prog, const struct kf_opts *o,
