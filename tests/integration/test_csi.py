@@ -360,7 +360,7 @@ def make_store_values(world):
                         ("local", os.path.join(lk, "lval"))):
             try:
                 text = os.getxattr(p, "user.keyfs.versions").decode()
-                vers[name] = text.splitlines()[0].split(" ")[0]
+                vers[name] = text.split(" ")[0] if text.strip() else ""
             except OSError:
                 vers[name] = ""
     finally:
