@@ -92,17 +92,15 @@ static void comm_of(pid_t pid, char *out, size_t outlen)
 	esc(buf, out, outlen);
 }
 
-void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
-		  const char *op, const char *path, int result,
-		  const char *version)
+/* One line: time, who (already escaped), op, path, result, version. */
+static void audit_line(struct kf_audit *a, const char *who, const char *op,
+		       const char *path, int result, const char *version)
 {
-	char line[6000], epath[4200], comm[80], when[32], res[48], ever[300];
+	char line[6000], epath[4200], when[32], res[48], ever[300];
 	struct timespec ts;
 	struct tm tm;
 	int n;
 
-	if (!a)
-		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -115,7 +113,6 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	} else {
 		ever[0] = '\0';
 	}
-	comm_of(pid, comm, sizeof(comm));
 	/* Log text: an errno name cut short is still a name. */
 	if (result == 0)
 		(void)snprintf(res, sizeof(res), "ok");
@@ -125,10 +122,8 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 				       strerrorname_np(-result) :
 				       "?");
 	n = snprintf(line, sizeof(line),
-		     "%s.%03ldZ uid=%u gid=%u pid=%d comm=\"%s\" op=%s "
-		     "path=\"%s\" result=%s%s\n",
-		     when, ts.tv_nsec / 1000000, (unsigned)uid, (unsigned)gid,
-		     (int)pid, comm, op, epath, res, ever);
+		     "%s.%03ldZ %s op=%s path=\"%s\" result=%s%s\n", when,
+		     ts.tv_nsec / 1000000, who, op, epath, res, ever);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line))
@@ -139,6 +134,35 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 	} else if (write(a->fd, line, (size_t)n) < 0) {
 		/* Nothing sensible to do; the daemon's log would say it. */
 	}
+}
+
+void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
+		  const char *op, const char *path, int result,
+		  const char *version)
+{
+	char who[200], comm[80];
+
+	if (!a)
+		return;
+	comm_of(pid, comm, sizeof(comm));
+	(void)snprintf(who, sizeof(who), "uid=%u gid=%u pid=%d comm=\"%s\"",
+		       (unsigned)uid, (unsigned)gid, (int)pid, comm);
+	audit_line(a, who, op, path, result, version);
+}
+
+void kf_audit_log_pod(struct kf_audit *a, const char *ns, const char *pod,
+		      const char *op, const char *path, int result,
+		      const char *version)
+{
+	char who[600], ens[260], epod[260];
+
+	if (!a)
+		return;
+	esc(ns ? ns : "", ens, sizeof(ens));
+	esc(pod ? pod : "", epod, sizeof(epod));
+	(void)snprintf(who, sizeof(who), "namespace=\"%s\" pod=\"%s\"", ens,
+		       epod);
+	audit_line(a, who, op, path, result, version);
 }
 
 void kf_audit_close(struct kf_audit *a)

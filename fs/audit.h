@@ -27,6 +27,15 @@ void kf_audit_log(struct kf_audit *a, uid_t uid, gid_t gid, pid_t pid,
 		  const char *op, const char *path, int result,
 		  const char *version);
 
+/*
+ * As kf_audit_log for a reader that is no local process: a pod served by
+ * keyfs-csi-provider, named by namespace and pod name (both escaped) in
+ * place of uid, gid, pid and process name.
+ */
+void kf_audit_log_pod(struct kf_audit *a, const char *ns, const char *pod,
+		      const char *op, const char *path, int result,
+		      const char *version);
+
 /* Accepts NULL. */
 void kf_audit_close(struct kf_audit *a);
 

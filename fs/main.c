@@ -6,9 +6,7 @@
  * thread starts before the process has daemonized.
  */
 #include "audit.h"
-#include "iobuf.h"
 #include "errmap.h"
-#include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "mountpoint.h"
@@ -16,10 +14,10 @@
 #include "ops.h"
 #include "opts.h"
 #include "refresh.h"
+#include "setup.h"
 #include "watch.h"
 #include "provider.h"
 #include "core/secret.h"
-#include "core/json.h"
 
 #include <errno.h>
 #include <fuse.h>
@@ -29,103 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void harden(void)
-{
-	struct rlimit no = { 0, 0 };
-
-	/* First of all, before OpenSSL allocates anything: it frees through
-	 * a wiping free.  And a fixed mmap threshold, which makes every
-	 * read's reply buffer a mapping of its own (fs/iobuf.h). */
-	if (kf_crypto_mem_init() < 0)
-		fprintf(stderr, "keyfs: warning: OpenSSL's memory is not "
-				"wiped when freed\n");
-	if (kf_iobuf_init() < 0)
-		fprintf(stderr, "keyfs: warning: cannot fix the malloc mmap "
-				"threshold; read buffers may be reused "
-				"unwiped\n");
-	/* No core dumps, no ptrace by same-uid processes. */
-	setrlimit(RLIMIT_CORE, &no);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	umask(077);
-	kf_json_init();
-}
-
-/* mkdir -p with mode 0700 for the missing parts. */
-static int mkdirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* The store must exist (created 0700), be writable unless ro, and lie
- * outside the mountpoint: the daemon never reads its own mount. */
-static int check_store(const char *store, const char *mnt, int ro, char *real,
-		       size_t reallen)
-{
-	char rmnt[PATH_MAX], tmp[PATH_MAX];
-	struct stat st;
-	size_t ml;
-
-	/* Created even for -o ro (a read-only mount of a new store simply
-	 * has nothing stored yet); only a writable mount insists. */
-	if (mkdirs(store) < 0 && !ro) {
-		fprintf(stderr, "keyfs: cannot create store %s: %s\n", store,
-			strerror(errno));
-		return -1;
-	}
-	if (!realpath(store, tmp) || stat(tmp, &st) < 0 ||
-	    !S_ISDIR(st.st_mode)) {
-		fprintf(stderr,
-			"keyfs: store %s is not a usable directory: %s\n",
-			store, strerror(errno ? errno : ENOTDIR));
-		return -1;
-	}
-	if (!ro && access(tmp, W_OK | X_OK) < 0) {
-		fprintf(stderr, "keyfs: store %s is not writable: %s\n", tmp,
-			strerror(errno));
-		return -1;
-	}
-	if (st.st_mode & 077)
-		fprintf(stderr,
-			"keyfs: warning: store %s is accessible by "
-			"others (mode %04o); chmod 700 recommended\n",
-			tmp, (unsigned)(st.st_mode & 07777));
-	if (realpath(mnt, rmnt)) {
-		ml = strlen(rmnt);
-		if (!strcmp(rmnt, tmp) ||
-		    (!strncmp(tmp, rmnt, ml) && (tmp[ml] == '/' || ml == 1))) {
-			fprintf(stderr,
-				"keyfs: store %s must not be inside the "
-				"mountpoint %s\n",
-				tmp, rmnt);
-			return -1;
-		}
-	}
-	if (strlen(tmp) >= reallen)
-		return -1;
-	memcpy(real, tmp, strlen(tmp) + 1);
-	return 0;
-}
 
 static int check_mountpoint(const char *mnt)
 {
@@ -136,56 +39,6 @@ static int check_mountpoint(const char *mnt)
 		return -1;
 	}
 	return 0;
-}
-
-/*
- * Call fn for each name of a comma- or colon-separated list; stops at and
- * returns the first non-zero result.
- */
-static int each_name(const char *list,
-		     int (*fn)(void *ctx, const char *name, size_t n),
-		     void *ctx)
-{
-	for (const char *p = list; *p;) {
-		size_t l = strcspn(p, ",:");
-		int rc = fn(ctx, p, l);
-
-		if (rc)
-			return rc;
-		p += l;
-		if (*p)
-			p++;
-	}
-	return 0;
-}
-
-static int is_name(void *ctx, const char *name, size_t n)
-{
-	const char *want = ctx;
-
-	return strlen(want) == n && !strncmp(name, want, n);
-}
-
-/* A name of -o providers= that is not built in: say so, stop. */
-static int unknown_name(void *ctx, const char *p, size_t l)
-{
-	const char *list = ctx;
-	char name[64];
-
-	if (l > 0 && l < sizeof(name)) {
-		memcpy(name, p, l);
-		name[l] = '\0';
-		if (kf_provider_find(name))
-			return 0;
-	}
-	fprintf(stderr,
-		"keyfs: providers=%s: unknown provider '%.*s' "
-		"(built in:",
-		list, (int)l, p);
-	for (size_t i = 0; kf_provider_table[i]; i++)
-		fprintf(stderr, " %s", kf_provider_table[i]->name);
-	fprintf(stderr, ")\n");
-	return -1;
 }
 
 /* Everything the start-up ladder builds, torn down by finish(). */
@@ -251,8 +104,9 @@ static int check_paths(struct keyfs *k)
 			return STEP_FAIL;
 		}
 	}
-	if (check_store(k->o.store ? k->o.store : k->defstore, k->o.mountpoint,
-			k->o.read_only, k->store, sizeof(k->store)) < 0)
+	if (kf_setup_store("keyfs", k->o.store ? k->o.store : k->defstore,
+			   k->o.mountpoint, k->o.read_only, k->store,
+			   sizeof(k->store)) < 0)
 		return STEP_FAIL;
 	return STEP_NEXT;
 }
@@ -269,49 +123,6 @@ static int init_http(struct keyfs *k)
 	return STEP_NEXT;
 }
 
-/* Warn about options given for a provider that is not mounted. */
-/* Whether the provider named name also reads option key. */
-static int shares(const char *name, const char *key)
-{
-	const struct kf_provider_desc *d = kf_provider_find(name);
-
-	for (size_t i = 0; d && d->shares && d->shares[i]; i++)
-		if (!strcmp(d->shares[i], key))
-			return 1;
-	return 0;
-}
-
-static void warn_unused_options(struct keyfs *k)
-{
-	for (size_t i = 0; i < k->o.nkv; i++) {
-		const struct kf_provider_desc *d =
-			kf_provider_for_option(k->o.kv[i].key);
-		int on = 0;
-
-		for (size_t j = 0; j < k->np; j++)
-			if ((d && !strcmp(k->provs[j]->name, d->name)) ||
-			    shares(k->provs[j]->name, k->o.kv[i].key))
-				on = 1;
-		if (!on)
-			fprintf(stderr,
-				"keyfs: warning: option %s is for %s/, "
-				"which is not mounted\n",
-				k->o.kv[i].key, d ? d->name : "?");
-	}
-}
-
-/* "keyfs: NAME: why", with NAME once even when the message has it. */
-static void provider_failed(const char *name, const struct kf_err *err)
-{
-	const char *msg = err->msg[0] ? err->msg : kf_code_name(err->code);
-	size_t n = strlen(name);
-
-	if (!strncmp(msg, name, n) && !strncmp(msg + n, ": ", 2))
-		fprintf(stderr, "keyfs: %s\n", msg);
-	else
-		fprintf(stderr, "keyfs: %s: %s\n", name, msg);
-}
-
 /*
  * Create the providers asked for with -o providers=, or those whose
  * configuration or credentials are found; each checks its configuration
@@ -320,32 +131,15 @@ static void provider_failed(const char *name, const struct kf_err *err)
 static int create_providers(struct keyfs *k)
 {
 	struct kf_err err = KF_ERR_INIT;
-	const char *list = k->o.providers;
 
-	k->cfg.store = k->store;
-	k->cfg.timeout = k->o.timeout;
-	k->cfg.ttl = k->o.ttl;
-	k->cfg.read_only = k->o.read_only;
-	k->cfg.opts = k->o.kv;
-	k->cfg.nopts = k->o.nkv;
-	if (list && each_name(list, unknown_name, (void *)list) < 0)
+	kf_setup_config(&k->o, k->store, &k->cfg);
+	if (kf_setup_providers(k->o.providers, &k->cfg, k->provs,
+			       sizeof(k->provs) / sizeof(k->provs[0]), &k->np,
+			       &err) < 0) {
+		fprintf(stderr, "keyfs: %s\n", err.msg);
 		return STEP_FAIL;
-	for (size_t i = 0; kf_provider_table[i]; i++) {
-		const struct kf_provider_desc *d = kf_provider_table[i];
-
-		if (list ? !each_name(list, is_name, (void *)d->name) :
-			   !d->detect(&k->cfg))
-			continue;
-		if (k->np == sizeof(k->provs) / sizeof(k->provs[0]))
-			break;
-		kf_err_clear(&err);
-		if (d->create(&k->cfg, &k->provs[k->np], &err) < 0) {
-			provider_failed(d->name, &err);
-			return STEP_FAIL;
-		}
-		k->np++;
 	}
-	warn_unused_options(k);
+	kf_setup_warn_unused("keyfs", &k->o, k->provs, k->np);
 	return STEP_NEXT;
 }
 
@@ -526,7 +320,7 @@ int main(int argc, char **argv)
 
 	k.args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 	k.status = 1;
-	harden();
+	kf_setup_harden("keyfs");
 	kf_fs_init(&k.fs);
 	for (size_t i = 0; i < sizeof(ladder) / sizeof(ladder[0]); i++)
 		if (ladder[i](&k) != STEP_NEXT)

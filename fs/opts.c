@@ -323,6 +323,43 @@ static int positional(struct kf_opts *o, const char *arg)
 	return o->mountpoint ? 0 : -1;
 }
 
+/* Options that only mean something to a mount. */
+static int mount_only(const char *templ)
+{
+	static const char *const only[] = {
+		"threads=",    "uid=",	     "gid=",	    "umask=",
+		"ro",	       "rw",	     "allow_other", "direct_io",
+		"exact_sizes", "watch_max=", "on_change=",  NULL,
+	};
+
+	for (size_t i = 0; only[i]; i++)
+		if (!strcmp(only[i], templ))
+			return 1;
+	return 0;
+}
+
+/* What a program that mounts nothing makes of a word. */
+static int proc_nomount(struct kf_opts *o, char **list, const char *arg,
+			int key)
+{
+	int rc;
+
+	if (key >= 0 && (size_t)key < NOPTS) {
+		if (mount_only(opt_table[key].templ))
+			return bad(o,
+				   "%s is an option of keyfs mounts, not "
+				   "of this program",
+				   arg);
+		return apply(o, &opt_table[key], arg) < 0 ? -1 : 0;
+	}
+	if (key == FUSE_OPT_KEY_NONOPT)
+		return bad(o, "unexpected argument '%s'", arg);
+	rc = key == FUSE_OPT_KEY_OPT ? other_option(o, list, arg) : 1;
+	if (rc == 1)
+		return bad(o, "unknown option '%s'", arg);
+	return rc;
+}
+
 static int proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct kf_opts *o = data;
@@ -330,6 +367,8 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *out)
 
 	(void)out;
 	o->list_open = NULL;
+	if (o->no_mount)
+		return proc_nomount(o, list, arg, key);
 	if (key >= 0 && (size_t)key < NOPTS)
 		return apply(o, &opt_table[key], arg);
 	if (key == FUSE_OPT_KEY_NONOPT)
@@ -339,7 +378,7 @@ static int proc(void *data, const char *arg, int key, struct fuse_args *out)
 	return 1;
 }
 
-int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
+static int parse(struct fuse_args *args, struct kf_opts *o, int no_mount)
 {
 	struct fuse_opt spec[NOPTS + 1];
 	int rc;
@@ -350,6 +389,7 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 	}
 	spec[NOPTS] = (struct fuse_opt)FUSE_OPT_END;
 	memset(o, 0, sizeof(*o));
+	o->no_mount = no_mount;
 	o->timeout = 30;
 	o->threads = 16;
 	o->ttl = 300;
@@ -365,9 +405,23 @@ int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
 		return bad(o, "invalid command line");
 	if (o->errbuf[0])
 		return -1;
-	if (!o->show_help && !o->show_version && !o->mountpoint)
+	if (!no_mount && !o->show_help && !o->show_version && !o->mountpoint)
 		return bad(o, "no mountpoint given");
 	return 0;
+}
+
+int kf_opts_parse(struct fuse_args *args, struct kf_opts *o)
+{
+	return parse(args, o, 0);
+}
+
+int kf_opts_parse_nomount(int argc, char **argv, struct kf_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int rc = parse(&args, o, 1);
+
+	fuse_opt_free_args(&args);
+	return rc;
 }
 
 void kf_opts_release(struct kf_opts *o)

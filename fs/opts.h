@@ -40,6 +40,8 @@ struct kf_opts {
 	int allow_other;  /* passed to the kernel */
 	struct kf_kv *kv; /* provider options */
 	size_t nkv;
+	int no_mount;	  /* a program that mounts nothing (see
+			   * kf_opts_parse_nomount) */
 	char errbuf[256]; /* first parse error */
 	char **list_open; /* parser state: the list option (providers=)
 				 * a bare provider name continues, or NULL */
@@ -51,6 +53,16 @@ struct kf_opts {
  * message in o->errbuf.
  */
 int kf_opts_parse(struct fuse_args *args, struct kf_opts *o);
+
+/*
+ * Parse argv (argv[0] is the program) for a program that mounts nothing
+ * (keyfs-csi-provider): the same options, provider options included, and
+ * the same defaults; a positional argument, an option only a mount has
+ * (uid, gid, umask, ro, allow_other, direct_io, exact_sizes, threads,
+ * watch_max, on_change) or an option keyfs does not know is an error.
+ * Returns 0, or -1 with the message in o->errbuf.
+ */
+int kf_opts_parse_nomount(int argc, char **argv, struct kf_opts *o);
 
 /* Free what kf_opts_parse allocated. */
 void kf_opts_release(struct kf_opts *o);
