@@ -208,6 +208,8 @@ install: $(B)/keyfs $(B)/keyfs-csi-provider
 		> $(DESTDIR)/sbin/mount.keyfs
 	chmod 0755 $(DESTDIR)/sbin/mount.keyfs
 	install -m 0644 docs/keyfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/keyfs.1
+	install -m 0644 docs/keyfs-csi-provider.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/keyfs-csi-provider.1
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' mount-helpers/keyfs@.service \
 		> $(DESTDIR)/lib/systemd/system/keyfs@.service
 

@@ -7,12 +7,14 @@
 #include "audit.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "grpc.h"
 #include "mount.h"
 #include "opts.h"
 #include "setup.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +51,9 @@ static void usage(FILE *out)
 		"                   all (default: none: only classes with a "
 		"roleArn\n"
 		"                   read aws/ and ssm/ objects)\n"
+		"  --log-level=LEVEL\n"
+		"                   error, warn, info or debug (default: "
+		"info)\n"
 		"  -o OPTIONS       keyfs's provider and cache options "
 		"(providers=,\n"
 		"                   store=, ttl=, max_stale=, timeout=, log=, "
@@ -62,7 +67,7 @@ static void usage(FILE *out)
 
 /* Our own options out of argv; the rest (keyfs options) stays. */
 static int own_options(int *argc, char **argv, const char **sock,
-		       const char **nslist)
+		       const char **nslist, const char **level)
 {
 	int out = 1;
 
@@ -73,8 +78,11 @@ static int own_options(int *argc, char **argv, const char **sock,
 			*sock = a + 9;
 		else if (!strncmp(a, "--node-identity-namespaces=", 27))
 			*nslist = a + 27;
+		else if (!strncmp(a, "--log-level=", 12))
+			*level = a + 12;
 		else if (!strcmp(a, "--socket") ||
-			 !strcmp(a, "--node-identity-namespaces")) {
+			 !strcmp(a, "--node-identity-namespaces") ||
+			 !strcmp(a, "--log-level")) {
 			fprintf(stderr, PROG ": %s needs =VALUE\n", a);
 			return -1;
 		} else
@@ -86,7 +94,66 @@ static int own_options(int *argc, char **argv, const char **sock,
 		fprintf(stderr, PROG ": --socket needs a path\n");
 		return -1;
 	}
+	if (*level && kf_log_level_parse(*level) < 0) {
+		fprintf(stderr,
+			PROG ": --log-level=%s: use error, warn, info or "
+			     "debug\n",
+			*level);
+		return -1;
+	}
 	return 0;
+}
+
+/* The counters as one JSON line in the log (kill -USR1): Mount
+ * counts, the node cache's counters, cloud calls by operation.  Counts
+ * only, never a path or a value. */
+static void log_stats(struct kf_csi *c)
+{
+	struct kf_buf b;
+	struct kf_cache_stats cs;
+	size_t roles;
+
+	kf_buf_init(&b, 1u << 16);
+	kf_cache_stats(&c->ids.node->fs.cache, &cs);
+	pthread_mutex_lock(&c->ids.lock);
+	roles = c->ids.nroles;
+	pthread_mutex_unlock(&c->ids.lock);
+	if (kf_buf_addf(&b,
+			"{\"mounts\":%llu,\"mount_errors\":%llu,"
+			"\"objects\":%llu,\"changed\":%llu,\"roles\":%zu,"
+			"\"node_cache\":{\"hits\":%llu,\"misses\":%llu,"
+			"\"waits\":%llu,\"stale\":%llu,\"entries\":%llu},"
+			"\"api\":",
+			(unsigned long long)__atomic_load_n(&c->st.mounts,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.mount_errors,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.objects,
+							    __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&c->st.changed,
+							    __ATOMIC_RELAXED),
+			roles, (unsigned long long)cs.hits,
+			(unsigned long long)cs.misses,
+			(unsigned long long)cs.waits,
+			(unsigned long long)cs.stale,
+			(unsigned long long)cs.entries) == 0 &&
+	    kf_stats_json(&b) == 0 && kf_buf_adds(&b, "}") == 0)
+		kf_log(KF_LOG_INFO, "stats: %s", kf_buf_str(&b));
+	kf_buf_release(&b);
+}
+
+/* SIGUSR1 is blocked in every thread; this one waits for it. */
+static void *stats_main(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	for (;;)
+		if (sigwait(&set, &sig) == 0)
+			log_stats(arg);
+	return NULL;
 }
 
 static const struct kf_grpc_method methods[] = {
@@ -164,13 +231,20 @@ static void finish(struct prov *v)
 int main(int argc, char **argv)
 {
 	static struct prov v;
-	const char *sock = DEFAULT_SOCKET, *nslist = "";
+	const char *sock = DEFAULT_SOCKET, *nslist = "", *level = NULL;
 	struct kf_err err = KF_ERR_INIT;
 	struct sigaction sa;
+	sigset_t usr1;
+	pthread_t st;
 	int status = 1;
 
 	kf_setup_harden(PROG);
-	if (own_options(&argc, argv, &sock, &nslist) < 0)
+	/* Before any thread starts: they all inherit the mask. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	kf_log_set_prog(PROG);
+	if (own_options(&argc, argv, &sock, &nslist, &level) < 0)
 		return 2;
 	if (kf_opts_parse_nomount(argc, argv, &v.o) < 0) {
 		fprintf(stderr, PROG ": %s\n(try " PROG " --help)\n",
@@ -187,9 +261,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	kf_log_set_level(v.o.debug ? KF_LOG_DEBUG : KF_LOG_INFO);
-	if (v.o.log_level)
-		kf_log_set_level(
-			(enum kf_log_level)kf_log_level_parse(v.o.log_level));
+	if (v.o.log_level || level)
+		kf_log_set_level((enum kf_log_level)kf_log_level_parse(
+			level ? level : v.o.log_level));
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL); /* a pod gone mid-answer */
@@ -197,6 +271,8 @@ int main(int argc, char **argv)
 		sa.sa_handler = on_signal;
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		if (pthread_create(&st, NULL, stats_main, &v.csi) == 0)
+			pthread_detach(st);
 		kf_log(KF_LOG_INFO, "serving %s (%zu provider%s)", sock,
 		       v.csi.ids.node->np, v.csi.ids.node->np == 1 ? "" : "s");
 		if (kf_grpc_server_run(server, &err) == 0)

@@ -104,9 +104,13 @@ static int check_paths(struct keyfs *k)
 			return STEP_FAIL;
 		}
 	}
+	/* A /dev/fd/N mountpoint names no path: where its caller mounted it
+	 * (and so whether the store lies inside) is the caller's to check. */
 	if (kf_setup_store("keyfs", k->o.store ? k->o.store : k->defstore,
-			   k->o.mountpoint, k->o.read_only, k->store,
-			   sizeof(k->store)) < 0)
+			   kf_mountpoint_fd(k->o.mountpoint) < 0 ?
+				   k->o.mountpoint :
+				   NULL,
+			   k->o.read_only, k->store, sizeof(k->store)) < 0)
 		return STEP_FAIL;
 	return STEP_NEXT;
 }
@@ -164,7 +168,13 @@ static int setup_fs(struct keyfs *k)
 	fs->page_cache = !o->read_only && !o->audit && !o->direct_io &&
 			 o->ttl > 0;
 	fs->exact_sizes = o->exact_sizes;
-	if (!realpath(o->mountpoint, fs->mnt)) {
+	/* /dev/fd/N: the string itself (realpath would say /dev/fuse); the
+	 * events file and on_change then name values /dev/fd/N/PATH. */
+	if (kf_mountpoint_fd(o->mountpoint) >= 0) {
+		if (strlen(o->mountpoint) >= sizeof(fs->mnt))
+			return STEP_FAIL;
+		memcpy(fs->mnt, o->mountpoint, strlen(o->mountpoint) + 1);
+	} else if (!realpath(o->mountpoint, fs->mnt)) {
 		fprintf(stderr, "keyfs: %s: %s\n", o->mountpoint,
 			strerror(errno));
 		return STEP_FAIL;

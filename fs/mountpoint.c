@@ -2,7 +2,8 @@
  * Checks of the mountpoint before mounting.  A live keyfs mount there is
  * refused (a second daemon would share the store and hide the first); a
  * dead FUSE mount (stat answers ENOTCONN) is reported with the command
- * that clears it.  The mount table is /proc/self/mountinfo.
+ * that clears it.  The mount table is /proc/self/mountinfo.  A "/dev/fd/N"
+ * mountpoint is a descriptor, checked with fstat, never a path to stat.
  */
 #include "mountpoint.h"
 
@@ -12,11 +13,58 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define FIELD_MAX PATH_MAX
+
+/* /dev/fuse is the misc device 10:229 on every Linux. */
+#define FUSE_MAJOR 10
+#define FUSE_MINOR 229
+
+int kf_mountpoint_fd(const char *mnt)
+{
+	static const char pre[] = "/dev/fd/";
+	const char *d;
+	long n = 0;
+
+	if (strncmp(mnt, pre, sizeof(pre) - 1) != 0)
+		return -1;
+	d = mnt + sizeof(pre) - 1;
+	if (!*d || strlen(d) > 9)
+		return -1;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		n = n * 10 + (*d - '0');
+	}
+	return (int)n;
+}
+
+/* "/dev/fd/N": N must be open on /dev/fuse (the caller mounted it). */
+static int check_fd(const char *mnt, int fd, char *msg, size_t msglen)
+{
+	struct stat st;
+
+	if (fcntl(fd, F_GETFD) < 0 || fstat(fd, &st) < 0) {
+		(void)snprintf(msg, msglen,
+			       "mountpoint %s: descriptor %d is not open: %s",
+			       mnt, fd, strerror(errno));
+		return -1;
+	}
+	if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != FUSE_MAJOR ||
+	    minor(st.st_rdev) != FUSE_MINOR) {
+		(void)snprintf(msg, msglen,
+			       "mountpoint %s: descriptor %d is not /dev/fuse "
+			       "(open /dev/fuse, mount it, then pass it)",
+			       mnt, fd);
+		return -1;
+	}
+	return 0;
+}
 
 /* Copy one space-separated field at *p into out, decoding mountinfo's
  * \ooo escapes; advances *p past it.  -1 when too long. */
@@ -168,8 +216,10 @@ int kf_mountpoint_check(const char *mnt, const char *mountinfo, char *msg,
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_buf b;
 	char abs[PATH_MAX];
-	int rc;
+	int rc, fd = kf_mountpoint_fd(mnt);
 
+	if (fd >= 0)
+		return check_fd(mnt, fd, msg, msglen);
 	if (absolute(mnt, abs, sizeof(abs)) < 0)
 		abs[0] = '\0'; /* the stat below says why */
 	if (mountinfo)

@@ -1,7 +1,8 @@
 /*
  * The mountpoint before mounting: a directory, not a live keyfs mount
  * (two daemons on one store), not a dead FUSE mount (after kill -9: its
- * stat answers ENOTCONN), which needs clearing first.
+ * stat answers ENOTCONN), which needs clearing first.  "/dev/fd/N" is no
+ * path: it names a /dev/fuse descriptor the caller has already mounted.
  */
 #ifndef KF_MOUNTPOINT_H
 #define KF_MOUNTPOINT_H
@@ -11,10 +12,19 @@
 /*
  * 0 when keyfs may mount on mnt; -1 with a one-line message in msg (no
  * "keyfs: " prefix, no newline) saying why and what to do.  mountinfo is
- * the text of /proc/self/mountinfo (NULL: read it).
+ * the text of /proc/self/mountinfo (NULL: read it).  For "/dev/fd/N" it
+ * checks only that N is an open descriptor of /dev/fuse: where the
+ * caller mounted it is unknown here, and never stat'ed.
  */
 int kf_mountpoint_check(const char *mnt, const char *mountinfo, char *msg,
 			size_t msglen);
+
+/*
+ * N when mnt is exactly "/dev/fd/N" (N decimal digits only, nothing
+ * after), as libfuse's fuse_mount() reads it; -1 for any other string.
+ * Touches nothing: no stat, no descriptor check.
+ */
+int kf_mountpoint_fd(const char *mnt);
 
 /*
  * The type of the topmost mount at the absolute path abs in mountinfo

@@ -4,10 +4,9 @@
  * stalling readers.  Never does network I/O while holding the chain's
  * lock, and never logs a key or token: logs name the source.
  */
-#include "aws/creds.h"
+#include "aws/chain_priv.h"
 #include "aws/config.h"
 #include "core/ini.h"
-#include "aws/sources.h"
 #include "core/buf.h"
 #include "core/log.h"
 
@@ -41,7 +40,7 @@ struct resolve_ctx {
  * settings, label included), 0 when it is not (the chain goes on), -1 on
  * a configuration error (the chain stops there).
  */
-struct source {
+struct kf_aws_source {
 	const char *tried; /* in "no AWS credentials found: tried ..." */
 	int tried_profile; /* ... followed by the profile's name */
 	int (*detect)(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
@@ -49,22 +48,6 @@ struct source {
 	kf_aws_fetch_fn fetch;
 	int absent_if_fails; /* a failed first fetch means "not here"
 				 * (IMDS off EC2 or without a role) */
-};
-
-struct kf_aws_chain {
-	/* Set by kf_aws_chain_new, read-only afterwards. */
-	const struct source *src;
-	struct kf_aws_source_cfg cfg;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;	 /* refresh finished; uses lock */
-	struct kf_aws_creds cur; /* protected by lock */
-	int have;		 /* protected by lock */
-	int invalid;		 /* protected by lock */
-	int refreshing;		 /* protected by lock */
-	unsigned long gen;	 /* protected by lock: refreshes done */
-	struct kf_err last_err;	 /* protected by lock */
-	time_t retry_after;	 /* protected by lock */
 };
 
 /* ---------- detection ---------- */
@@ -270,7 +253,7 @@ static int detect_imds(struct kf_aws_source_cfg *s, struct resolve_ctx *r,
 }
 
 /* The chain, in botocore's order. */
-static const struct source sources[] = {
+static const struct kf_aws_source sources[] = {
 	{ "environment", 0, detect_env, kf_aws_fetch_env, 0 },
 	{ "web identity", 0, detect_web_identity, kf_aws_fetch_web_identity,
 	  0 },
@@ -304,7 +287,7 @@ static int resolve(struct kf_aws_chain *c, const struct kf_aws_chain_cfg *cfg,
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
-		const struct source *src = &sources[i];
+		const struct kf_aws_source *src = &sources[i];
 		int found = src->detect(&c->cfg, &r, err);
 
 		if (found < 0)
@@ -338,6 +321,17 @@ static void fail_from(struct kf_err *err, const char *label,
 
 /* ---------- the chain ---------- */
 
+struct kf_aws_chain *kf_aws_chain_alloc(void)
+{
+	struct kf_aws_chain *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	return c;
+}
+
 int kf_aws_chain_new(const struct kf_aws_chain_cfg *cfg,
 		     struct kf_aws_chain **out, struct kf_err *err)
 {
@@ -349,11 +343,9 @@ int kf_aws_chain_new(const struct kf_aws_chain_cfg *cfg,
 	*out = NULL;
 	memset(&first, 0, sizeof(first));
 	kf_buf_init(&tried, 200);
-	c = calloc(1, sizeof(*c));
+	c = kf_aws_chain_alloc();
 	if (!c)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
 	r = resolve(c, cfg, &tried, err);
 	if (r < 0)
 		goto out;
@@ -427,6 +419,31 @@ static int current_locked(struct kf_aws_chain *c, struct kf_aws_creds *out,
 	}
 }
 
+/* Fresh credentials become the current ones (ownership moves). */
+static void install_locked(struct kf_aws_chain *c, struct kf_aws_creds *fresh,
+			   time_t now)
+{
+	c->gen++;
+	kf_aws_creds_release(&c->cur);
+	c->cur = *fresh;
+	memset(fresh, 0, sizeof(*fresh));
+	c->have = 1;
+	c->invalid = 0;
+	kf_err_clear(&c->last_err);
+	/* Fresh but already short-lived: do not refetch every call. */
+	c->retry_after = remaining_locked(c, now) <= ADVISORY_S ?
+				 now + RETRY_AFTER_S :
+				 0;
+}
+
+void kf_aws_chain_install(struct kf_aws_chain *c, struct kf_aws_creds *fresh)
+{
+	pthread_mutex_lock(&c->lock);
+	install_locked(c, fresh, time(NULL));
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* Take in the result of this caller's refresh (rc, fresh, ferr). */
 static int refreshed_locked(struct kf_aws_chain *c, int rc,
 			    struct kf_aws_creds *fresh,
@@ -436,19 +453,11 @@ static int refreshed_locked(struct kf_aws_chain *c, int rc,
 	time_t now = time(NULL);
 
 	c->refreshing = 0;
-	c->gen++;
 	if (rc == 0) {
-		kf_aws_creds_release(&c->cur);
-		c->cur = *fresh;
-		c->have = 1;
-		c->invalid = 0;
-		kf_err_clear(&c->last_err);
-		/* Fresh but already short-lived: do not refetch every call. */
-		c->retry_after = remaining_locked(c, now) <= ADVISORY_S ?
-					 now + RETRY_AFTER_S :
-					 0;
+		install_locked(c, fresh, now);
 		return kf_aws_creds_copy(out, &c->cur, err);
 	}
+	c->gen++;
 	c->last_err = *ferr;
 	if (remaining_locked(c, now) > MARGIN_S) {
 		kf_log(KF_LOG_WARN,
@@ -472,6 +481,13 @@ int kf_aws_chain_get(struct kf_aws_chain *c, struct kf_aws_creds *out,
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&c->lock);
+	if (c->role && !c->have) {
+		/* No token yet: nothing to refresh with. */
+		rc = kf_fail(err, KF_E_DENIED,
+			     "no web identity token accepted yet for %s",
+			     c->cfg.role_arn);
+		goto unlock;
+	}
 	rc = current_locked(c, out, err);
 	if (rc != 1)
 		goto unlock;
@@ -479,7 +495,9 @@ int kf_aws_chain_get(struct kf_aws_chain *c, struct kf_aws_creds *out,
 	pthread_mutex_unlock(&c->lock);
 
 	memset(&fresh, 0, sizeof(fresh));
-	rc = c->src->fetch(&c->cfg, &fresh, &ferr); /* no lock: network */
+	/* no lock: network */
+	rc = c->role ? kf_aws_role_fetch(c, &fresh, &ferr) :
+		       c->src->fetch(&c->cfg, &fresh, &ferr);
 
 	pthread_mutex_lock(&c->lock);
 	rc = refreshed_locked(c, rc, &fresh, &ferr, out, err);
@@ -509,6 +527,7 @@ void kf_aws_chain_free(struct kf_aws_chain *c)
 	if (!c)
 		return;
 	kf_aws_creds_release(&c->cur);
+	kf_aws_role_free(c->role);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	kf_aws_source_cfg_release(&c->cfg);

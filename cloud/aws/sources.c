@@ -213,8 +213,8 @@ sts_attempt(void *ctx, const struct kf_retry_attempt *at, struct kf_err *err)
 }
 
 /* The AssumeRoleWithWebIdentity form body (it holds the token). */
-static int sts_form(const struct kf_aws_source_cfg *s, const struct kf_buf *tok,
-		    struct kf_buf *body, struct kf_err *err)
+static int sts_form(const struct kf_aws_source_cfg *s, const void *tok,
+		    size_t n, struct kf_buf *body, struct kf_err *err)
 {
 	if (kf_buf_adds(body, "Action=AssumeRoleWithWebIdentity"
 			      "&Version=2011-06-15&RoleArn=") < 0 ||
@@ -223,24 +223,27 @@ static int sts_form(const struct kf_aws_source_cfg *s, const struct kf_buf *tok,
 	    kf_buf_add_pct(body, s->session_name, strlen(s->session_name),
 			   NULL) < 0 ||
 	    kf_buf_adds(body, "&WebIdentityToken=") < 0 ||
-	    kf_buf_add_pct(body, tok->data, tok->len, NULL) < 0)
+	    kf_buf_add_pct(body, tok, n, NULL) < 0)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	return 0;
 }
 
-int kf_aws_fetch_web_identity(const struct kf_aws_source_cfg *s,
-			      struct kf_aws_creds *out, struct kf_err *err)
+int kf_aws_sts_web_identity(const struct kf_aws_source_cfg *s, const void *tok,
+			    size_t n, struct kf_aws_creds *out,
+			    struct kf_err *err)
 {
-	struct kf_buf tok, body;
+	struct kf_buf body;
 	char url[1100];
 	struct sts_call call = { s, url, &body, out };
 	int rc = -1;
 
-	kf_buf_init_sensitive(&tok, TOKEN_MAX + 4096);
+	memset(out, 0, sizeof(*out));
 	kf_buf_init_sensitive(&body, 3 * TOKEN_MAX + 8192);
-	if (read_token_file(s->token_file, &tok, err) < 0)
+	if (n == 0) {
+		kf_fail(err, KF_E_INVALID, "web identity token is empty");
 		goto out;
-	if (tok.len > TOKEN_MAX) {
+	}
+	if (n > TOKEN_MAX) {
 		kf_fail(err, KF_E_INVALID, "web identity token is too long");
 		goto out;
 	}
@@ -249,13 +252,27 @@ int kf_aws_fetch_web_identity(const struct kf_aws_source_cfg *s,
 		kf_fail(err, KF_E_RANGE, "STS URL too long");
 		goto out;
 	}
-	if (sts_form(s, &tok, &body, err) < 0)
+	if (sts_form(s, tok, n, &body, err) < 0)
 		goto out;
 	rc = kf_retry_run(&sts_policy, "aws: STS AssumeRoleWithWebIdentity", 0,
 			  sts_attempt, &call, err);
 out:
-	kf_buf_release(&tok);
 	kf_buf_release(&body);
+	return rc;
+}
+
+int kf_aws_fetch_web_identity(const struct kf_aws_source_cfg *s,
+			      struct kf_aws_creds *out, struct kf_err *err)
+{
+	struct kf_buf tok;
+	int rc = -1;
+
+	kf_buf_init_sensitive(&tok, TOKEN_MAX + 4096);
+	if (read_token_file(s->token_file, &tok, err) < 0)
+		goto out;
+	rc = kf_aws_sts_web_identity(s, tok.data, tok.len, out, err);
+out:
+	kf_buf_release(&tok);
 	return rc;
 }
 

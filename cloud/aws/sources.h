@@ -48,6 +48,17 @@ int kf_aws_fetch_profile(const struct kf_aws_source_cfg *s,
  * 3 attempts on UNAVAILABLE/TIMEOUT. */
 int kf_aws_fetch_web_identity(const struct kf_aws_source_cfg *s,
 			      struct kf_aws_creds *out, struct kf_err *err);
+/*
+ * STS AssumeRoleWithWebIdentity of s->role_arn (s->session_name, at
+ * s->sts_url) with the token (n bytes, in memory; not kept, never in
+ * *err); 3 attempts on UNAVAILABLE/TIMEOUT.  -1 with KF_E_INVALID (empty
+ * or over 20000 bytes), KF_E_DENIED (STS refused: AccessDenied,
+ * InvalidIdentityToken, ExpiredTokenException, IDPRejectedClaim, ...),
+ * KF_E_UNAVAILABLE (network, 5xx, throttling), KF_E_TIMEOUT, KF_E_IO.
+ */
+int kf_aws_sts_web_identity(const struct kf_aws_source_cfg *s, const void *tok,
+			    size_t n, struct kf_aws_creds *out,
+			    struct kf_err *err);
 /* The ECS/EKS container endpoint s->url; 3 attempts on UNAVAILABLE. */
 int kf_aws_fetch_container(const struct kf_aws_source_cfg *s,
 			   struct kf_aws_creds *out, struct kf_err *err);

@@ -65,7 +65,8 @@ static void ssm_free(struct kf_provider *p)
 			kf_aws_ssm_free(s->regions[i].ssm);
 		free(s->regions);
 		kf_ssm_index_free(s->idx);
-		kf_aws_chain_free(s->chain);
+		if (s->own_chain)
+			kf_aws_chain_free(s->chain);
 		free(s->kms_key);
 		free(s);
 	}
@@ -216,15 +217,20 @@ static int regions_setup(struct ssm_priv *s, const struct kf_config *cfg,
 }
 
 /* One Parameter Store client per region, sharing the credential chain. */
-static int clients_setup(struct ssm_priv *s, const char *endpoint,
-			 const char *profile, unsigned timeout_ms,
-			 struct kf_err *err)
+static int clients_setup(struct ssm_priv *s, struct kf_aws_chain *role,
+			 const char *endpoint, const char *profile,
+			 unsigned timeout_ms, struct kf_err *err)
 {
 	struct kf_aws_chain_cfg ccfg = { .profile = profile,
 					 .timeout_ms = timeout_ms };
 
-	if (kf_aws_chain_new(&ccfg, &s->chain, err))
-		return kf_fail_within(err, "ssm: credentials");
+	if (role) {
+		s->chain = role; /* borrowed: the caller frees it */
+	} else {
+		if (kf_aws_chain_new(&ccfg, &s->chain, err))
+			return kf_fail_within(err, "ssm: credentials");
+		s->own_chain = 1;
+	}
 	for (size_t i = 0; i < s->nregions; i++) {
 		struct kf_aws_ssm_cfg c;
 		char url[1024];
@@ -308,9 +314,13 @@ static int ssm_create(const struct kf_config *cfg, struct kf_provider **out,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (clients_setup(s, opt_get(cfg, "ssm_endpoint"), profile, timeout_ms,
-			  err) ||
-	    probe(s, err))
+	if (clients_setup(s, cfg->aws_chain, opt_get(cfg, "ssm_endpoint"),
+			  profile, timeout_ms, err))
+		goto out;
+	/* A role's provider is made per role at a Mount, after STS took the
+	 * pod's token: the probe would cost a call per role and warn for
+	 * every role that may not list; the reads report the endpoint. */
+	if (!cfg->aws_chain && probe(s, err))
 		goto out;
 	*out = p;
 	p = NULL;
@@ -322,6 +332,7 @@ out:
 
 const struct kf_provider_desc kf_ssm_desc = {
 	.name = "ssm",
+	.assumes_role = 1,
 	.opts = ssm_opts,
 	.shares = ssm_shares,
 	.detect = ssm_detect,

@@ -26,7 +26,8 @@ struct ssm_region {
 struct ssm_priv {
 	struct ssm_region *regions;
 	size_t nregions;
-	struct kf_aws_chain *chain;
+	struct kf_aws_chain *chain; /* own_chain: ours, else borrowed */
+	int own_chain;
 	struct kf_ssm_index *idx; /* names known without asking */
 	const char *type;	  /* new parameters' Type (a static string) */
 	char *kms_key;		  /* their KeyId; NULL: the account default */

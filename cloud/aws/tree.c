@@ -71,7 +71,8 @@ static void aws_free(struct kf_provider *p)
 		}
 		free(a->regions);
 		kf_aws_index_free(a->idx);
-		kf_aws_chain_free(a->chain);
+		if (a->own_chain)
+			kf_aws_chain_free(a->chain);
 		pthread_mutex_destroy(&a->field_lock);
 		free(a);
 	}
@@ -223,15 +224,20 @@ static int regions_setup(struct aws_priv *a, const char *profile,
 }
 
 /* One Secrets Manager client per region, sharing the credential chain. */
-static int clients_setup(struct aws_priv *a, const char *endpoint,
-			 const char *profile, unsigned timeout_ms,
-			 struct kf_err *err)
+static int clients_setup(struct aws_priv *a, struct kf_aws_chain *role,
+			 const char *endpoint, const char *profile,
+			 unsigned timeout_ms, struct kf_err *err)
 {
 	struct kf_aws_chain_cfg ccfg = { .profile = profile,
 					 .timeout_ms = timeout_ms };
 
-	if (kf_aws_chain_new(&ccfg, &a->chain, err))
-		return kf_fail_within(err, "aws: credentials");
+	if (role) {
+		a->chain = role; /* borrowed: the caller frees it */
+	} else {
+		if (kf_aws_chain_new(&ccfg, &a->chain, err))
+			return kf_fail_within(err, "aws: credentials");
+		a->own_chain = 1;
+	}
 	for (size_t i = 0; i < a->nregions; i++) {
 		struct kf_aws_sm_cfg scfg;
 		char url[1024];
@@ -281,9 +287,13 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 		kf_fail(err, KF_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (clients_setup(a, opt_get(cfg, "aws_endpoint"), profile, timeout_ms,
-			  err) ||
-	    probe(a, err))
+	if (clients_setup(a, cfg->aws_chain, opt_get(cfg, "aws_endpoint"),
+			  profile, timeout_ms, err))
+		goto out;
+	/* A role's provider is made per role at a Mount, after STS took the
+	 * pod's token: the probe would cost a call per role and warn for
+	 * every role that may not list; the reads report the endpoint. */
+	if (!cfg->aws_chain && probe(a, err))
 		goto out;
 	*out = p;
 	p = NULL;
@@ -295,6 +305,7 @@ out:
 
 const struct kf_provider_desc kf_aws_desc = {
 	.name = "aws",
+	.assumes_role = 1,
 	.opts = aws_opts,
 	.detect = aws_detect,
 	.create = aws_create,

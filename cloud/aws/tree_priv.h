@@ -43,7 +43,8 @@ struct aws_region {
 struct aws_priv {
 	struct aws_region *regions;
 	size_t nregions;
-	struct kf_aws_chain *chain;
+	struct kf_aws_chain *chain; /* own_chain: ours, else borrowed */
+	int own_chain;
 	struct kf_aws_index *idx; /* names known without asking */
 	unsigned recovery_days;
 	int read_only;

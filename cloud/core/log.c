@@ -26,6 +26,14 @@ enum kf_log_level kf_log_get_level(void)
 	return (enum kf_log_level)atomic_load(&level);
 }
 
+/* The program name that starts each line (set once, before threads). */
+static const char *prog = "keyfs";
+
+void kf_log_set_prog(const char *name)
+{
+	prog = name;
+}
+
 void kf_log_use_syslog(void)
 {
 	openlog("keyfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -89,6 +97,7 @@ void kf_log(enum kf_log_level lvl, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(stderr, "keyfs: %s %s: %s\n", when, names[lvl], line);
+		fprintf(stderr, "%s: %s %s: %s\n", prog, when, names[lvl],
+			line);
 	}
 }

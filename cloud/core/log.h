@@ -18,6 +18,9 @@ enum kf_log_level {
 /* Set the threshold (default KF_LOG_INFO) and the sink. */
 void kf_log_set_level(enum kf_log_level lvl);
 enum kf_log_level kf_log_get_level(void);
+/* The name each stderr line starts with (default "keyfs"); call once,
+ * before any thread logs.  name must outlive the process's logging. */
+void kf_log_set_prog(const char *name);
 /* Switch from stderr to syslog (ident "keyfs"); called after daemonizing. */
 void kf_log_use_syslog(void);
 

@@ -19,6 +19,7 @@ MDS = [os.path.join(ROOT, "docs", "architecture.md"),
        os.path.join(ROOT, "docs", "ssm.md"),
        os.path.join(ROOT, "docs", "design.md"),
        os.path.join(ROOT, "docs", "performance.md"),
+       os.path.join(ROOT, "docs", "kubernetes.md"),
        os.path.join(ROOT, "README.md"),
        os.path.join(ROOT, "mount-helpers", "README.md")]
 
@@ -231,3 +232,46 @@ def test_markdown_names_only_what_exists(doc):
                     srcs += open(os.path.join(dirpath, n)).read()
     for ident in set(re.findall(r"`([a-z_][a-z0-9_]*)\(\)`", text)):
         assert re.search(r"\b%s\b" % ident, srcs), ident
+
+
+CSI_MAN = os.path.join(ROOT, "docs", "keyfs-csi-provider.1")
+CSI_BIN = os.path.abspath(os.environ.get("KEYFS_CSI_BIN")
+                          or os.path.join(ROOT, "build", "keyfs-csi-provider"))
+CSI_FLAGS = {"--socket", "--node-identity-namespaces", "-o", "--log-level",
+             "--version", "--help"}
+
+
+def csi_man_flags():
+    src = open(CSI_MAN).read()
+    opts = src.split(".SH OPTIONS", 1)[1].split(".SH", 1)[0]
+    tags = [deroff(p.splitlines()[0]).strip()
+            for p in re.split(r"^\.TP\n", opts, flags=re.M)[1:]]
+    return {FLAG_RE.findall(t)[0] for t in tags if FLAG_RE.findall(t)}
+
+
+def test_csi_man_page_lists_the_providers_options():
+    """keyfs-csi-provider(1) has every option of its contract, and, once
+    the binary is built, exactly the flags its --help lists."""
+    assert csi_man_flags() == CSI_FLAGS
+    text = deroff(open(CSI_MAN).read())
+    assert "/var/run/secrets-store-csi-providers/keyfs.sock" in text
+    if not os.access(CSI_BIN, os.X_OK):
+        pytest.skip("keyfs-csi-provider not built")
+    r = run([CSI_BIN, "--help"])
+    assert r.returncode == 0, r.stderr
+    helped = set(FLAG_RE.findall(r.stdout))
+    assert helped - csi_man_flags() == set(), "missing from the man page"
+    assert csi_man_flags() - helped == set(), "missing from --help"
+    r = run([CSI_BIN, "--version"])
+    th = [l for l in open(CSI_MAN) if l.startswith(".TH")][0]
+    version = re.search(r"\b\d+\.\d+\.\d+\b", r.stdout).group(0)
+    assert '"keyfs %s"' % version in th
+
+
+def test_csi_man_page_renders_without_warnings():
+    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
+    if not shutil.which("groff"):
+        pytest.skip("groff not installed")
+    r = run(["groff", "-man", "-ww", "-Tutf8", CSI_MAN], env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "node-identity-namespaces" in r.stdout

@@ -640,6 +640,11 @@ def test_make_install(tmp_path):
     assert "@BINDIR@" not in htext
     assert "keyfs=${KEYFS_BIN:-/usr/bin/keyfs}" in htext
     assert man.read_bytes() == open(os.path.join(ROOT, "docs", "keyfs.1"), "rb").read()
+    csi = dest / "usr" / "bin" / "keyfs-csi-provider"
+    csi_man = man.parent / "keyfs-csi-provider.1"
+    assert os.access(csi, os.X_OK)
+    assert csi_man.read_bytes() == open(
+        os.path.join(ROOT, "docs", "keyfs-csi-provider.1"), "rb").read()
     utext = unit.read_text()
     assert "@BINDIR@" not in utext
     assert "ExecStart=/usr/bin/keyfs -f keyfs %f -o ${KEYFS_OPTIONS}" in utext
