@@ -881,6 +881,35 @@ def test_rotation(world):
             assert files(r3) == files(r2) and versions(r3) == versions(r2)
     finally:
         assert p.stop() == 0, p.log()[-2000:]
+    # The log notes how many objects changed version.
+    assert "1 of a new version" in p.log()
+    assert "0 of a new version" in p.log()
+    assert new not in p.log()
+
+
+def test_audit_lines(world):
+    log = os.path.join(world.tmp, "audit.log")
+    p = Provider(world, "audit", {"audit": log}).start()
+    try:
+        ok = [{"path": aws("app/db")}, {"path": "local/ring/key/lval"}]
+        with p.client() as c:
+            assert c.mount(attrs(ok, pod="pod-audit")).error.code == ""
+            bad = [{"path": aws("app/db")},
+                   {"path": aws("no/such"), "fileName": "n"}]
+            assert_error(c.mount(attrs(bad, pod="pod-audit")), "NotFound")
+    finally:
+        assert p.stop() == 0, p.log()[-2000:]
+    with open(log) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 4, lines
+    for line in lines:
+        assert 'namespace="trusted" pod="pod-audit"' in line, line
+    assert "app/db" in lines[0] and "result=ok" in lines[0]
+    assert "local/ring/key/lval" in lines[1] and "result=ok" in lines[1]
+    assert any("no/such" in x and "result=error" in x for x in lines[2:])
+    text = "\n".join(lines)
+    for s in world.canaries:
+        assert s not in text
 
 
 # ---------------------------------------------------------------------------
