@@ -5,6 +5,7 @@
  * Only reads: never creates, changes or deletes a secret.
  */
 #include "aws/tree_priv.h"
+#include "core/log.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -222,6 +223,27 @@ int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
 	return found;
 }
 
+/*
+ * kf_aws_tree_prefix_exists for a name DescribeSecret found: a role that
+ * may read its own secrets but not list (ListSecrets cannot be scoped to
+ * some secrets, so least-privilege policies leave it out) still reads
+ * them; the directory of the same name, if any, stays out of its sight.
+ */
+static int prefix_beside_secret(struct aws_priv *a, size_t ri,
+				const char *name, struct kf_err *err)
+{
+	int rc = kf_aws_tree_prefix_exists(a, ri, name, err);
+
+	if (rc < 0 && err->code == KF_E_DENIED) {
+		kf_log(KF_LOG_DEBUG,
+		       "aws: ListSecrets refused; %s is read as the secret",
+		       name);
+		kf_err_clear(err);
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Whether the index knows a secret named below name/. */
 static int index_prefix(struct aws_priv *a, size_t ri, const char *name)
 {
@@ -315,7 +337,7 @@ static int parent_kind(struct aws_priv *a, size_t ri, const char *parent,
 	}
 	if (*kind != AK_PLAIN)
 		return 0;
-	rc = kf_aws_tree_prefix_exists(a, ri, parent, err);
+	rc = prefix_beside_secret(a, ri, parent, err);
 	if (rc > 0)
 		*kind = AK_PREFIX;
 	return rc < 0 ? -1 : 0;
@@ -336,7 +358,7 @@ static int as_secret(struct aws_priv *a, size_t ri, const char *name,
 	if (rc <= 0)
 		return rc;
 	if (kind != AK_FIELDSEC) {
-		rc = kf_aws_tree_prefix_exists(a, ri, name, err);
+		rc = prefix_beside_secret(a, ri, name, err);
 		if (rc < 0)
 			return -1;
 		if (rc > 0) {
