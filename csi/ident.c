@@ -136,6 +136,7 @@ int kf_csi_idents_init(struct kf_csi_idents *s, const struct kf_opts *o,
 	pthread_cond_init(&s->wake, NULL);
 	s->o = o;
 	kf_setup_config(o, store, &s->cfg);
+	s->cfg.direct_reads = 1; /* Mounts read paths never looked up */
 	if (!node)
 		return kf_fail(err, KF_E_NOMEM, "out of memory");
 	node->state = KF_CSI_READY;

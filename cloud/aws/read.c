@@ -73,15 +73,25 @@ int kf_aws_tree_getattr(struct kf_provider *p, const char *path,
 int kf_aws_tree_read(struct kf_provider *p, const char *path,
 		     struct kf_secret **value, struct kf_err *err)
 {
+	char name[AWS_NAME_MAX + 1];
 	struct aws_priv *a = p->priv;
 	struct aws_res res;
 	const char *rest;
 	size_t ri;
-	int rc;
+	int rc, imm;
 
 	*value = NULL;
 	if (kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
+	if (a->direct_reads && kf_aws_tree_unknown(a, ri, rest, name)) {
+		rc = kf_aws_tree_secret_value(a, ri, name, NULL, value, &imm,
+					      err);
+		/* Being deleted: the name is gone, whatever else it is. */
+		if (rc == 0 || err->code != KF_E_NOTFOUND ||
+		    kf_err_is(err, KF_R_DELETING))
+			return rc;
+		kf_err_clear(err); /* no such secret: resolve the path */
+	}
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {

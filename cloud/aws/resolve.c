@@ -229,8 +229,8 @@ int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
  * some secrets, so least-privilege policies leave it out) still reads
  * them; the directory of the same name, if any, stays out of its sight.
  */
-static int prefix_beside_secret(struct aws_priv *a, size_t ri,
-				const char *name, struct kf_err *err)
+static int prefix_beside_secret(struct aws_priv *a, size_t ri, const char *name,
+				struct kf_err *err)
 {
 	int rc = kf_aws_tree_prefix_exists(a, ri, name, err);
 
@@ -391,6 +391,22 @@ static int names_of(const char *rest, char *name, char *parent,
 	memcpy(ppath, rest, (size_t)(slash - rest));
 	ppath[slash - rest] = '\0';
 	return kf_aws_tree_path_name(ppath, parent);
+}
+
+int kf_aws_tree_unknown(struct aws_priv *a, size_t ri, const char *rest,
+			char *name)
+{
+	char parent[AWS_NAME_MAX + 1];
+	struct aws_res res;
+	const char *field;
+
+	memset(&res, 0, sizeof(res));
+	if (names_of(rest, name, parent, &field) ||
+	    !kf_aws_tree_name_ok(name, 1))
+		return 0;
+	if (from_index(a, ri, name, parent, field, &res) || res.kind != AK_NONE)
+		return 0;
+	return 1;
 }
 
 /*

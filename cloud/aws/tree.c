@@ -279,6 +279,7 @@ static int aws_create(const struct kf_config *cfg, struct kf_provider **out,
 	p->priv = a;
 	a->recovery_days = 30;
 	a->read_only = cfg->read_only;
+	a->direct_reads = cfg->direct_reads;
 	if ((days && parse_days(days, &a->recovery_days, err)) ||
 	    regions_setup(a, profile, opt_get(cfg, "aws_region"), err))
 		goto out;

@@ -48,6 +48,7 @@ struct aws_priv {
 	struct kf_aws_index *idx; /* names known without asking */
 	unsigned recovery_days;
 	int read_only;
+	int direct_reads; /* cfg->direct_reads (see core/config.h) */
 	/*
 	 * Serialises read-modify-write of field secrets in this process.
 	 * Held across network calls on purpose: it is never taken by
@@ -141,6 +142,26 @@ int kf_aws_tree_prefix_exists(struct aws_priv *a, size_t ri, const char *name,
  * prefix) wins over a plain secret of the same name.  -1 only when a
  * call failed.
  */
+/*
+ * Whether the index knows nothing of rest, nor of its parent: a read may
+ * then ask for the secret named as the path says (name, AWS_NAME_MAX + 1
+ * bytes) before resolving the path, one call instead of a lookup's
+ * DescribeSecret and ListSecrets (what a read with no lookup before it,
+ * the Kubernetes provider's, would otherwise cost).  0 or 1; no I/O.
+ */
+int kf_aws_tree_unknown(struct aws_priv *a, size_t ri, const char *rest,
+			char *name);
+
+/*
+ * The value of secret name (the current one, or version: a label or a
+ * VersionId) into a new *value; *immutable says a VersionId answered.
+ * A secret deleted or being deleted is KF_E_NOTFOUND (and leaves the
+ * index).
+ */
+int kf_aws_tree_secret_value(struct aws_priv *a, size_t ri, const char *name,
+			     const char *version, struct kf_secret **value,
+			     int *immutable, struct kf_err *err);
+
 int kf_aws_tree_resolve(struct aws_priv *a, size_t ri, const char *rest,
 			struct aws_res *res, struct kf_err *err);
 

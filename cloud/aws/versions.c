@@ -80,9 +80,9 @@ static int get_at(struct aws_region *r, const char *name, const char *version,
 
 /* The secret's value: current (version NULL, as a read gives it) or at
  * version. */
-static int secret_value(struct aws_priv *a, size_t ri, const char *name,
-			const char *version, struct kf_secret **value,
-			int *immutable, struct kf_err *err)
+int kf_aws_tree_secret_value(struct aws_priv *a, size_t ri, const char *name,
+			     const char *version, struct kf_secret **value,
+			     int *immutable, struct kf_err *err)
 {
 	struct aws_region *r = &a->regions[ri];
 	int rc;
@@ -145,6 +145,7 @@ int kf_aws_tree_read_version(struct kf_provider *p, const char *path,
 			     const char *version, struct kf_secret **value,
 			     int *immutable, struct kf_err *err)
 {
+	char name[AWS_NAME_MAX + 1];
 	struct aws_priv *a = p->priv;
 	struct aws_res res;
 	const char *rest;
@@ -155,19 +156,27 @@ int kf_aws_tree_read_version(struct kf_provider *p, const char *path,
 	*immutable = 0;
 	if (kf_aws_tree_split_value(a, path, &ri, &rest, err))
 		return -1;
+	if (a->direct_reads && kf_aws_tree_unknown(a, ri, rest, name)) {
+		rc = kf_aws_tree_secret_value(a, ri, name, version, value,
+					      immutable, err);
+		if (rc == 0 || err->code != KF_E_NOTFOUND)
+			return rc;
+		kf_err_clear(err); /* no such secret: resolve the path */
+		rc = -1;
+	}
 	if (kf_aws_tree_resolve(a, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case AK_PLAIN:
 	case AK_FIELDSEC:
-		return secret_value(a, ri, res.name, version, value, immutable,
-				    err);
+		return kf_aws_tree_secret_value(a, ri, res.name, version, value,
+						immutable, err);
 	case AK_FIELD:
 		if (res.pending)
 			return kf_fail(err, KF_E_NOTFOUND,
 				       "aws: no such field");
-		if (secret_value(a, ri, res.name, version, value, immutable,
-				 err) == 0)
+		if (kf_aws_tree_secret_value(a, ri, res.name, version, value,
+					     immutable, err) == 0)
 			rc = field_of(value, res.field, err);
 		if (rc) {
 			kf_secret_free(*value);

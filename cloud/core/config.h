@@ -32,6 +32,13 @@ struct kf_config {
 	 * identities).  Borrowed: it outlives the providers.
 	 */
 	struct kf_aws_chain *aws_chain;
+	/*
+	 * Reads come with no lookup before them (the Kubernetes provider
+	 * reads the paths a class names): a provider whose lookup costs
+	 * calls may first ask for the value the path names, and resolve
+	 * the path only when there is none.
+	 */
+	int direct_reads;
 };
 
 /*

@@ -844,6 +844,10 @@ def test_64_concurrent_mounts_one_fetch(world, main, who):
         assert [f.contents for f in r.files] == [want]
     calls = w.moto.calls()
     assert calls.get("GetSecretValue", 0) == 1, calls
+    # One call per cold value: a Mount reads the name it is given,
+    # without a lookup's DescribeSecret and ListSecrets first.
+    assert calls.get("DescribeSecret", 0) == 0, calls
+    assert calls.get("ListSecrets", 0) == 0, calls
     if who == "role":
         assert calls.get("AssumeRoleWithWebIdentity", 0) == 1, calls
     else:

@@ -564,7 +564,7 @@ static void borrowed_by(const struct kf_provider_desc *d, const char *path,
 		{ (char *)"aws_endpoint", (char *)"http://127.0.0.1:9/sm" },
 		{ (char *)"ssm_endpoint", (char *)"http://127.0.0.1:9/ssm" },
 	};
-	struct kf_config cfg = { kt_tmpdir(), 5, 60, 0, kv, 3, NULL };
+	struct kf_config cfg = { kt_tmpdir(), 5, 60, 0, kv, 3, NULL, 0 };
 	struct kf_aws_chain *c = role_chain(NULL);
 	struct kf_provider *p = NULL;
 	struct kf_err err = KF_ERR_INIT;

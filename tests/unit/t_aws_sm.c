@@ -816,7 +816,7 @@ KT_TEST(aws_provider_list_pages_dedupe_dirs)
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
-	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL };
+	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL, 0 };
 	struct kf_provider *p = NULL;
 	struct kf_err err = KF_ERR_INIT;
 	struct names nm;
@@ -913,7 +913,7 @@ KT_TEST(aws_provider_secret_deleted_elsewhere)
 	struct kf_kv kv[] = { { (char *)"aws_region", (char *)"us-west-2" },
 			      { (char *)"aws_endpoint",
 				(char *)"http://127.0.0.1:4566" } };
-	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL };
+	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL, 0 };
 	struct kf_provider *p = NULL;
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_secret *v = NULL;

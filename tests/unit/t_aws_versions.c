@@ -109,7 +109,7 @@ static struct kf_provider *vprovider(const struct vresp *r, size_t n)
 		{ (char *)"aws_region", (char *)"us-west-2" },
 		{ (char *)"aws_endpoint", (char *)"http://127.0.0.1:4566" },
 	};
-	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL };
+	struct kf_config cfg = { "/nonexistent", 5, 60, 0, kv, 2, NULL, 0 };
 	struct kf_err err = KF_ERR_INIT;
 	struct kf_provider *p = NULL;
 

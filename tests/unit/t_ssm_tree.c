@@ -549,7 +549,8 @@ static struct kf_provider *svc_mount(struct svc *s, const char *key,
 			      { (char *)"ssm_endpoint",
 				(char *)"http://127.0.0.1:4583" },
 			      { (char *)key, (char *)value } };
-	struct kf_config cfg = { kt_tmpdir(), 5, 300, 0, kv, key ? 3 : 2, NULL };
+	struct kf_config cfg = { kt_tmpdir(), 5,	   300,	 0,
+				 kv,	      key ? 3 : 2, NULL, 0 };
 	struct kf_provider *p = NULL;
 
 	kf_json_init();
@@ -889,7 +890,9 @@ KT_TEST(ssm_tree_options_fail_the_mount)
 				      { (char *)"ssm_type", (char *)"String" },
 				      { (char *)"ssm_kms_key",
 					(char *)"alias/k" } };
-		struct kf_config cfg = { kt_tmpdir(), 5, 300, 0, kv, 3, NULL };
+		struct kf_config cfg = {
+			kt_tmpdir(), 5, 300, 0, kv, 3, NULL, 0
+		};
 
 		p = NULL;
 		KT_EQ_INT(kf_ssm_desc.create(&cfg, &p, &err), -1);
@@ -906,7 +909,9 @@ KT_TEST(ssm_tree_options_fail_the_mount)
 		struct kf_kv kv[] = { { (char *)"ssm_region", (char *)R },
 				      { (char *)"ssm_endpoint",
 					(char *)"http://127.0.0.1:4583" } };
-		struct kf_config cfg = { kt_tmpdir(), 1, 300, 0, kv, 2, NULL };
+		struct kf_config cfg = {
+			kt_tmpdir(), 1, 300, 0, kv, 2, NULL, 0
+		};
 
 		kf_aws_chain_free(fake_env_chain(NULL));
 		fake_reset(1, &down);
