@@ -135,8 +135,9 @@ $(B)/kfbench: $(B)/tests/bench/kfbench.o $(B)/libkfcloud.a
 # Benchmarks (docs/performance.md): emulators on loopback, medians of
 # repeated runs, ratios against baselines measured in the same run.
 bench: ensure-deps
-	@$(MAKE) --no-print-directory $(B)/keyfs $(B)/kfbench
+	@$(MAKE) --no-print-directory $(B)/keyfs $(B)/keyfs-csi-provider $(B)/kfbench
 	KEYFS_BIN=$(CURDIR)/$(B)/keyfs KFBENCH=$(CURDIR)/$(B)/kfbench \
+		KEYFS_CSI_BIN=$(CURDIR)/$(B)/keyfs-csi-provider \
 		/usr/bin/python3 tests/bench/run_bench.py $(BENCH_ARGS)
 
 MNT ?= $(CURDIR)/mnt

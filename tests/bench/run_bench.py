@@ -221,13 +221,16 @@ def main():
                     help="missing names stat'ed by the n. row")
     ap.add_argument("--parameters", type=int, default=1000,
                     help="parameters listed by the ssm d. rows")
-    ap.add_argument("--only", choices=["missing", "ssm", "gcp"],
+    ap.add_argument("--only", choices=["missing", "ssm", "gcp", "csi"],
                     help="run only these rows (missing: no emulators "
                     "needed; ssm: moto alone, its own table; gcp: the "
-                    "bucket store and Secret Manager, their own table)")
+                    "bucket store and Secret Manager, their own table; "
+                    "csi: keyfs-csi-provider's Mount calls, its own table)")
     args = ap.parse_args()
     env = Env(args)
-    rows, srows, grows = [], [], []
+    rows, srows, grows, crows = [], [], [], []
+    import bench_csi
+    rb = sys.modules[__name__]
     try:
         if args.only == "missing":
             missing_rows(env, args, rows)
@@ -236,13 +239,17 @@ def main():
             ssm_rows(env, args, srows, moto, proxy)
         elif args.only == "gcp":
             gcp_fleet_rows(env, args, grows)
+        elif args.only == "csi":
+            bench_csi.csi_rows(env, args, crows, rb)
         else:
             run(env, args, rows, srows)
             gcp_fleet_rows(env, args, grows)
+            bench_csi.csi_rows(env, args, crows, rb)
     finally:
         env.close()
     tables = [(render(r, args), tag) for r, tag in
-              ((rows, "bench"), (srows, "bench-ssm"), (grows, "bench-gcp"))
+              ((rows, "bench"), (srows, "bench-ssm"), (grows, "bench-gcp"),
+               (crows, "bench-csi"))
               if r]
     print("\n\n".join(t for t, _ in tables))
     if args.write:
