@@ -80,6 +80,7 @@ static int get_file(struct ssm_priv *s, size_t ri, const char *rest,
 int kf_ssm_tree_read(struct kf_provider *p, const char *path,
 		     struct kf_secret **value, struct kf_err *err)
 {
+	char name[KF_SSM_NAME_MAX + 1];
 	struct ssm_priv *s = p->priv;
 	struct ssm_res res;
 	const char *rest;
@@ -87,8 +88,16 @@ int kf_ssm_tree_read(struct kf_provider *p, const char *path,
 	int rc;
 
 	*value = NULL;
-	if (kf_ssm_tree_split_value(s, path, &ri, &rest, err) ||
-	    kf_ssm_tree_resolve(s, ri, rest, &res, err))
+	if (kf_ssm_tree_split_value(s, path, &ri, &rest, err))
+		return -1;
+	if (s->direct_reads && kf_ssm_tree_unknown(s, ri, rest, name)) {
+		rc = kf_aws_ssm_get(s->regions[ri].ssm, name, NULL, value, NULL,
+				    err);
+		if (rc == 0 || err->code != KF_E_NOTFOUND)
+			return rc;
+		kf_err_clear(err); /* no such parameter: resolve the path */
+	}
+	if (kf_ssm_tree_resolve(s, ri, rest, &res, err))
 		return -1;
 	switch (res.kind) {
 	case SK_FILE:

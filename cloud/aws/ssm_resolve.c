@@ -256,6 +256,20 @@ void kf_ssm_tree_res_release(struct ssm_res *res)
 	memset(&res->meta, 0, sizeof(res->meta));
 }
 
+int kf_ssm_tree_unknown(struct ssm_priv *s, size_t ri, const char *rest,
+			char *name)
+{
+	struct kf_aws_ssm_meta m;
+	int known;
+
+	if (kf_ssm_path_name(rest, name) || !maybe_name(name))
+		return 0;
+	memset(&m, 0, sizeof(m));
+	known = kf_ssm_index_lookup(s->idx, ri, rest, &m);
+	kf_aws_ssm_meta_release(&m);
+	return known == KF_SSM_UNKNOWN || known == KF_SSM_NOT_DIR;
+}
+
 int kf_ssm_tree_resolve(struct ssm_priv *s, size_t ri, const char *rest,
 			struct ssm_res *res, struct kf_err *err)
 {

@@ -306,6 +306,7 @@ static int ssm_create(const struct kf_config *cfg, struct kf_provider **out,
 	p->max_value = KF_AWS_SSM_ADVANCED_MAX;
 	p->priv = s;
 	s->read_only = cfg->read_only;
+	s->direct_reads = cfg->direct_reads;
 	if (new_params_setup(s, cfg, err) ||
 	    regions_setup(s, cfg, profile, err))
 		goto out;

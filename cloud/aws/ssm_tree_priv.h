@@ -33,7 +33,8 @@ struct ssm_priv {
 	char *kms_key;		  /* their KeyId; NULL: the account default */
 	const char *tier;	  /* their Tier; NULL: the service default */
 	int read_only;
-	int no_batch; /* atomic: GetParameters was refused */
+	int direct_reads; /* cfg->direct_reads (see core/config.h) */
+	int no_batch;	  /* atomic: GetParameters was refused */
 };
 
 enum ssm_kind {
@@ -104,6 +105,14 @@ int kf_ssm_tree_path_filter_ok(const char *name);
  * the index first, then the service.  A directory wins over a parameter
  * of the same name.  -1 only when a call failed.
  */
+/*
+ * Whether the index knows nothing of what rest is: a read may then ask
+ * for the parameter the path names (name, KF_SSM_NAME_MAX + 1 bytes)
+ * before resolving the path (see kf_config.direct_reads).  No I/O.
+ */
+int kf_ssm_tree_unknown(struct ssm_priv *s, size_t ri, const char *rest,
+			char *name);
+
 int kf_ssm_tree_resolve(struct ssm_priv *s, size_t ri, const char *rest,
 			struct ssm_res *res, struct kf_err *err);
 void kf_ssm_tree_res_release(struct ssm_res *res);

@@ -384,7 +384,7 @@ def world(tmp_path_factory):
         w.moto = Moto(w.tmp)
         c = {n: w.canary() for n in (
             "db", "json1", "json2", "team-a", "team-b", "cold-role",
-            "cold-node", "rot", "param", "other-ns")}
+            "cold-node", "rot", "param", "cold-param", "other-ns")}
         spec = {
             "roles": {"reader": {"sub": sub_of("team-a", "app"),
                                  "statements": [READ_ALL]},
@@ -403,7 +403,8 @@ def world(tmp_path_factory):
                 "rot/x": [c["rot"]],
                 "ns/only": [c["other-ns"]],
             },
-            "params": {"/app/param": c["param"]},
+            "params": {"/app/param": c["param"],
+                       "/cold/param": c["cold-param"]},
         }
         r = run([PYENV_PYTHON, "-c", SETUP, w.moto.url, OIDC, ACCOUNT],
                 input=json.dumps(spec), env=w.moto.pyenv_env())
@@ -852,6 +853,20 @@ def test_64_concurrent_mounts_one_fetch(world, main, who):
         assert calls.get("AssumeRoleWithWebIdentity", 0) == 1, calls
     else:
         assert calls.get("AssumeRoleWithWebIdentity", 0) == 0, calls
+
+
+def test_cold_parameter_is_one_call(world, main):
+    """A Mount reads the parameter it names: one GetParameter, no
+    DescribeParameters lookup before it."""
+    a = attrs([{"path": "ssm/%s/cold/param" % REGION}], ns="trusted")
+    world.moto.reset_calls()
+    with main.client() as c:
+        r = c.mount(a)
+    assert r.error.code == "", r
+    assert [f.contents for f in r.files] == [world.c["cold-param"].encode()]
+    calls = world.moto.calls()
+    assert calls.get("GetParameter", 0) == 1, calls
+    assert calls.get("DescribeParameters", 0) == 0, calls
 
 
 def test_fresh_values_are_not_fetched_again(world, main):
