@@ -238,7 +238,7 @@ CSI_MAN = os.path.join(ROOT, "docs", "keyfs-csi-provider.1")
 CSI_BIN = os.path.abspath(os.environ.get("KEYFS_CSI_BIN")
                           or os.path.join(ROOT, "build", "keyfs-csi-provider"))
 CSI_FLAGS = {"--socket", "--node-identity-namespaces", "-o", "--log-level",
-             "--version", "--help"}
+             "-V", "--version", "-h", "--help"}
 
 
 def csi_man_flags():
@@ -246,7 +246,7 @@ def csi_man_flags():
     opts = src.split(".SH OPTIONS", 1)[1].split(".SH", 1)[0]
     tags = [deroff(p.splitlines()[0]).strip()
             for p in re.split(r"^\.TP\n", opts, flags=re.M)[1:]]
-    return {FLAG_RE.findall(t)[0] for t in tags if FLAG_RE.findall(t)}
+    return {f for t in tags for f in FLAG_RE.findall(t)}
 
 
 def test_csi_man_page_lists_the_providers_options():
