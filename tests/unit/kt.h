@@ -24,6 +24,9 @@ void kt_fail(const char *file, int line, const char *fmt, ...)
 /* A fresh temporary directory for the running test (removed afterwards). */
 const char *kt_tmpdir(void);
 
+/* Unset every environment variable whose name starts with prefix. */
+void kt_unsetenv_prefix(const char *prefix);
+
 #define KT_TEST(tname)                                                     \
 	static void tname(void);                                           \
 	static struct kt_case kt_case_##tname = { #tname, __FILE__, tname, \

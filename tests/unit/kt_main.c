@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static struct kt_case *head, **tail = &head;
@@ -31,6 +32,29 @@ void kt_fail(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	failed_now = 1;
+}
+
+void kt_unsetenv_prefix(const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	char name[256];
+	int again = 1;
+
+	/* Unsetting changes environ: start over after each one. */
+	while (again) {
+		again = 0;
+		for (char **e = environ; *e; e++) {
+			size_t n = strcspn(*e, "=");
+
+			if (!strncmp(*e, prefix, pl) && n < sizeof(name)) {
+				memcpy(name, *e, n);
+				name[n] = '\0';
+				unsetenv(name);
+				again = 1;
+				break;
+			}
+		}
+	}
 }
 
 const char *kt_tmpdir(void)

@@ -28,24 +28,7 @@ extern char **environ;
 /* Remove every AWS_* variable and point HOME at the test's directory. */
 static void clean_env(void)
 {
-	char name[128];
-	int again = 1;
-
-	while (again) {
-		again = 0;
-		for (char **e = environ; *e; e++) {
-			const char *eq = strchr(*e, '=');
-			size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
-
-			if (strncmp(*e, "AWS_", 4) == 0 && n < sizeof(name)) {
-				memcpy(name, *e, n);
-				name[n] = '\0';
-				unsetenv(name);
-				again = 1;
-				break;
-			}
-		}
-	}
+	kt_unsetenv_prefix("AWS_");
 	setenv("HOME", kt_tmpdir(), 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	kf_http_set_transport(NULL);

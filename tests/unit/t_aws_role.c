@@ -169,23 +169,7 @@ static void tclock_sleep(void *ctx, unsigned ms)
 /* No AWS_* variable but the STS endpoint; HOME in the test's dir. */
 static void role_env(void)
 {
-	char name[128];
-	int again = 1;
-
-	while (again) {
-		again = 0;
-		for (char **e = environ; *e; e++) {
-			size_t n = strcspn(*e, "=");
-
-			if (strncmp(*e, "AWS_", 4) == 0 && n < sizeof(name)) {
-				memcpy(name, *e, n);
-				name[n] = '\0';
-				unsetenv(name);
-				again = 1;
-				break;
-			}
-		}
-	}
+	kt_unsetenv_prefix("AWS_");
 	setenv("HOME", kt_tmpdir(), 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/sts", 1);
