@@ -11,6 +11,7 @@
 #include "grpc.h"
 #include "mount.h"
 #include "opts.h"
+#include "probe.h"
 #include "setup.h"
 
 #include <limits.h>
@@ -51,6 +52,9 @@ static void usage(FILE *out)
 		"                   all (default: none: only classes with a "
 		"roleArn\n"
 		"                   read aws/ and ssm/ objects)\n"
+		"  --probe          exit 0 if a provider answers on the "
+		"socket, else 1\n"
+		"                   (a liveness probe; starts nothing)\n"
 		"  --log-level=LEVEL\n"
 		"                   error, warn, info or debug (default: "
 		"info)\n"
@@ -67,7 +71,7 @@ static void usage(FILE *out)
 
 /* Our own options out of argv; the rest (keyfs options) stays. */
 static int own_options(int *argc, char **argv, const char **sock,
-		       const char **nslist, const char **level)
+		       const char **nslist, const char **level, int *probe)
 {
 	int out = 1;
 
@@ -80,6 +84,8 @@ static int own_options(int *argc, char **argv, const char **sock,
 			*nslist = a + 27;
 		else if (!strncmp(a, "--log-level=", 12))
 			*level = a + 12;
+		else if (!strcmp(a, "--probe"))
+			*probe = 1;
 		else if (!strcmp(a, "--socket") ||
 			 !strcmp(a, "--node-identity-namespaces") ||
 			 !strcmp(a, "--log-level")) {
@@ -232,6 +238,7 @@ int main(int argc, char **argv)
 {
 	static struct prov v;
 	const char *sock = DEFAULT_SOCKET, *nslist = "", *level = NULL;
+	int probe = 0;
 	struct kf_err err = KF_ERR_INIT;
 	struct sigaction sa;
 	sigset_t usr1;
@@ -244,8 +251,16 @@ int main(int argc, char **argv)
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	kf_log_set_prog(PROG);
-	if (own_options(&argc, argv, &sock, &nslist, &level) < 0)
+	if (own_options(&argc, argv, &sock, &nslist, &level, &probe) < 0)
 		return 2;
+	if (probe) {
+		char why[256];
+
+		if (kf_csi_probe(sock, 5000, why, sizeof(why)) == 0)
+			return 0;
+		fprintf(stderr, PROG ": %s: %s\n", sock, why);
+		return 1;
+	}
 	if (kf_opts_parse_nomount(argc, argv, &v.o) < 0) {
 		fprintf(stderr, PROG ": %s\n(try " PROG " --help)\n",
 			v.o.errbuf);

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -1047,3 +1048,37 @@ def test_log_never_has_values(world, main):
     assert text, "the provider logged nothing at log_level=debug"
     for s in world.canaries + world.tokens:
         assert s not in text
+
+
+# ---------------------------------------------------------------------------
+# The liveness probe
+
+
+def test_probe_answers_for_a_live_provider_only(main, tmp_path):
+    """--probe exits 0 against a serving provider; 1 with the reason when
+    nothing listens or the listener is no HTTP/2 server."""
+    r = subprocess.run([CSI_BIN, "--probe", "--socket=" + main.sock],
+                       capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (0, "")
+    gone = str(tmp_path / "none.sock")
+    r = subprocess.run([CSI_BIN, "--probe", "--socket=" + gone],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "connect" in r.stderr, r.stderr
+    rude = str(tmp_path / "rude.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(rude)
+    srv.listen(1)
+
+    def hang_up():
+        c, _ = srv.accept()
+        c.close()
+
+    t = threading.Thread(target=hang_up)
+    t.start()
+    try:
+        r = subprocess.run([CSI_BIN, "--probe", "--socket=" + rude],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        t.join(10)
+        srv.close()
+    assert r.returncode == 1 and "no HTTP/2 answer" in r.stderr, r.stderr

@@ -238,7 +238,7 @@ CSI_MAN = os.path.join(ROOT, "docs", "keyfs-csi-provider.1")
 CSI_BIN = os.path.abspath(os.environ.get("KEYFS_CSI_BIN")
                           or os.path.join(ROOT, "build", "keyfs-csi-provider"))
 CSI_FLAGS = {"--socket", "--node-identity-namespaces", "-o", "--log-level",
-             "-V", "--version", "-h", "--help"}
+             "--probe", "-V", "--version", "-h", "--help"}
 
 
 def csi_man_flags():

@@ -113,8 +113,10 @@ def test_daemonset_is_unprivileged():
     if sc.get("runAsUser") == 0:
         # Root must say why (the socket directory), next to the setting.
         assert re.search(r"#.*[Rr]oot only for the socket", text)
-    if "livenessProbe" not in c:
-        assert re.search(r"#\s*No liveness probe", text)
+    # The liveness probe is the provider's own --probe on its socket.
+    probe = c["livenessProbe"]["exec"]["command"]
+    assert probe[0].endswith("/keyfs-csi-provider") and "--probe" in probe
+    assert "--socket=" + SOCKET in probe, probe
 
 
 def test_csidriver_asks_for_tokens_and_republish():
@@ -183,3 +185,78 @@ def test_example_namespace_may_use_the_node_identity():
     (spc,) = by_kind(docs("secretproviderclass-example.yaml"),
                      "SecretProviderClass")
     assert spc["metadata"]["namespace"] in ns
+
+
+# ---------------------------------------------------------------------------
+# The image (no container engine here: its package lists are checked
+# against what the binary links and what the build needs)
+
+
+def dockerfile_stages():
+    """The apt-get install package lists of the Dockerfile's stages."""
+    text = open(os.path.join(K8S, "Dockerfile")).read().replace("\\\n", " ")
+    stages = []
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            stages.append({"from": line.split()[1], "pkgs": set()})
+        m = re.search(r"apt-get install (.*?)(&&|$)", line)
+        if m:
+            stages[-1]["pkgs"] |= {w for w in m.group(1).split()
+                                   if not w.startswith("-")}
+    return stages
+
+
+def dpkg_depends(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}",
+                        pkg], capture_output=True, text=True)
+    names = set()
+    for alt in re.split(r"[,|]", r.stdout):
+        name = alt.strip().split(" ")[0].split(":")[0]
+        if name:
+            names.add(name)
+    return names
+
+
+def closure(pkgs):
+    seen, todo = set(), list(pkgs)
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo.extend(dpkg_depends(p))
+    return seen
+
+
+def test_image_build_stage_has_the_build_dependencies():
+    build, _ = dockerfile_stages()
+    for pkg in ("build-essential", "pkg-config", "libfuse3-dev",
+                "libcurl4-openssl-dev", "libssl-dev", "libjansson-dev",
+                "libnghttp2-dev"):
+        assert pkg in build["pkgs"], pkg
+        assert pkg in open(os.path.join(ROOT, "Makefile")).read(), pkg
+
+
+def test_image_runtime_stage_has_every_linked_library():
+    """Every shared library the built provider links comes from a package
+    the runtime stage installs, or one those depend on."""
+    if not os.access(CSI_BIN, os.X_OK):
+        pytest.skip("keyfs-csi-provider not built")
+    _, run = dockerfile_stages()
+    assert run["from"] == "debian:12-slim"
+    have = closure(run["pkgs"])
+    out = subprocess.run(["ldd", CSI_BIN], capture_output=True, text=True,
+                         check=True).stdout
+    libs = [l.split("=>")[1].split("(")[0].strip() for l in out.splitlines()
+            if "=>" in l and "/" in l.split("=>")[1]]
+    assert libs
+    for lib in libs:
+        owner = None
+        for path in (lib, os.path.realpath(lib),
+                     "/usr" + lib if not lib.startswith("/usr") else lib):
+            r = subprocess.run(["dpkg", "-S", path], capture_output=True,
+                               text=True)
+            if r.returncode == 0:
+                owner = r.stdout.split(":")[0]
+                break
+        assert owner, "no package owns %s" % lib
+        assert owner in have, "%s (%s) is not in the image" % (lib, owner)
