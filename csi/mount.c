@@ -455,8 +455,9 @@ static enum code identities(struct kf_csi *c, struct mreq *r)
 	}
 	if (kf_csi_ident_role(&c->ids, r->role, tok, n, &r->role_id, &err) <
 	    0) {
-		kf_log(KF_LOG_WARN, "mount %s: role %s: %s [%s]", r->who,
-		       r->role, err.msg, kf_code_name(err.code));
+		/* err.msg names the role already ("role ARN: ..."). */
+		kf_log(KF_LOG_WARN, "mount %s: %s [%s]", r->who, err.msg,
+		       kf_code_name(err.code));
 		return err_code(err.code);
 	}
 	return C_OK;
