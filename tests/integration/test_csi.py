@@ -1069,8 +1069,14 @@ def test_probe_answers_for_a_live_provider_only(main, tmp_path):
     srv.bind(rude)
     srv.listen(1)
 
-    def hang_up():
+    def hang_up():  # reads the preface, then hangs up without a frame
         c, _ = srv.accept()
+        got = b""
+        while len(got) < 24 + 9:
+            chunk = c.recv(64)
+            if not chunk:
+                break
+            got += chunk
         c.close()
 
     t = threading.Thread(target=hang_up)
