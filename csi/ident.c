@@ -147,30 +147,32 @@ int kf_csi_idents_init(struct kf_csi_idents *s, const struct kf_opts *o,
 	return ident_cache(node, o, err);
 }
 
+/* The provider name path ("/aws/...") starts with, into name (n bytes);
+ * 0, or -1 when there is none. */
+static int provider_name(const char *path, char *name, size_t n)
+{
+	size_t l;
+
+	path += *path == '/';
+	l = strcspn(path, "/");
+	if (l == 0 || l >= n)
+		return -1;
+	memcpy(name, path, l);
+	name[l] = '\0';
+	return 0;
+}
+
 int kf_csi_provider_state(struct kf_csi_idents *s, const char *path)
 {
 	struct kf_provider *p;
 	const char *rel;
 	char name[64];
-	size_t n;
 
 	if (kf_tree_route(&s->node->fs.tree, path, &p, &rel) == 0 && p)
 		return 0;
-	path += *path == '/';
-	n = strcspn(path, "/");
-	if (n == 0 || n >= sizeof(name))
+	if (provider_name(path, name, sizeof(name)) < 0)
 		return -1;
-	memcpy(name, path, n);
-	name[n] = '\0';
-	for (const char *l = s->role_list; *l;) {
-		size_t k = strcspn(l, ",");
-
-		if (k == n && !strncmp(l, name, n))
-			return 1;
-		l += k;
-		l += *l == ',';
-	}
-	return -1;
+	return kf_setup_listed(s->role_list, name) ? 1 : -1;
 }
 
 struct kf_csi_ident *kf_csi_idents_node(struct kf_csi_idents *s)
@@ -180,16 +182,11 @@ struct kf_csi_ident *kf_csi_idents_node(struct kf_csi_idents *s)
 
 int kf_csi_path_assumes_role(const char *path)
 {
-	char name[64];
-	size_t n;
 	const struct kf_provider_desc *d;
+	char name[64];
 
-	path += *path == '/';
-	n = strcspn(path, "/");
-	if (n == 0 || n >= sizeof(name))
+	if (provider_name(path, name, sizeof(name)) < 0)
 		return 0;
-	memcpy(name, path, n);
-	name[n] = '\0';
 	d = kf_provider_find(name);
 	return d && d->assumes_role;
 }

@@ -133,7 +133,7 @@ void kf_setup_config(const struct kf_opts *o, const char *store,
 }
 
 /* Whether name (n bytes) is in the comma- or colon-separated list. */
-static int listed(const char *list, const char *name)
+int kf_setup_listed(const char *list, const char *name)
 {
 	size_t want = strlen(name);
 
@@ -186,7 +186,7 @@ int kf_setup_check_names(const char *list, struct kf_err *err)
 int kf_setup_wanted(const char *list, const struct kf_provider_desc *d,
 		    const struct kf_config *cfg)
 {
-	return list ? listed(list, d->name) : d->detect(cfg);
+	return list ? kf_setup_listed(list, d->name) : d->detect(cfg);
 }
 
 /* "NAME: why" in *err, with NAME once even when the message has it. */

@@ -52,6 +52,9 @@ int kf_setup_providers(const char *list, const struct kf_config *cfg,
 int kf_setup_wanted(const char *list, const struct kf_provider_desc *d,
 		    const struct kf_config *cfg);
 
+/* Whether name is in list (names separated by ',' or ':'). */
+int kf_setup_listed(const char *list, const char *name);
+
 /* 0 when every name of list is built in, else -1 with *err naming it. */
 int kf_setup_check_names(const char *list, struct kf_err *err);
 
